@@ -1,0 +1,45 @@
+"""Running coroutines from synchronous code, also when the caller already has a running event loop."""
+
+from __future__ import annotations
+
+import asyncio
+import threading
+from collections.abc import Coroutine
+from typing import Any
+
+_local = threading.local()
+
+
+def _thread_runner() -> asyncio.Runner:
+    runner = getattr(_local, "runner", None)
+    if runner is None:
+        # One loop per thread, reused: async nodes that keep loop-bound clients keep working.
+        runner = _local.runner = asyncio.Runner()
+    return runner
+
+
+def run_sync(coro: Coroutine[Any, Any, Any]) -> Any:
+    """Run ``coro`` to completion and return its result, from any synchronous context.
+
+    With no loop running in this thread, the coroutine runs on this thread's own reusable loop.
+    Inside a running loop (a notebook cell, an ``async def`` caller) blocking that loop would
+    deadlock, so the coroutine runs on a fresh thread with its own loop while this thread waits.
+    """
+    try:
+        asyncio.get_running_loop()
+    except RuntimeError:
+        return _thread_runner().run(coro)
+    box: dict[str, Any] = {}
+
+    def target() -> None:
+        try:
+            box["value"] = asyncio.run(coro)
+        except BaseException as exc:  # noqa: BLE001 - handed back to the waiting thread
+            box["error"] = exc
+
+    thread = threading.Thread(target=target, name="hypernodes-async-bridge", daemon=True)
+    thread.start()
+    thread.join()
+    if "error" in box:
+        raise box["error"]
+    return box["value"]

@@ -1,0 +1,6 @@
+"""Engines that execute pipelines."""
+
+from .base import Engine
+from .hypernodes import HypernodesEngine
+
+__all__ = ["Engine", "HypernodesEngine"]

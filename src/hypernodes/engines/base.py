@@ -1,0 +1,27 @@
+"""The contract every engine meets: run one item of a plan, and map a plan over many items."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from typing import Any, Protocol, runtime_checkable
+
+from ..context import RunContext
+from ..plan import Plan
+
+
+@runtime_checkable
+class Engine(Protocol):
+    """Decides *how* the steps of a :class:`~hypernodes.plan.Plan` and the items of a map run.
+
+    An engine never validates or prunes: the pipeline hands it a compiled plan and seeded value
+    dicts.  ``run`` returns the plan's outputs for one item; ``map`` returns them for every item,
+    in input order.  Engines are context managers; ``shutdown`` releases what they started.
+    """
+
+    def run(self, plan: Plan, values: dict[str, Any], ctx: RunContext) -> dict[str, Any]: ...
+
+    def map(
+        self, plan: Plan, items: Iterable[dict[str, Any]], count: int, ctx: RunContext
+    ) -> list[dict[str, Any]]: ...
+
+    def shutdown(self, wait: bool = True) -> None: ...

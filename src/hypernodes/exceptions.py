@@ -1,0 +1,75 @@
+"""Errors raised by HyperNodes itself.
+
+Every library error derives from :class:`HyperNodesError` and its message says what to do next.
+Errors raised by a user's node keep their own type; they only gain a note naming where they happened.
+"""
+
+from __future__ import annotations
+
+
+class HyperNodesError(Exception):
+    """Base class of every error HyperNodes raises on its own behalf."""
+
+
+class InvalidNodeError(HyperNodesError, TypeError):
+    """Something that is not a node (or a pipeline) was given where a node is expected."""
+
+
+class DuplicateOutputError(HyperNodesError, ValueError):
+    """Two nodes of one pipeline produce the same output name."""
+
+
+class CycleError(HyperNodesError, ValueError):
+    """The nodes depend on each other in a cycle, so no order can run them."""
+
+    def __init__(self, message: str, cycle: list[str] | None = None) -> None:
+        super().__init__(message)
+        self.cycle = cycle or []
+
+
+class DependencyError(HyperNodesError, ValueError):
+    """A value a node needs cannot be obtained from the inputs or other nodes."""
+
+
+class MissingInputError(DependencyError):
+    """Inputs the requested outputs need were not given."""
+
+    def __init__(self, message: str, missing: dict[str, list[str]] | None = None) -> None:
+        super().__init__(message)
+        #: input name -> names of the nodes that need it
+        self.missing = missing or {}
+
+
+class UnknownOutputError(HyperNodesError, ValueError):
+    """An output name was requested that no node of the pipeline produces."""
+
+
+class MapError(HyperNodesError, ValueError):
+    """``Pipeline.map`` was called with inputs it cannot map over."""
+
+
+class MappingError(HyperNodesError, ValueError):
+    """``as_node`` mappings name inputs or outputs the inner pipeline does not have."""
+
+
+class OutputShapeError(HyperNodesError, ValueError):
+    """A node declared several outputs but returned something of another length."""
+
+
+class ExecutorError(HyperNodesError, ValueError):
+    """An engine was configured with an executor it cannot use."""
+
+
+__all__ = [
+    "CycleError",
+    "DependencyError",
+    "DuplicateOutputError",
+    "ExecutorError",
+    "HyperNodesError",
+    "InvalidNodeError",
+    "MapError",
+    "MappingError",
+    "MissingInputError",
+    "OutputShapeError",
+    "UnknownOutputError",
+]

@@ -1,0 +1,182 @@
+"""Nodes: plain Python functions that a pipeline wires together by parameter name.
+
+A :class:`Node` wraps one function.  Its parameters name the values it needs and ``output_name``
+names what it returns.  The node stays callable as the original function.
+"""
+
+from __future__ import annotations
+
+import copy
+import inspect
+from collections.abc import Callable, Mapping
+from typing import Any, overload
+
+from .exceptions import InvalidNodeError
+
+_VARIADIC = (inspect.Parameter.VAR_POSITIONAL, inspect.Parameter.VAR_KEYWORD)
+
+
+def _is_async(func: Callable[..., Any]) -> bool:
+    if inspect.iscoroutinefunction(func):
+        return True
+    call = getattr(func, "__call__", None)  # noqa: B004 - callable objects with an async __call__
+    return call is not None and not inspect.isfunction(func) and inspect.iscoroutinefunction(call)
+
+
+def _check_output_name(output_name: Any, where: str) -> tuple[str, ...]:
+    names = (output_name,) if isinstance(output_name, str) else output_name
+    if not isinstance(names, tuple) or not names or not all(isinstance(n, str) and n for n in names):
+        raise InvalidNodeError(
+            f"{where}: output_name must be a non-empty string or a tuple of strings, got {output_name!r}"
+        )
+    if len(set(names)) != len(names):
+        raise InvalidNodeError(f"{where}: output_name {output_name!r} repeats a name")
+    return names
+
+
+class Node:
+    """One function as a pipeline step.
+
+    Attributes that the pipeline reads:
+
+    - ``inputs``: the names of the values the function takes, in parameter order;
+    - ``outputs``: the names of the values it produces (one, or several for a tuple ``output_name``);
+    - ``defaults``: input name -> default value, for parameters that have one (optional inputs);
+    - ``is_async``: whether calling the function returns an awaitable.
+    """
+
+    def __init__(
+        self,
+        func: Callable[..., Any],
+        output_name: str | tuple[str, ...] | None = None,
+        *,
+        cache: bool = True,
+        cache_version: str | int | None = None,
+        name: str | None = None,
+    ) -> None:
+        if isinstance(func, Node):
+            func = func.func
+        if not callable(func):
+            raise InvalidNodeError(f"@node needs a function, got {func!r}")
+        try:
+            signature = inspect.signature(func)
+        except (TypeError, ValueError) as exc:
+            raise InvalidNodeError(f"cannot read the parameters of {func!r}: {exc}") from exc
+        fname = getattr(func, "__name__", type(func).__name__)
+        params: list[str] = []
+        defaults: dict[str, Any] = {}
+        keyword_only: list[str] = []
+        for param in signature.parameters.values():
+            if param.kind in _VARIADIC:
+                raise InvalidNodeError(
+                    f"node {fname!r} takes *{param.name}/**{param.name}; a node's parameters must be "
+                    "named, because the pipeline wires values by parameter name"
+                )
+            params.append(param.name)
+            if param.default is not inspect.Parameter.empty:
+                defaults[param.name] = param.default
+            if param.kind is inspect.Parameter.KEYWORD_ONLY:
+                keyword_only.append(param.name)
+
+        self.func = func
+        self.name: str = name or fname
+        if output_name is None:
+            output_name = fname
+        self.outputs: tuple[str, ...] = _check_output_name(output_name, f"node {self.name!r}")
+        self.output_name: str | tuple[str, ...] = output_name
+        #: the names the pipeline wires, in parameter order (changed by :meth:`with_inputs`)
+        self.inputs: tuple[str, ...] = tuple(params)
+        #: the function's own parameter names, in the same order as ``inputs``
+        self.parameters: tuple[str, ...] = tuple(params)
+        self.defaults: dict[str, Any] = defaults
+        self.keyword_only: frozenset[str] = frozenset(keyword_only)
+        self.is_async: bool = _is_async(func)
+        self.cache = cache
+        self.cache_version = cache_version
+        self.__name__ = fname
+        self.__qualname__ = getattr(func, "__qualname__", fname)
+        self.__module__ = getattr(func, "__module__", None)  # type: ignore[assignment]
+        self.__doc__ = getattr(func, "__doc__", None)
+        self.__wrapped__ = func
+
+    # The node is still the plain function.
+    def __call__(self, *args: Any, **kwargs: Any) -> Any:
+        return self.func(*args, **kwargs)
+
+    def with_inputs(self, **renames: str) -> Node:
+        """Return a copy that reads parameter ``old`` from the value named ``new`` (``old=new``)."""
+        unknown = [k for k in renames if k not in self.inputs]
+        if unknown:
+            raise InvalidNodeError(
+                f"node {self.name!r} has no input(s) {unknown}; its inputs are {list(self.inputs)}"
+            )
+        clone = copy.copy(self)
+        clone.inputs = tuple(renames.get(i, i) for i in self.inputs)
+        clone.defaults = {renames.get(k, k): v for k, v in self.defaults.items()}
+        clone.keyword_only = frozenset(renames.get(k, k) for k in self.keyword_only)
+        if len(set(clone.inputs)) != len(clone.inputs):
+            raise InvalidNodeError(f"node {self.name!r}: renaming {renames} gives two inputs one name")
+        return clone
+
+    def with_output(self, output_name: str | tuple[str, ...]) -> Node:
+        """Return a copy whose result is stored under ``output_name``."""
+        names = _check_output_name(output_name, f"node {self.name!r}")
+        if len(names) != len(self.outputs):
+            raise InvalidNodeError(
+                f"node {self.name!r} returns {len(self.outputs)} output(s); "
+                f"{output_name!r} names {len(names)}"
+            )
+        clone = copy.copy(self)
+        clone.output_name = output_name
+        clone.outputs = names
+        return clone
+
+    def __repr__(self) -> str:
+        outs = self.outputs[0] if len(self.outputs) == 1 else "(" + ", ".join(self.outputs) + ")"
+        return f"{self.name}({', '.join(self.inputs)}) -> {outs}"
+
+
+@overload
+def node(func: Callable[..., Any], /) -> Node: ...
+@overload
+def node(
+    output_name: str | tuple[str, ...] | None = None,
+    /,
+    *,
+    cache: bool = ...,
+    cache_version: str | int | None = ...,
+    name: str | None = ...,
+) -> Callable[[Callable[..., Any]], Node]: ...
+@overload
+def node(
+    *,
+    output_name: str | tuple[str, ...] | None = None,
+    cache: bool = ...,
+    cache_version: str | int | None = ...,
+    name: str | None = ...,
+) -> Callable[[Callable[..., Any]], Node]: ...
+
+
+def node(
+    func: Any = None,
+    /,
+    *,
+    output_name: str | tuple[str, ...] | None = None,
+    cache: bool = True,
+    cache_version: str | int | None = None,
+    name: str | None = None,
+) -> Any:
+    """Turn a function into a :class:`Node`: ``@node``, ``@node(output_name="y")`` or ``@node("y")``.
+
+    ``output_name`` may be a tuple; the function then returns a tuple of that length and each element
+    becomes its own output.  ``cache=False`` keeps the node out of the cache; ``cache_version`` is a
+    salt: change it to force a recompute.
+    """
+    if isinstance(func, (str, tuple)):
+        if output_name is not None:
+            raise InvalidNodeError("give output_name once, positionally or by keyword")
+        output_name, func = func, None
+    options: Mapping[str, Any] = {"cache": cache, "cache_version": cache_version, "name": name}
+    if func is None:
+        return lambda f: Node(f, output_name, **options)
+    return Node(func, output_name, **options)

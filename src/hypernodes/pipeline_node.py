@@ -1,0 +1,150 @@
+"""A pipeline used as a node of another pipeline, with renamed inputs/outputs and an optional map."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from typing import TYPE_CHECKING, Any
+
+from .context import RunContext
+from .exceptions import MappingError
+from .plan import Runner, analyze
+
+if TYPE_CHECKING:
+    from .pipeline import Pipeline
+
+MAP_MODES = ("zip", "product")
+
+
+class PipelineNode:
+    """Adapts a :class:`Pipeline` to the node interface (``inputs``, ``outputs``, ``name``).
+
+    ``input_mapping`` is ``{outer name: inner name}`` and ``output_mapping`` is
+    ``{inner name: outer name}``; unmapped names pass through unchanged.  With ``map_over`` (outer
+    names), the inner pipeline maps over those lists and each output reaches the outer pipeline as
+    one list.  Inputs the inner pipeline has bound stay bound and are not asked of the outer
+    pipeline, unless ``input_mapping`` names them explicitly.
+    """
+
+    def __init__(
+        self,
+        pipeline: Pipeline,
+        input_mapping: Mapping[str, str] | None = None,
+        output_mapping: Mapping[str, str] | None = None,
+        map_over: str | Sequence[str] | None = None,
+        map_mode: str = "zip",
+        name: str | None = None,
+    ) -> None:
+        from .pipeline import Pipeline  # circular at import time
+
+        if not isinstance(pipeline, Pipeline):
+            raise MappingError(f"as_node needs a Pipeline, got {pipeline!r}")
+        self.pipeline = pipeline
+        self.name: str = name or pipeline.name or "pipeline"
+        label = f"as_node {self.name!r}"
+        inner_inputs = pipeline.root_args
+        input_mapping = dict(input_mapping or {})
+        output_mapping = dict(output_mapping or {})
+
+        for outer, inner in input_mapping.items():
+            if inner not in inner_inputs:
+                raise MappingError(
+                    f"{label}: input_mapping maps {outer!r} to {inner!r}, but the inner pipeline has "
+                    f"no input {inner!r}; its inputs are {list(inner_inputs)}"
+                )
+        to_outer = {inner: outer for outer, inner in input_mapping.items()}
+        if len(to_outer) != len(input_mapping):
+            raise MappingError(f"{label}: input_mapping maps two outer names to one inner input")
+        for inner in output_mapping:
+            if inner not in pipeline.output_names:
+                raise MappingError(
+                    f"{label}: output_mapping names {inner!r}, but the inner pipeline has no output "
+                    f"{inner!r}; its outputs are {list(pipeline.output_names)}"
+                )
+        if len(set(output_mapping.values())) != len(output_mapping):
+            raise MappingError(f"{label}: output_mapping gives two outputs one outer name")
+        if map_mode not in MAP_MODES:
+            raise MappingError(f"{label}: map_mode must be 'zip' or 'product', got {map_mode!r}")
+
+        bound = pipeline.bound_inputs
+        #: inner input name -> outer name, for the inputs the outer pipeline supplies
+        self.input_to_outer = {
+            inner: to_outer.get(inner, inner)
+            for inner in inner_inputs
+            if inner not in bound or inner in to_outer
+        }
+        #: inner output name -> outer name
+        self.output_to_outer = {o: output_mapping.get(o, o) for o in pipeline.output_names}
+        self.output_to_inner = {o: i for i, o in self.output_to_outer.items()}
+        self.input_mapping = input_mapping
+        self.output_mapping = output_mapping
+        self.inputs: tuple[str, ...] = tuple(self.input_to_outer.values())
+        self.outputs: tuple[str, ...] = tuple(self.output_to_outer.values())
+
+        names = (map_over,) if isinstance(map_over, str) else tuple(map_over or ())
+        unknown = [n for n in names if n not in self.inputs]
+        if unknown:
+            raise MappingError(
+                f"{label}: map_over names {unknown}, which the node does not take; "
+                f"its inputs are {list(self.inputs)} (map_over uses the outer names)"
+            )
+        self.map_over: tuple[str, ...] = names
+        self.map_mode = map_mode
+        outer_to_inner = {outer: inner for inner, outer in self.input_to_outer.items()}
+        self._inner_map_over = tuple(outer_to_inner[n] for n in names)
+        self._requirements: dict[tuple[str, ...], list[tuple[str, bool]]] = {}
+
+    @property
+    def defaults(self) -> dict[str, Any]:
+        """Outer names of the inputs the inner pipeline can do without (defaults or bound)."""
+        optional = {name for name, has_default in self.requirements(self.outputs) if has_default}
+        return {name: None for name in self.inputs if name in optional}
+
+    def requirements(self, outputs: Sequence[str]) -> list[tuple[str, bool]]:
+        """``(outer input, has_default)`` for what computing the outer ``outputs`` reads."""
+        key = tuple(outputs)
+        found = self._requirements.get(key)
+        if found is None:
+            inner_outputs = [self.output_to_inner[o] for o in outputs]
+            bound = self.pipeline.bound_inputs
+            _, external = analyze(self.pipeline.pgraph, inner_outputs, frozenset(bound))
+            found = []
+            for inner, outer in self.input_to_outer.items():
+                if inner in bound:  # named in input_mapping: the outer may override it
+                    found.append((outer, True))
+                elif inner in external:
+                    found.append((outer, all(has_default for _, has_default in external[inner])))
+            self._requirements[key] = found
+        return found
+
+    def make_runner(self, wiring: list[tuple[str, str]], store: tuple[str, ...]) -> Runner:
+        """A closure running the inner pipeline for one item of the outer one."""
+        pipeline = self.pipeline
+        outer_to_inner = {outer: inner for inner, outer in self.input_to_outer.items()}
+        reads = tuple((outer_to_inner[outer], key) for outer, key in wiring)
+        inner_outputs = tuple(self.output_to_inner[o] for o in store)
+        pairs = tuple(zip(inner_outputs, store))
+        name = self.name
+        map_over, map_mode = self._inner_map_over, self.map_mode
+
+        if map_over:
+
+            def run(values: dict[str, Any], ctx: RunContext) -> None:
+                inputs = {inner: values[key] for inner, key in reads}
+                child = ctx.child(pipeline, name)
+                columns = pipeline._map_columns(inputs, map_over, map_mode, inner_outputs, child)
+                for inner, outer in pairs:
+                    values[outer] = columns[inner]
+
+        else:
+
+            def run(values: dict[str, Any], ctx: RunContext) -> None:
+                inputs = {inner: values[key] for inner, key in reads}
+                result = pipeline._execute(inputs, inner_outputs, ctx.child(pipeline, name))
+                for inner, outer in pairs:
+                    values[outer] = result[inner]
+
+        return run
+
+    def __repr__(self) -> str:
+        mapped = f" map_over={list(self.map_over)}" if self.map_over else ""
+        return f"{self.name}[pipeline]({', '.join(self.inputs)}) -> ({', '.join(self.outputs)}){mapped}"

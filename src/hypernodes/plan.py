@@ -1,0 +1,354 @@
+"""The compiled execution plan: the hot path from ``Pipeline.run``/``map`` to the node call.
+
+A :class:`Plan` is compiled once per pipeline × requested outputs × provided input names.  It holds
+the nodes to run in topological order, each as a small closure that reads its arguments from a dict
+of values and writes its outputs back.  Running one item is a loop over those closures; executors
+only decide how items (or independent steps of one item) are scheduled.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass
+from operator import itemgetter
+from typing import Any
+
+from ._async import run_sync
+from .context import RunContext
+from .exceptions import MissingInputError, OutputShapeError, UnknownOutputError
+from .graph import PipelineGraph
+from .node import Node
+
+Runner = Callable[[dict[str, Any], RunContext], None]
+
+
+@dataclass(frozen=True, slots=True)
+class Step:
+    """One node of a plan: what it reads, what it stores, its generation level and its runner."""
+
+    node: Any
+    name: str
+    arg_keys: tuple[str, ...]
+    store: tuple[str, ...]
+    level: int
+    run: Runner
+
+
+class Plan:
+    """Steps to compute ``output_names`` from the inputs named in ``provided``."""
+
+    __slots__ = ("steps", "runners", "levels", "constants", "output_names", "provided", "extract")
+
+    def __init__(
+        self,
+        steps: Sequence[Step],
+        constants: dict[str, Any],
+        output_names: tuple[str, ...],
+        provided: frozenset[str],
+    ) -> None:
+        self.steps = tuple(steps)
+        self.runners = tuple(step.run for step in self.steps)
+        depth = max((s.level for s in self.steps), default=-1) + 1
+        levels: list[list[Step]] = [[] for _ in range(depth)]
+        for step in self.steps:
+            levels[step.level].append(step)
+        #: steps grouped by generation: the steps of one level never depend on each other
+        self.levels = tuple(tuple(level) for level in levels)
+        #: default values of optional inputs nobody provides, under private keys
+        self.constants = constants
+        self.output_names = output_names
+        self.provided = provided
+        self.extract = _extractor(output_names)
+
+    def seed(self, values: dict[str, Any]) -> dict[str, Any]:
+        """A fresh value dict for one item: the plan's constants plus ``values``."""
+        if not self.constants:
+            return dict(values)
+        seeded = dict(self.constants)
+        seeded.update(values)
+        return seeded
+
+    def run_item(self, values: dict[str, Any], ctx: RunContext) -> dict[str, Any]:
+        """Run every step for one item (``values`` is filled in place) and return the outputs."""
+        try:
+            for run in self.runners:
+                run(values, ctx)
+        except Exception as exc:
+            locate_failure(exc, self.failed_step(values), ctx)
+            raise
+        return self.extract(values)
+
+    def failed_step(self, values: dict[str, Any]) -> Step | None:
+        """The first step whose outputs are missing from ``values``: the one that raised."""
+        for step in self.steps:
+            if step.store[0] not in values:
+                return step
+        return None
+
+    def __repr__(self) -> str:
+        return f"Plan({[s.name for s in self.steps]} -> {list(self.output_names)})"
+
+
+def _extractor(names: tuple[str, ...]) -> Callable[[dict[str, Any]], dict[str, Any]]:
+    if len(names) == 1:
+        (only,) = names
+        return lambda values: {only: values[only]}
+    getter = itemgetter(*names) if names else None
+
+    def extract(values: dict[str, Any]) -> dict[str, Any]:
+        return dict(zip(names, getter(values))) if getter else {}
+
+    return extract
+
+
+# ---------------------------------------------------------------------------------------------
+# Compiling
+
+
+def analyze(
+    pgraph: PipelineGraph, requested: Sequence[str], provided: frozenset[str]
+) -> tuple[dict[Any, list[str]], dict[str, list[tuple[str, bool]]]]:
+    """Walk back from ``requested`` and find what has to run and what must come from outside.
+
+    Returns ``(included, external)``: ``included`` maps each node to run to the outputs of it that
+    are needed; ``external`` maps each input name that nobody provides or produces to the
+    ``(node name, has_default)`` pairs of the nodes that read it.  A provided name that a node
+    would produce overrides that output, so its producer does not run for it.
+    """
+    needed = set(requested)
+    included: dict[Any, list[str]] = {}
+    external: dict[str, list[tuple[str, bool]]] = {}
+    producer = pgraph.producer
+    for item in reversed(pgraph.order):
+        outs = [o for o in item.outputs if o in needed and o not in provided]
+        if not outs:
+            continue
+        included[item] = outs
+        for name, has_default in requirements(item, outs):
+            if name in provided:
+                continue
+            if name in producer:
+                needed.add(name)
+            else:
+                external.setdefault(name, []).append((item.name, has_default))
+    return included, external
+
+
+def requirements(item: Any, outputs: Sequence[str]) -> list[tuple[str, bool]]:
+    """``(input name, has_default)`` for what ``item`` reads to produce ``outputs``."""
+    if isinstance(item, Node):
+        return [(name, name in item.defaults) for name in item.inputs]
+    return item.requirements(outputs)
+
+
+def compile_plan(
+    pgraph: PipelineGraph,
+    outputs: tuple[str, ...] | None,
+    provided: frozenset[str],
+    pipeline_name: str,
+) -> Plan:
+    """Compile the plan that computes ``outputs`` (all outputs when ``None``) from ``provided``."""
+    if outputs is None:
+        requested: tuple[str, ...] = pgraph.output_names
+    else:
+        unknown = [o for o in outputs if o not in pgraph.producer]
+        if unknown:
+            raise UnknownOutputError(
+                f"pipeline {pipeline_name!r} has no output(s) {unknown}; "
+                f"its outputs are {list(pgraph.output_names)}"
+            )
+        requested = outputs
+    included, external = analyze(pgraph, requested, provided)
+    missing = {
+        name: [who for who, has_default in users if not has_default]
+        for name, users in external.items()
+        if not all(has_default for _, has_default in users)
+    }
+    if missing:
+        raise _missing_error(pipeline_name, missing, outputs)
+
+    steps: list[Step] = []
+    constants: dict[str, Any] = {}
+    level_of: dict[str, int] = {}  # output name -> level of the step producing it in this plan
+    for item in pgraph.order:
+        outs = included.get(item)
+        if outs is None:
+            continue
+        wiring: list[tuple[str, str]] = []  # (input name, key in the values dict)
+        level = 0
+        for name, _ in requirements(item, outs):
+            if name in provided or name in level_of:
+                wiring.append((name, name))
+                if name in level_of:
+                    level = max(level, level_of[name] + 1)
+            elif isinstance(item, Node):
+                key = f"\x00default:{len(steps)}:{name}"
+                constants[key] = item.defaults[name]
+                wiring.append((name, key))
+            # a nested pipeline falls back on its own default for an optional input nobody has
+        store = _stored_outputs(item, outs, provided)
+        for out in store:
+            level_of[out] = level
+        if isinstance(item, Node):
+            run = _node_runner(item, wiring, store)
+        else:
+            run = item.make_runner(wiring, store)
+        keys = tuple(key for _, key in wiring)
+        steps.append(Step(item, item.name, keys, store, level, run))
+    return Plan(steps, constants, requested, provided)
+
+
+def _stored_outputs(item: Any, outs: list[str], provided: frozenset[str]) -> tuple[str, ...]:
+    if isinstance(item, Node):
+        # A function computes all its outputs anyway; keep all that nobody provided.
+        return tuple(o for o in item.outputs if o not in provided)
+    return tuple(outs)
+
+
+def _missing_error(
+    pipeline_name: str, missing: dict[str, list[str]], outputs: tuple[str, ...] | None
+) -> MissingInputError:
+    parts = [f"{name!r} (needed by {', '.join(repr(w) for w in who)})" for name, who in missing.items()]
+    target = f" to compute {list(outputs)}" if outputs else ""
+    names = ", ".join(f"{name}=..." for name in missing)
+    return MissingInputError(
+        f"pipeline {pipeline_name!r} is missing input(s){target}: {'; '.join(parts)}. "
+        f"Pass them in inputs={{...}} or bind them with pipeline.bind({names})",
+        missing,
+    )
+
+
+def _node_runner(node: Node, wiring: list[tuple[str, str]], store: tuple[str, ...]) -> Runner:
+    """A closure that calls ``node``'s function with its arguments from the values dict."""
+    func: Callable[..., Any] = node.func
+    if node.is_async:
+        coroutine_function = func
+
+        def func(*args: Any, **kwargs: Any) -> Any:
+            return run_sync(coroutine_function(*args, **kwargs))
+
+    if node.keyword_only:
+        func = _keyword_adapter(func, node, wiring)
+    keys = tuple(key for _, key in wiring)
+    outputs = node.outputs
+    if len(outputs) == 1:
+        out = outputs[0]
+        if len(keys) == 0:
+
+            def run(values: dict[str, Any], ctx: RunContext) -> None:
+                values[out] = func()
+        elif len(keys) == 1:
+            key = keys[0]
+
+            def run(values: dict[str, Any], ctx: RunContext) -> None:
+                values[out] = func(values[key])
+        else:
+            getter = itemgetter(*keys)
+
+            def run(values: dict[str, Any], ctx: RunContext) -> None:
+                values[out] = func(*getter(values))
+
+        return run
+
+    pairs = tuple((i, name) for i, name in enumerate(outputs) if name in store)
+    count = len(outputs)
+    name = node.name
+
+    def run(values: dict[str, Any], ctx: RunContext) -> None:
+        result = func(*[values[k] for k in keys])
+        try:
+            n = len(result)
+        except TypeError:
+            n = -1
+        if n != count:
+            raise OutputShapeError(
+                f"node {name!r} declares {count} outputs {outputs} but returned "
+                f"{type(result).__name__}{'' if n < 0 else f' of length {n}'}; return a tuple of "
+                f"{count} values"
+            )
+        for i, out in pairs:
+            values[out] = result[i]
+
+    return run
+
+
+def _keyword_adapter(
+    func: Callable[..., Any], node: Node, wiring: list[tuple[str, str]]
+) -> Callable[..., Any]:
+    """Call a function with keyword-only parameters from positional arguments in wiring order."""
+    by_input = dict(zip(node.inputs, node.parameters))
+    params = tuple(by_input[name] for name, _ in wiring)
+    keyword = tuple(name in node.keyword_only for name, _ in wiring)
+
+    def call(*args: Any) -> Any:
+        positional = [a for a, kw in zip(args, keyword) if not kw]
+        named = {p: a for p, a, kw in zip(params, args, keyword) if kw}
+        return func(*positional, **named)
+
+    return call
+
+
+# ---------------------------------------------------------------------------------------------
+# Where a node error happened: recorded as the exception unwinds, written as one note at the top.
+
+_WHERE = "__hypernodes_where__"
+
+
+class _Where:
+    __slots__ = ("node", "path", "items", "noted")
+
+    def __init__(self, node: str | None, path: tuple[str, ...]) -> None:
+        self.node = node
+        self.path = path
+        self.items: dict[int, int] = {}
+        self.noted = False
+
+
+def locate_failure(exc: BaseException, step: Step | None, ctx: RunContext) -> None:
+    """Record on ``exc`` the node that raised it and the pipeline path, once (innermost wins)."""
+    if getattr(exc, _WHERE, None) is not None:
+        return
+    where = _Where(step.name if step is not None else None, ctx.path)
+    try:
+        setattr(exc, _WHERE, where)
+    except (AttributeError, TypeError):  # an exception type that takes no attributes
+        exc.add_note(describe(where))
+
+
+def mark_item(exc: BaseException, depth: int, index: int) -> None:
+    """Record that ``exc`` happened in map item ``index`` of the pipeline at ``depth``."""
+    where = getattr(exc, _WHERE, None)
+    if where is not None:
+        where.items.setdefault(depth, index)
+
+
+def add_failure_note(exc: BaseException) -> None:
+    """Write the recorded location as a PEP 678 note (called once, by the public entry point)."""
+    where = getattr(exc, _WHERE, None)
+    if where is not None and not where.noted:
+        where.noted = True
+        exc.add_note(describe(where))
+
+
+def describe(where: _Where) -> str:
+    """``node 'f' of pipeline outer[item 2] > inner[item 0]``: where a node error happened."""
+    parts = [
+        f"{name}[item {where.items[depth]}]" if depth in where.items else name
+        for depth, name in enumerate(where.path)
+    ]
+    node = f"node {where.node!r}" if where.node else "a step"
+    return f"hypernodes: raised by {node} of pipeline {' > '.join(parts)}"
+
+
+def run_items(plan: Plan, items: Iterable[dict[str, Any]], ctx: RunContext) -> list[dict[str, Any]]:
+    """Run ``plan`` over ``items`` one after the other: the sequential map loop."""
+    run = plan.run_item
+    results: list[dict[str, Any]] = []
+    append = results.append
+    try:
+        for values in items:
+            append(run(values, ctx))
+    except Exception as exc:
+        mark_item(exc, ctx.depth, len(results))
+        raise
+    return results
