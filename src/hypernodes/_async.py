@@ -34,7 +34,7 @@ def run_sync(coro: Coroutine[Any, Any, Any]) -> Any:
     def target() -> None:
         try:
             box["value"] = asyncio.run(coro)
-        except BaseException as exc:  # noqa: BLE001 - handed back to the waiting thread
+        except BaseException as exc:
             box["error"] = exc
 
     thread = threading.Thread(target=target, name="hypernodes-async-bridge", daemon=True)

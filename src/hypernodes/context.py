@@ -30,6 +30,8 @@ class RunContext:
             self,
             engine=pipeline.engine if pipeline.engine is not None else self.engine,
             cache=pipeline.cache if pipeline.cache is not None else self.cache,
-            callbacks=tuple(pipeline.callbacks) if pipeline.callbacks is not None else self.callbacks,
+            callbacks=tuple(pipeline.callbacks)
+            if pipeline.callbacks is not None
+            else self.callbacks,
             path=(*self.path, name),
         )

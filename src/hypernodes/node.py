@@ -25,7 +25,11 @@ def _is_async(func: Callable[..., Any]) -> bool:
 
 def _check_output_name(output_name: Any, where: str) -> tuple[str, ...]:
     names = (output_name,) if isinstance(output_name, str) else output_name
-    if not isinstance(names, tuple) or not names or not all(isinstance(n, str) and n for n in names):
+    if (
+        not isinstance(names, tuple)
+        or not names
+        or not all(isinstance(n, str) and n for n in names)
+    ):
         raise InvalidNodeError(
             f"{where}: output_name must be a non-empty string or a tuple of strings, got {output_name!r}"
         )
@@ -115,7 +119,9 @@ class Node:
         clone.defaults = {renames.get(k, k): v for k, v in self.defaults.items()}
         clone.keyword_only = frozenset(renames.get(k, k) for k in self.keyword_only)
         if len(set(clone.inputs)) != len(clone.inputs):
-            raise InvalidNodeError(f"node {self.name!r}: renaming {renames} gives two inputs one name")
+            raise InvalidNodeError(
+                f"node {self.name!r}: renaming {renames} gives two inputs one name"
+            )
         return clone
 
     def with_output(self, output_name: str | tuple[str, ...]) -> Node:

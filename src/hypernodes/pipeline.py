@@ -206,7 +206,9 @@ class Pipeline:
         key = (outputs, provided)
         found = self.pgraph.plans.get(key)
         if found is None:
-            found = self.pgraph.plans[key] = compile_plan(self.pgraph, outputs, provided, self.label)
+            found = self.pgraph.plans[key] = compile_plan(
+                self.pgraph, outputs, provided, self.label
+            )
         return found
 
     def _execute(
@@ -282,7 +284,9 @@ def _outputs_key(output_name: OutputName) -> tuple[str, ...] | None:
         return (output_name,)
     names = tuple(output_name)
     if not all(isinstance(n, str) for n in names):
-        raise HyperNodesError(f"output_name must be a string or a list of strings, got {output_name!r}")
+        raise HyperNodesError(
+            f"output_name must be a string or a list of strings, got {output_name!r}"
+        )
     return names
 
 

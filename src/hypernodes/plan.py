@@ -1,6 +1,6 @@
 """The compiled execution plan: the hot path from ``Pipeline.run``/``map`` to the node call.
 
-A :class:`Plan` is compiled once per pipeline × requested outputs × provided input names.  It holds
+A :class:`Plan` is compiled once per pipeline, requested outputs and provided input names.  It holds
 the nodes to run in topological order, each as a small closure that reads its arguments from a dict
 of values and writes its outputs back.  Running one item is a loop over those closures; executors
 only decide how items (or independent steps of one item) are scheduled.
@@ -208,7 +208,9 @@ def _stored_outputs(item: Any, outs: list[str], provided: frozenset[str]) -> tup
 def _missing_error(
     pipeline_name: str, missing: dict[str, list[str]], outputs: tuple[str, ...] | None
 ) -> MissingInputError:
-    parts = [f"{name!r} (needed by {', '.join(repr(w) for w in who)})" for name, who in missing.items()]
+    parts = [
+        f"{name!r} (needed by {', '.join(repr(w) for w in who)})" for name, who in missing.items()
+    ]
     target = f" to compute {list(outputs)}" if outputs else ""
     names = ", ".join(f"{name}=..." for name in missing)
     return MissingInputError(
