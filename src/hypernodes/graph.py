@@ -32,17 +32,15 @@ class PipelineGraph:
                     )
                 producer[out] = item
 
-        graph = nx.DiGraph()
-        graph.add_nodes_from(nodes)
+        edges: dict[tuple[Any, Any], list[str]] = {}
         for item in nodes:
             for name in item.inputs:
                 src = producer.get(name)
-                if src is None:
-                    continue
-                if graph.has_edge(src, item):
-                    graph[src][item]["names"].append(name)
-                else:
-                    graph.add_edge(src, item, names=[name])
+                if src is not None:
+                    edges.setdefault((src, item), []).append(name)
+        graph = nx.DiGraph()
+        graph.add_nodes_from(nodes)
+        graph.add_edges_from((src, dst, {"names": names}) for (src, dst), names in edges.items())
         try:
             order = [n for generation in nx.topological_generations(graph) for n in generation]
         except nx.NetworkXUnfeasible:

@@ -6,7 +6,6 @@ names what it returns.  The node stays callable as the original function.
 
 from __future__ import annotations
 
-import copy
 import inspect
 from collections.abc import Callable, Mapping
 from typing import Any, overload
@@ -107,6 +106,11 @@ class Node:
     def __call__(self, *args: Any, **kwargs: Any) -> Any:
         return self.func(*args, **kwargs)
 
+    def _clone(self) -> Node:
+        clone = object.__new__(type(self))
+        clone.__dict__.update(self.__dict__)
+        return clone
+
     def with_inputs(self, **renames: str) -> Node:
         """Return a copy that reads parameter ``old`` from the value named ``new`` (``old=new``)."""
         unknown = [k for k in renames if k not in self.inputs]
@@ -114,7 +118,7 @@ class Node:
             raise InvalidNodeError(
                 f"node {self.name!r} has no input(s) {unknown}; its inputs are {list(self.inputs)}"
             )
-        clone = copy.copy(self)
+        clone = self._clone()
         clone.inputs = tuple(renames.get(i, i) for i in self.inputs)
         clone.defaults = {renames.get(k, k): v for k, v in self.defaults.items()}
         clone.keyword_only = frozenset(renames.get(k, k) for k in self.keyword_only)
@@ -132,7 +136,7 @@ class Node:
                 f"node {self.name!r} returns {len(self.outputs)} output(s); "
                 f"{output_name!r} names {len(names)}"
             )
-        clone = copy.copy(self)
+        clone = self._clone()
         clone.output_name = output_name
         clone.outputs = names
         return clone

@@ -9,6 +9,7 @@ from typing import Any, Literal
 
 import networkx as nx
 
+from ._gc import gc_paused
 from .context import RunContext
 from .exceptions import HyperNodesError, InvalidNodeError, MapError
 from .graph import PipelineGraph
@@ -40,7 +41,8 @@ class Pipeline:
             raise InvalidNodeError("Pipeline(nodes=...) takes a list of nodes")
         items = [_as_node(item, i) for i, item in enumerate(nodes)]
         self.name = name
-        self.pgraph = PipelineGraph(items, self.label)
+        with gc_paused():
+            self.pgraph = PipelineGraph(items, self.label)
         self.engine = engine
         self.cache = cache
         self.callbacks: list[Any] | None = list(callbacks) if callbacks is not None else None
@@ -206,9 +208,9 @@ class Pipeline:
         key = (outputs, provided)
         found = self.pgraph.plans.get(key)
         if found is None:
-            found = self.pgraph.plans[key] = compile_plan(
-                self.pgraph, outputs, provided, self.label
-            )
+            with gc_paused():
+                found = compile_plan(self.pgraph, outputs, provided, self.label)
+            self.pgraph.plans[key] = found
         return found
 
     def _execute(

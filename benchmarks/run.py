@@ -1,0 +1,56 @@
+"""Print a table of the DESIGN.md workloads, with bare Python measured beside HyperNodes.
+
+Usage: ``python benchmarks/run.py [--quick] [--only SUBSTRING]``.  Every ``bench_*.py`` module in
+this folder contributes workloads through a ``workloads()`` function that returns
+:class:`common.Workload` objects; this script runs them and prints one table.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import pathlib
+import sys
+
+HERE = pathlib.Path(__file__).resolve().parent
+sys.path.insert(0, str(HERE))
+
+from common import Result, Workload  # noqa: E402
+
+
+def discover() -> list[Workload]:
+    workloads: list[Workload] = []
+    for path in sorted(HERE.glob("bench_*.py")):
+        module = importlib.import_module(path.stem)
+        workloads.extend(module.workloads())
+    return workloads
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--quick", action="store_true", help="fewer repeats (a smoke run)")
+    parser.add_argument("--only", default="", help="run workloads whose name contains this")
+    args = parser.parse_args()
+    rows: list[Result] = []
+    for workload in discover():
+        if args.only and args.only not in workload.name:
+            continue
+        print(f"running: {workload.name} ...", file=sys.stderr, flush=True)
+        rows.append(workload.measure(quick=args.quick))
+    print_table(rows)
+    return 0 if all(r.ok is not False for r in rows) else 1
+
+
+def print_table(rows: list[Result]) -> None:
+    header = ("workload", "hypernodes", "bare python", "metric", "target", "ok")
+    table = [header] + [r.cells() for r in rows]
+    widths = [max(len(row[i]) for row in table) for i in range(len(header))]
+    line = "| " + " | ".join("-" * w for w in widths) + " |"
+    for i, row in enumerate(table):
+        print("| " + " | ".join(cell.ljust(w) for cell, w in zip(row, widths)) + " |")
+        if i == 0:
+            print(line)
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
