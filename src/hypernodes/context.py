@@ -21,6 +21,11 @@ class RunContext:
     path: tuple[str, ...] = ()
 
     @property
+    def instrumented(self) -> bool:
+        """Whether steps need more than a bare call (a cache or callbacks are set)."""
+        return self.cache is not None or bool(self.callbacks)
+
+    @property
     def depth(self) -> int:
         return len(self.path) - 1
 

@@ -71,12 +71,29 @@ class Plan:
     def run_item(self, values: dict[str, Any], ctx: RunContext) -> dict[str, Any]:
         """Run every step for one item (``values`` is filled in place) and return the outputs."""
         try:
-            for run in self.runners:
-                run(values, ctx)
+            if ctx.instrumented:
+                for step in self.steps_for(values, ctx):
+                    self.run_step(step, values, ctx)
+            else:
+                for run in self.runners:
+                    run(values, ctx)
         except Exception as exc:
             locate_failure(exc, self.failed_step(values), ctx)
             raise
         return self.extract(values)
+
+    def steps_for(self, values: dict[str, Any], ctx: RunContext) -> Sequence[Step]:
+        """The steps that still have to run for this item.
+
+        Without a cache that is every step.  This is the hook where a cache loads hits into
+        ``values`` and drops the steps it need not run; executors that schedule steps themselves
+        (by ``levels``) call it first, then :meth:`run_step` for each step returned.
+        """
+        return self.steps
+
+    def run_step(self, step: Step, values: dict[str, Any], ctx: RunContext) -> None:
+        """Run one step with whatever the context asks for around it (cache writes, callbacks)."""
+        step.run(values, ctx)
 
     def failed_step(self, values: dict[str, Any]) -> Step | None:
         """The first step whose outputs are missing from ``values``: the one that raised."""
