@@ -1,0 +1,36 @@
+"""The demo runs and prints the report it promises."""
+
+from __future__ import annotations
+
+import pathlib
+import subprocess
+import sys
+
+ROOT = pathlib.Path(__file__).resolve().parents[1]
+
+
+def test_demo_runs_and_reports_all_tickets():
+    result = subprocess.run(
+        [sys.executable, str(ROOT / "examples" / "demo.py")],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=True,
+    )
+    assert "300 tickets" in result.stdout
+    assert "one ticket: {'sentiment': 3, 'product': 'router'}" in result.stdout
+
+
+def test_demo_pipeline_matches_a_plain_loop():
+    sys.path.insert(0, str(ROOT / "examples"))
+    try:
+        import demo
+    finally:
+        sys.path.pop(0)
+    lines = demo.load_lines(str(demo.DATA))
+    report = demo.build_pipeline().run({"path": str(demo.DATA)}, output_name="report")["report"]
+    products = [demo.find_product(demo.tokenize(line)) for line in lines]
+    assert report["tickets"] == len(lines) == 300
+    assert {p: r["tickets"] for p, r in report["by_product"].items()} == {
+        p: products.count(p) for p in set(products)
+    }
