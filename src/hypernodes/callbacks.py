@@ -1,0 +1,230 @@
+"""Lifecycle hooks: ``PipelineCallback``, the ``CallbackContext`` each hook receives, and the
+dispatcher that delivers events one at a time in the caller's process.
+
+Every hook is called with keyword arguments only, so an override may name just the ones it uses and
+take the rest as ``**kwargs``.  A callback that raises does not break the run: it is disabled for
+the rest of that run and a :class:`CallbackWarning` says which hook failed and why.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+import traceback
+import warnings
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+#: Every hook name, in the order a simple run emits them.
+HOOKS = (
+    "on_pipeline_start",
+    "on_map_start",
+    "on_map_item_start",
+    "on_nested_pipeline_start",
+    "on_node_start",
+    "on_node_end",
+    "on_node_cached",
+    "on_error",
+    "on_nested_pipeline_end",
+    "on_map_item_cached",
+    "on_map_item_end",
+    "on_map_end",
+    "on_pipeline_end",
+)
+
+
+class CallbackWarning(RuntimeWarning):
+    """A callback raised; it was disabled for the rest of the run."""
+
+
+@dataclass(frozen=True, slots=True)
+class CallbackContext:
+    """Where an event happened, and a place for callbacks to keep state across one run.
+
+    ``path`` names the pipelines from the outermost down to the one that emitted the event;
+    ``items`` holds, per level of ``path``, the map item index (``None`` where that level is not a
+    map item).  ``state`` is one dict shared by every event of the same top-level call: key it by
+    your callback (``context.state.setdefault(id(self), {})``).  ``timestamp`` is wall-clock time
+    (``time.time()``) when the event happened, also for events relayed from worker processes.
+    """
+
+    path: tuple[str, ...]
+    items: tuple[int | None, ...]
+    state: dict[str, Any] = field(default_factory=dict, compare=False, repr=False)
+    timestamp: float = 0.0
+
+    @property
+    def depth(self) -> int:
+        """0 for the pipeline the user called, 1 for a pipeline nested in it, and so on."""
+        return len(self.path) - 1
+
+    @property
+    def pipeline(self) -> str:
+        """The name of the pipeline that emitted the event."""
+        return self.path[-1]
+
+    @property
+    def item_index(self) -> int | None:
+        """The map item index at this level, or ``None`` outside a map item."""
+        return self.items[-1] if self.items else None
+
+
+class PipelineCallback:
+    """Base class for callbacks: override the hooks you need; the others do nothing.
+
+    Hooks are called with keyword arguments only.  ``node`` and ``pipeline`` arguments are names
+    (strings); ``duration`` is in seconds.
+    """
+
+    def on_pipeline_start(
+        self, *, pipeline: str, inputs: Mapping[str, Any], context: CallbackContext
+    ) -> None:
+        """A pipeline (top-level or nested) starts one run with ``inputs``."""
+
+    def on_pipeline_end(
+        self,
+        *,
+        pipeline: str,
+        outputs: Mapping[str, Any],
+        duration: float,
+        context: CallbackContext,
+    ) -> None:
+        """A pipeline run finished with ``outputs``."""
+
+    def on_node_start(
+        self, *, node: str, inputs: Mapping[str, Any], context: CallbackContext
+    ) -> None:
+        """A node is about to be called with ``inputs``."""
+
+    def on_node_end(
+        self, *, node: str, outputs: Mapping[str, Any], duration: float, context: CallbackContext
+    ) -> None:
+        """A node returned ``outputs``."""
+
+    def on_node_cached(self, *, node: str, signature: str, context: CallbackContext) -> None:
+        """A node's outputs came from the cache instead of a call."""
+
+    def on_error(self, *, node: str | None, error: BaseException, context: CallbackContext) -> None:
+        """A node raised ``error`` (``node`` is ``None`` if the failure was outside a node)."""
+
+    def on_nested_pipeline_start(
+        self, *, parent: str, pipeline: str, context: CallbackContext
+    ) -> None:
+        """A nested pipeline step of ``parent`` starts (``context`` is the parent's)."""
+
+    def on_nested_pipeline_end(
+        self, *, parent: str, pipeline: str, duration: float, context: CallbackContext
+    ) -> None:
+        """A nested pipeline step of ``parent`` finished."""
+
+    def on_map_start(self, *, pipeline: str, total: int, context: CallbackContext) -> None:
+        """``pipeline`` starts mapping over ``total`` items."""
+
+    def on_map_end(
+        self, *, pipeline: str, total: int, duration: float, context: CallbackContext
+    ) -> None:
+        """A map finished."""
+
+    def on_map_item_start(self, *, index: int, context: CallbackContext) -> None:
+        """Map item ``index`` starts."""
+
+    def on_map_item_end(self, *, index: int, duration: float, context: CallbackContext) -> None:
+        """Map item ``index`` finished (computed, cached, or failed)."""
+
+    def on_map_item_cached(self, *, index: int, context: CallbackContext) -> None:
+        """Every node of map item ``index`` came from the cache."""
+
+
+class Dispatcher:
+    """Delivers events to callbacks one at a time, whatever thread emits them.
+
+    One dispatcher serves one top-level call.  It owns the shared ``state`` dict of the contexts it
+    makes, and disables (with a :class:`CallbackWarning`) a callback that raises.
+    """
+
+    def __init__(self, callbacks: Sequence[Any]) -> None:
+        self.callbacks = list(callbacks)
+        self.state: dict[str, Any] = {}
+        self._lock = threading.RLock()
+        self._broken: set[int] = set()
+
+    def context(
+        self, path: tuple[str, ...], items: tuple[int | None, ...], timestamp: float | None = None
+    ) -> CallbackContext:
+        """A context for an event at ``path``/``items``, stamped now unless ``timestamp`` is given."""
+        return CallbackContext(
+            path, items, self.state, time.time() if timestamp is None else timestamp
+        )
+
+    def emit(self, hook: str, **kwargs: Any) -> None:
+        """Call ``hook`` on every working callback, under the dispatcher's lock."""
+        with self._lock:
+            for callback in self.callbacks:
+                if id(callback) in self._broken:
+                    continue
+                method = getattr(callback, hook, None)
+                if method is None:
+                    continue
+                try:
+                    method(**kwargs)
+                except Exception as exc:
+                    self._broken.add(id(callback))
+                    detail = "".join(traceback.format_exception_only(type(exc), exc)).strip()
+                    warnings.warn(
+                        f"callback {type(callback).__name__}.{hook} raised {detail}; it is disabled "
+                        "for the rest of this run (the run itself goes on)",
+                        CallbackWarning,
+                        stacklevel=2,
+                    )
+
+    def replay(
+        self,
+        events: Iterable[
+            tuple[str, tuple[str, ...], tuple[int | None, ...], float, dict[str, Any]]
+        ],
+    ) -> None:
+        """Deliver events recorded elsewhere (a worker process) with their original times."""
+        for hook, path, items, timestamp, kwargs in events:
+            self.emit(hook, context=self.context(path, items, timestamp), **kwargs)
+
+
+class EventRecorder:
+    """Stands in for a :class:`Dispatcher` where callbacks cannot run (a worker process): it keeps
+    events, with their times, to be relayed to the caller's dispatcher by :meth:`Dispatcher.replay`."""
+
+    def __init__(self) -> None:
+        self.events: list[
+            tuple[str, tuple[str, ...], tuple[int | None, ...], float, dict[str, Any]]
+        ] = []
+        self.state: dict[str, Any] = {}
+        self._lock = threading.Lock()
+
+    def context(
+        self, path: tuple[str, ...], items: tuple[int | None, ...], timestamp: float | None = None
+    ) -> CallbackContext:
+        return CallbackContext(
+            path, items, self.state, time.time() if timestamp is None else timestamp
+        )
+
+    def emit(self, hook: str, *, context: CallbackContext, **kwargs: Any) -> None:
+        with self._lock:
+            self.events.append((hook, context.path, context.items, context.timestamp, kwargs))
+
+    def drain(
+        self,
+    ) -> list[tuple[str, tuple[str, ...], tuple[int | None, ...], float, dict[str, Any]]]:
+        """The events so far, removed from the recorder."""
+        with self._lock:
+            events, self.events = self.events, []
+        return events
+
+
+__all__ = [
+    "HOOKS",
+    "CallbackContext",
+    "CallbackWarning",
+    "Dispatcher",
+    "EventRecorder",
+    "PipelineCallback",
+]

@@ -1,0 +1,20 @@
+"""Seeing what a pipeline does: progress bars and OpenTelemetry tracing, built on callbacks."""
+
+from __future__ import annotations
+
+from typing import Any
+
+__all__ = ["ProgressCallback", "TelemetryCallback"]
+
+
+def __getattr__(name: str) -> Any:
+    # Imported lazily: rich and opentelemetry are optional extras.
+    if name == "ProgressCallback":
+        from .progress import ProgressCallback
+
+        return ProgressCallback
+    if name == "TelemetryCallback":
+        from .tracing import TelemetryCallback
+
+        return TelemetryCallback
+    raise AttributeError(name)
