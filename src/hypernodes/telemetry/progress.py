@@ -91,6 +91,8 @@ class ProgressCallback(PipelineCallback):
                 console=console,
                 transient=False,
                 refresh_per_second=8,
+                redirect_stdout=False,
+                redirect_stderr=False,
             )
             self._progress.start()
         else:
@@ -125,7 +127,7 @@ class ProgressCallback(PipelineCallback):
         return "  " * row.indent + row.label + cached
 
     def _refresh(self, row: _Row) -> None:
-        if self._progress is not None:
+        if self._progress is not None and row.task is not None:
             elapsed = time.perf_counter() - row.start
             rate = f"{row.done / elapsed:,.1f}/s" if elapsed > 0 and row.done else ""
             self._progress.update(
