@@ -116,9 +116,10 @@ class _Source:
         notes = self.notes
         if note:
             last = notes[-1] if notes else ""
-            if " → " in last and note.startswith(last.rsplit(" → ", 1)[1] + " → "):
-                # a chain of renames reads as one: "docs → doc" + "doc → text" = "docs → doc → text"
-                notes = (*notes[:-1], last + note[note.index(" → ") :])
+            target = last.rsplit(" ", 1)[-1]  # the name the last note ends on
+            if last and note.startswith(f"{target} → "):
+                # a chain of renames reads as one: "map docs → doc" + "doc → text" = "map docs → doc → text"
+                notes = (*notes[:-1], last + note[len(target) :])
             else:
                 notes = (*notes, note)
         return _Source(

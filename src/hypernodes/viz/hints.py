@@ -22,8 +22,8 @@ def type_name(hint: Any) -> str:
     """A short, readable name for a type hint: ``int``, ``list[float]``, ``Optional[str]``."""
     if hint is None or hint is type(None):
         return "None"
-    if isinstance(hint, str):
-        return hint
+    if isinstance(hint, str):  # a raw annotation; quotes come from a quoted forward reference
+        return hint.strip("'\"")
     if isinstance(hint, type) and not typing.get_args(hint):
         return hint.__qualname__
     text = repr(hint)
