@@ -67,8 +67,7 @@ def visualize(
     if depth is not None and (isinstance(depth, bool) or not isinstance(depth, int) or depth < 1):
         raise HyperNodesError(f"depth must be an integer >= 1 or None, got {depth!r}")
     gv = import_graphviz()
-    builder = _Builder(gv, resolve_style(style), orient, None if flatten else depth, show_types)
-    builder.flatten = flatten
+    builder = _Builder(gv, resolve_style(style), orient, depth, show_types, flatten)
     digraph = builder.draw(pipeline)
     if filename is not None:
         write(digraph, filename)
@@ -135,14 +134,14 @@ class _Builder:
     """Walks a pipeline (and the nested ones it expands) and emits graphviz nodes and edges."""
 
     def __init__(
-        self, gv: Any, style: Style, orient: str, depth: int | None, show_types: bool
+        self, gv: Any, style: Style, orient: str, depth: int | None, show_types: bool, flatten: bool
     ) -> None:
         self.gv = gv
         self.style = style
         self.orient = orient
-        self.depth = depth
+        self.depth = None if flatten else depth  # flatten opens every level
         self.show_types = show_types
-        self.flatten = False
+        self.flatten = flatten
         self.types = TypeHints()
         self.ids = itertools.count()
         #: edges are added to the root graph at the end: an edge written inside a cluster
