@@ -60,11 +60,17 @@ class ExecutorError(HyperNodesError, ValueError):
     """An engine was configured with an executor it cannot use."""
 
 
+class GraphvizNotFoundError(HyperNodesError, RuntimeError):
+    """Drawing a pipeline needs the ``graphviz`` Python package or the ``dot`` program, and it is
+    missing; the message says how to install it."""
+
+
 __all__ = [
     "CycleError",
     "DependencyError",
     "DuplicateOutputError",
     "ExecutorError",
+    "GraphvizNotFoundError",
     "HyperNodesError",
     "InvalidNodeError",
     "MapError",

@@ -5,7 +5,8 @@ from __future__ import annotations
 import copy
 import itertools
 from collections.abc import Iterable, Iterator, Mapping, Sequence
-from typing import Any, Literal
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Literal
 
 import networkx as nx
 
@@ -16,6 +17,9 @@ from .graph import PipelineGraph
 from .node import Node
 from .pipeline_node import MAP_MODES, PipelineNode
 from .plan import Plan, add_failure_note, compile_plan
+
+if TYPE_CHECKING:
+    from .viz.styles import Style
 
 OutputName = str | Sequence[str] | None
 
@@ -90,6 +94,36 @@ class Pipeline:
         more = f", ... {len(self.pgraph.nodes) - 8} more" if len(self.pgraph.nodes) > 8 else ""
         bound = f", bound={sorted(self._bound)}" if self._bound else ""
         return f"Pipeline(name={self.name!r}, nodes=[{shown}{more}]{bound})"
+
+    def visualize(
+        self,
+        filename: str | Path | None = None,
+        orient: Literal["TB", "LR", "BT", "RL"] = "TB",
+        depth: int | None = 1,
+        show_types: bool = True,
+        flatten: bool = False,
+        style: str | Style | Mapping[str, Any] = "default",
+    ) -> Any:
+        """Draw the pipeline with graphviz and return the ``graphviz.Digraph``.
+
+        ``filename`` also writes the picture, in the format its extension names (``.svg``,
+        ``.png``, ``.pdf``; ``.dot``/``.gv`` write the DOT source).  ``orient`` is the direction
+        of flow.  Nested pipelines are single boxes at ``depth=1`` and are drawn inside a box of
+        their own for ``depth`` levels (``None``: all levels); ``flatten=True`` draws every level
+        without the boxes.  ``show_types`` adds the functions' type hints.  ``style`` is a theme
+        name (``"default"``, ``"dark"``, ``"minimal"``) or a dict of
+        :class:`hypernodes.viz.Style` fields to override.  Needs ``pip install "hypernodes[viz]"``
+        and the graphviz ``dot`` program to render.
+        """
+        from .viz import visualize
+
+        return visualize(self, filename, orient, depth, show_types, flatten, style)
+
+    def _repr_svg_(self) -> str | None:
+        """Jupyter shows the pipeline as a picture (``None``, so the repr, without graphviz)."""
+        from .viz import repr_svg
+
+        return repr_svg(self)
 
     # -- copies ------------------------------------------------------------------------------
 
