@@ -11,7 +11,7 @@ import re
 import time
 from collections import Counter
 
-from hypernodes import Pipeline, node
+from hypernodes import HyperNodesError, Pipeline, node
 
 DATA = pathlib.Path(__file__).parent / "data" / "tickets.txt"
 POSITIVE = frozenset(
@@ -122,6 +122,15 @@ def main() -> None:
         return_format="columns",
     )
     print("\nfirst five tickets:", list(zip(columns["product"], columns["sentiment"], strict=True)))
+
+    # 4. a picture of the pipeline, nested levels opened
+    picture = pathlib.Path(__file__).parent / "output" / "tickets_pipeline.png"
+    picture.parent.mkdir(exist_ok=True)
+    try:
+        corpus.visualize(filename=str(picture), depth=None)
+        print(f"\npipeline picture: {picture}")
+    except HyperNodesError as exc:  # graphviz's `dot` is not installed
+        print(f"\nno pipeline picture: {exc}")
 
 
 if __name__ == "__main__":
