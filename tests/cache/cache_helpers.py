@@ -38,3 +38,12 @@ def subprocess_env(*paths: str, **extra: str) -> dict[str, str]:
     env["PYTHONPATH"] = os.pathsep.join([SRC, *paths, env.get("PYTHONPATH", "")])
     env.update(extra)
     return env
+
+
+def run_pickled_items(payload: bytes) -> bytes:
+    """What a worker process of a parallel map does: run items of a pickled plan, relay writes."""
+    import cloudpickle
+
+    plan, items, ctx = cloudpickle.loads(payload)
+    results = [plan.run_item(values, ctx) for values in items]
+    return cloudpickle.dumps((results, ctx.cache.export_writes()))

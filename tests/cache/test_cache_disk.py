@@ -232,3 +232,41 @@ def test_memory_cache_entries_written_in_a_worker_copy_come_back():
     cache.import_writes(pickle.loads(pickle.dumps(worker.export_writes())))
     assert cache.get_many([b"b" * 18, b"c" * 18]) == {b"b" * 18: {"x": 2}, b"c" * 18: 3}
     assert worker.export_writes() == []
+
+
+SQUARES: list = []
+
+
+@node(output_name="sq")
+def _square(x):
+    SQUARES.append(x)
+    return x * x
+
+
+@pytest.mark.parametrize("kind", ["disk", "memory"])
+def test_items_run_in_a_worker_process_are_hits_in_the_parent(tmp_path: pathlib.Path, kind: str):
+    """The parallel map path: plan, items and context pickled to a process, entries kept."""
+    cloudpickle = pytest.importorskip("cloudpickle")
+    import multiprocessing
+    from concurrent.futures import ProcessPoolExecutor
+
+    from cache_helpers import run_pickled_items
+
+    from hypernodes.cache.item import prepare_map
+    from hypernodes.context import RunContext
+    from hypernodes.engines.hypernodes import default_engine
+
+    cache = DiskCache(tmp_path / "c") if kind == "disk" else MemoryCache()
+    pipeline = Pipeline([_square], cache=cache)
+    plan = pipeline.plan(None, frozenset({"x"}))
+    seeded = prepare_map(plan, plan.seed({}))
+    items = [dict(seeded, x=x) for x in range(6)]
+    ctx = RunContext(default_engine(), cache, (), ("pipeline",))
+    with ProcessPoolExecutor(1, mp_context=multiprocessing.get_context("spawn")) as pool:
+        reply = pool.submit(run_pickled_items, cloudpickle.dumps((plan, items, ctx))).result(60)
+    results, writes = cloudpickle.loads(reply)
+    assert results == [{"sq": x * x} for x in range(6)]
+    cache.import_writes(writes)
+    SQUARES.clear()
+    assert pipeline.map({"x": list(range(8))}, map_over="x") == [{"sq": x * x} for x in range(8)]
+    assert SQUARES == [6, 7]

@@ -266,12 +266,19 @@ def test_unpicklable_output_is_not_cached_but_the_run_succeeds(tmp_path):
         calls.hit("lock")
         return threading.Lock()
 
-    pipeline = Pipeline([make_lock], cache=DiskCache(tmp_path / "c"))
+    @node(output_name="kind")
+    def kind(lock):
+        calls.hit("kind")
+        return type(lock).__name__
+
+    pipeline = Pipeline([make_lock, kind], cache=DiskCache(tmp_path / "c"))
     with pytest.warns(CacheWarning, match="'lock' of node 'make_lock' is not cached"):
         first = pipeline.run({"x": 1})
     second = pipeline.run({"x": 1})
-    assert type(first["lock"]) is type(second["lock"])
-    assert calls["lock"] == 2
+    assert type(first["lock"]) is type(second["lock"]) and second["kind"] == "lock"
+    assert calls == {"lock": 2, "kind": 1}  # downstream of it is still cached
+    assert pipeline.run({"x": 1}, output_name="kind") == {"kind": "lock"}
+    assert calls == {"lock": 2, "kind": 1}
 
 
 def test_memory_cache_keeps_private_copies():

@@ -182,21 +182,42 @@ def _sign_generic(
 
 def run_step(plan: Plan, step: Step, values: dict[str, Any], ctx: RunContext) -> None:
     """Run ``step`` as ``steps_for`` decided: write a miss, sign a pending step, hash outputs."""
+    action = before_step(plan, step, values)
+    if action is _SKIP:
+        return
+    step.run(values, ctx)
+    after_step(step, values, action)
+
+
+_SKIP: Any = object()
+
+
+def before_step(plan: Plan, step: Step, values: dict[str, Any]) -> Any:
+    """What to do around ``step``: ``_SKIP`` (a pending step turned out a hit and is loaded), or
+    an action to hand to :func:`after_step` once the step has run.
+
+    :func:`run_step` is ``before_step``, run, ``after_step``; a scheduler that must await the step
+    itself (an event loop) calls the two halves around its own call.
+    """
     item: ItemState | None = values.get(STATE_KEY)
     if item is None:
-        step.run(values, ctx)
-        return
+        return None
     action = item.todo.get(step.store[0], _UNSIGNED)
-    if type(action) is not list:
-        if action == _PENDING:
-            action = _sign_pending(plan, item, step, values)
-            if action is None:  # a hit: its needed outputs are loaded
-                return
-        if action == _UNSIGNED:
-            step.run(values, ctx)
-            _hash_outputs(item, step, values)
-            return
-    step.run(values, ctx)
+    if action == _PENDING:
+        action = _sign_pending(plan, item, step, values)
+        if action is None:
+            return _SKIP
+    return action
+
+
+def after_step(step: Step, values: dict[str, Any], action: Any) -> None:
+    """Store the outputs of a step that ran (or give an unsigned step's outputs value tokens)."""
+    if action is None:
+        return
+    item: ItemState = values[STATE_KEY]
+    if type(action) is not list:  # _UNSIGNED
+        _hash_outputs(item, step, values)
+        return
     store = item.cache.set
     for name, key in action:
         try:
