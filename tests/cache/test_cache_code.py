@@ -167,3 +167,11 @@ def test_methods_partials_and_callable_objects():
     assert callable_digest(functools.partial(power, p=2)) != callable_digest(
         functools.partial(power, p=3)
     )
+
+
+def test_look_alike_functions_reading_different_mutable_globals_do_not_collide(modules):
+    one = modules.load("conf_one", "CONFIG = {'k': 1}\ndef f(x):\n    return x * CONFIG['k']\n")
+    two = modules.load("conf_two", "CONFIG = {'k': 2}\ndef f(x):\n    return x * CONFIG['k']\n")
+    cache = MemoryCache()
+    assert Pipeline([node(one.f, output_name="y")], cache=cache).run({"x": 3}) == {"y": 3}
+    assert Pipeline([node(two.f, output_name="y")], cache=cache).run({"x": 3}) == {"y": 6}

@@ -86,18 +86,15 @@ def test_nested_map_over_caches_per_inner_item():
 def test_changing_an_inner_node_invalidates_outer_downstream():
     calls = Counter()
     cache = MemoryCache()
-    outer_pipeline(calls, inner_pipeline(calls), cache).run({"x": 1})
+    inner = inner_pipeline(calls)
+    outer_pipeline(calls, inner, cache).run({"x": 1})
 
     @node(output_name="plus")
     def plus_two(doubled):
         calls["plus_two"] += 1
         return doubled + 2
 
-    @node(output_name="doubled")
-    def double(v):
-        calls["double"] += 1
-        return v * 2
-
+    double = inner.nodes[0]
     changed_inner = Pipeline([double, plus_two], name="inner")
     calls.clear()
     result = outer_pipeline(calls, changed_inner, cache).run({"x": 1})

@@ -177,7 +177,9 @@ def _function(func: FunctionType, checks: list[tuple[Any, ...]]) -> bytes:
 def _compute_function(func: FunctionType, checks: list[tuple[Any, ...]]) -> bytes:
     code = func.__code__
     checks.append((_CODE, func, code))
-    parts = [b"F", _code_digest(code, func.__doc__)]
+    # The qualified name keeps apart look-alike functions of two modules that read different
+    # mutable globals (which are not hashed, see _plain_size).
+    parts = [b"F" + qualified_name(func).encode(), _code_digest(code, func.__doc__)]
     names = sorted(_all_names(code))
     namespace = func.__globals__
     for name in names:
