@@ -101,6 +101,13 @@ def test_unhashable_values_raise():
     with pytest.raises(Unhashable):
         value_token(sys)
 
+    class Broken:
+        def __cache_key__(self):
+            raise RuntimeError("no key today")
+
+    with pytest.raises(Unhashable, match="no key today"):
+        value_token([Broken()])
+
 
 def test_numpy_arrays_and_scalars():
     np = pytest.importorskip("numpy")

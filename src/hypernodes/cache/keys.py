@@ -98,7 +98,12 @@ def value_token(obj: Any) -> bytes:
 def value_digest(obj: Any) -> bytes:
     """The 16-byte xxh3-128 digest of ``obj``'s tagged encoding."""
     hasher = _new_hasher()
-    _Encoder(hasher.update).encode(obj)
+    try:
+        _Encoder(hasher.update).encode(obj)
+    except Unhashable:
+        raise
+    except Exception as exc:  # a __cache_key__ or a library hasher that failed, deep nesting
+        raise Unhashable(type(obj).__name__, f" ({type(exc).__name__}: {exc})") from exc
     return hasher.digest()
 
 
