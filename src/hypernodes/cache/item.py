@@ -182,6 +182,13 @@ def _sign_generic(
 
 def run_step(plan: Plan, step: Step, values: dict[str, Any], ctx: RunContext) -> None:
     """Run ``step`` as ``steps_for`` decided: write a miss, sign a pending step, hash outputs."""
+    item: ItemState | None = values.get(STATE_KEY)
+    if item is not None:
+        action = item.todo.get(step.store[0])
+        if type(action) is list:  # the common case, inlined: a signed miss
+            step.run(values, ctx)
+            _write(item, step, values, action)
+            return
     action = before_step(plan, step, values)
     if action is _SKIP:
         return
@@ -218,6 +225,10 @@ def after_step(step: Step, values: dict[str, Any], action: Any) -> None:
     if type(action) is not list:  # _UNSIGNED
         _hash_outputs(item, step, values)
         return
+    _write(item, step, values, action)
+
+
+def _write(item: ItemState, step: Step, values: dict[str, Any], action: list[Any]) -> None:
     store = item.cache.set
     for name, key in action:
         try:
