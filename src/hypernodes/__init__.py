@@ -1,6 +1,7 @@
 """HyperNodes: pipelines of plain Python functions that run once, map over thousands of items, and
 scale across executors without changing the functions."""
 
+from .cache import DiskCache, MemoryCache
 from .engines import HypernodesEngine
 from .exceptions import HyperNodesError
 from .node import Node, node
@@ -9,4 +10,13 @@ from .pipeline_node import PipelineNode
 
 __version__ = "0.1.0"
 
-__all__ = ["HyperNodesError", "HypernodesEngine", "Node", "Pipeline", "PipelineNode", "node"]
+__all__ = [
+    "DiskCache",
+    "HyperNodesError",
+    "HypernodesEngine",
+    "MemoryCache",
+    "Node",
+    "Pipeline",
+    "PipelineNode",
+    "node",
+]

@@ -11,6 +11,7 @@ from typing import TYPE_CHECKING, Any, Literal
 import networkx as nx
 
 from ._gc import gc_paused
+from .cache.item import prepare_map
 from .context import RunContext
 from .exceptions import HyperNodesError, InvalidNodeError, MapError
 from .graph import PipelineGraph
@@ -289,7 +290,10 @@ class Pipeline:
                 count *= len(s)
         base = {**self._bound, **inputs} if self._bound else inputs
         plan = self.plan(outputs, frozenset(base).union(names))
-        items = _items(plan.seed(base), names, seqs, map_mode)
+        seeded = plan.seed(base)
+        if ctx.cache is not None:
+            seeded = prepare_map(plan, seeded)  # per-call cache data shared by all items
+        items = _items(seeded, names, seqs, map_mode)
         return plan, ctx.engine.map(plan, items, count, ctx)
 
     def _map_columns(

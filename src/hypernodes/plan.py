@@ -14,6 +14,7 @@ from operator import itemgetter
 from typing import Any
 
 from ._async import run_sync
+from .cache import item as _cache
 from .context import RunContext
 from .exceptions import MissingInputError, OutputShapeError, UnknownOutputError
 from .graph import PipelineGraph
@@ -37,7 +38,16 @@ class Step:
 class Plan:
     """Steps to compute ``output_names`` from the inputs named in ``provided``."""
 
-    __slots__ = ("steps", "runners", "levels", "constants", "output_names", "provided", "extract")
+    __slots__ = (
+        "steps",
+        "runners",
+        "levels",
+        "constants",
+        "output_names",
+        "provided",
+        "extract",
+        "cache_plan",
+    )
 
     def __init__(
         self,
@@ -59,6 +69,8 @@ class Plan:
         self.output_names = output_names
         self.provided = provided
         self.extract = _extractor(output_names)
+        #: what the cache derives from this plan, on first cached use (hypernodes.cache)
+        self.cache_plan: Any = None
 
     def seed(self, values: dict[str, Any]) -> dict[str, Any]:
         """A fresh value dict for one item: the plan's constants plus ``values``."""
@@ -89,11 +101,21 @@ class Plan:
         ``values`` and drops the steps it need not run; executors that schedule steps themselves
         (by ``levels``) call it first, then :meth:`run_step` for each step returned.
         """
-        return self.steps
+        if ctx.cache is None:
+            return self.steps
+        return _cache.steps_for(self, values, ctx)
 
     def run_step(self, step: Step, values: dict[str, Any], ctx: RunContext) -> None:
         """Run one step with whatever the context asks for around it (cache writes, callbacks)."""
-        step.run(values, ctx)
+        try:
+            if ctx.cache is None:
+                step.run(values, ctx)
+            else:
+                _cache.run_step(self, step, values, ctx)
+        except Exception as exc:
+            # Name this step: with a cache, steps before it may have been skipped, not stored.
+            locate_failure(exc, step, ctx)
+            raise
 
     def failed_step(self, values: dict[str, Any]) -> Step | None:
         """The first step whose outputs are missing from ``values``: the one that raised."""

@@ -1,0 +1,336 @@
+"""Hashing code: the ``code_hash`` part of a signature.
+
+A function is identified by a normalized form of its bytecode (instructions, constants, names;
+no line numbers, no docstring, so comments, blank lines and docstrings do not count), the values
+of its closure cells, and what it references at module level: functions and classes from the
+user's own modules (hashed the same way, recursively), plain-data constants, and attributes of
+user modules it reaches as ``module.name``.  Functions and classes from the standard library and
+installed packages count by qualified name only: upgrading a library does not invalidate.
+
+Digests are memoized per function object together with cheap checks (is ``helper`` still the same
+object in the module namespace, is the closure cell unchanged, is a referenced list still equal),
+so redefining a helper in a notebook or reloading a module invalidates exactly what uses it.
+"""
+
+from __future__ import annotations
+
+import functools
+import os
+import sys
+import sysconfig
+import threading
+import weakref
+from types import BuiltinFunctionType, CodeType, FunctionType, MethodType, ModuleType
+from typing import Any
+
+import xxhash
+
+from .keys import Unhashable, qualified_name, value_token
+
+_digest_of = xxhash.xxh3_128_digest
+_CO_HAS_DOCSTRING = 0x4000000  # Python 3.14+
+
+_MISSING = object()
+_GLOBAL, _CELL, _CODE = range(3)
+
+#: immutable constants referenced at module level are included up to this many atoms
+_PLAIN_LIMIT = 2000
+
+
+class _Entry:
+    __slots__ = ("digest", "checks")
+
+    def __init__(self, digest: bytes, checks: list[tuple[Any, ...]]) -> None:
+        self.digest = digest
+        self.checks = checks
+
+
+_memo: weakref.WeakKeyDictionary[Any, _Entry] = weakref.WeakKeyDictionary()
+_memo_lock = threading.Lock()
+_local = threading.local()
+
+
+def _active() -> set[int]:
+    active = getattr(_local, "active", None)
+    if active is None:
+        active = _local.active = set()
+    return active
+
+
+def _still_valid(checks: list[tuple[Any, ...]]) -> bool:
+    for check in checks:
+        kind = check[0]
+        if kind == _GLOBAL:
+            if check[1].get(check[2], _MISSING) is not check[3]:
+                return False
+        elif kind == _CELL:
+            try:
+                contents = check[1].cell_contents
+            except ValueError:
+                contents = _MISSING
+            if contents is not check[2]:
+                return False
+        elif check[1].__code__ is not check[2]:  # _CODE
+            return False
+    return True
+
+
+# ---------------------------------------------------------------------------------------------
+# Which modules are the user's own
+
+
+_LIBRARY_DIRS: tuple[str, ...] | None = None
+
+
+def _library_dirs() -> tuple[str, ...]:
+    global _LIBRARY_DIRS
+    if _LIBRARY_DIRS is None:
+        paths = sysconfig.get_paths()
+        dirs = {paths.get(k) for k in ("stdlib", "platstdlib", "purelib", "platlib")}
+        _LIBRARY_DIRS = tuple(
+            os.path.join(os.path.realpath(d), "") for d in dirs if d and os.path.isdir(d)
+        )
+    return _LIBRARY_DIRS
+
+
+@functools.lru_cache(maxsize=4096)
+def _is_user_module_name(name: str, file: str | None) -> bool:
+    top = name.partition(".")[0]
+    if top in sys.stdlib_module_names or top in ("hypernodes", "builtins", "_pytest", "pytest"):
+        return False
+    if file is None:
+        return name == "__main__" or top not in sys.builtin_module_names
+    path = os.path.realpath(file)
+    if "site-packages" in path or "dist-packages" in path:
+        return False
+    return not path.startswith(_library_dirs())
+
+
+def is_user_module(module: ModuleType | str | None) -> bool:
+    """Whether ``module`` is the user's own code (not stdlib, not an installed package)."""
+    if module is None:
+        return True
+    if isinstance(module, str):
+        mod = sys.modules.get(module)
+        name = module
+    else:
+        mod, name = module, module.__name__
+    file = getattr(mod, "__file__", None) if mod is not None else None
+    return _is_user_module_name(name, file)
+
+
+# ---------------------------------------------------------------------------------------------
+# Digests
+
+
+def callable_digest(obj: Any) -> bytes:
+    """A 16-byte digest identifying a callable (function, method, partial, class, callable object).
+
+    Raises :class:`~hypernodes.cache.keys.Unhashable` when a bound ``self`` or a partial's
+    arguments cannot be hashed.
+    """
+    return _callable(obj, [])
+
+
+def _callable(obj: Any, checks: list[tuple[Any, ...]]) -> bytes:
+    if isinstance(obj, FunctionType):
+        return _function(obj, checks)
+    if isinstance(obj, type):
+        return _class(obj, checks)
+    if isinstance(obj, MethodType):
+        return _digest_of(b"m" + _callable(obj.__func__, checks) + value_token(obj.__self__))
+    if isinstance(obj, functools.partial):
+        return _digest_of(
+            b"p" + _callable(obj.func, checks) + value_token(obj.args) + value_token(obj.keywords)
+        )
+    if isinstance(obj, BuiltinFunctionType) or not callable(obj):
+        return _digest_of(b"q" + qualified_name(obj).encode())
+    from ..node import Node  # a node used inside another node's code
+
+    if isinstance(obj, Node):
+        return _callable(obj.func, checks)
+    call = getattr(type(obj), "__call__", None)  # noqa: B004 - a callable instance
+    base = _callable(call, checks) if isinstance(call, FunctionType) else b""
+    return _digest_of(b"i" + qualified_name(type(obj)).encode() + base + value_token(obj))
+
+
+def _function(func: FunctionType, checks: list[tuple[Any, ...]]) -> bytes:
+    entry = _memo.get(func)
+    if entry is not None and _still_valid(entry.checks):
+        checks.extend(entry.checks)
+        return entry.digest
+    active = _active()
+    if id(func) in active:  # recursion: name the function instead of descending again
+        return _digest_of(b"R" + qualified_name(func).encode())
+    active.add(id(func))
+    try:
+        own: list[tuple[Any, ...]] = []
+        digest = _compute_function(func, own)
+    finally:
+        active.discard(id(func))
+    with _memo_lock:
+        _memo[func] = _Entry(digest, own)
+    checks.extend(own)
+    return digest
+
+
+def _compute_function(func: FunctionType, checks: list[tuple[Any, ...]]) -> bytes:
+    code = func.__code__
+    checks.append((_CODE, func, code))
+    # The qualified name keeps apart look-alike functions of two modules that read different
+    # mutable globals (which are not hashed, see _plain_size).
+    parts = [b"F" + qualified_name(func).encode(), _code_digest(code, func.__doc__)]
+    names = sorted(_all_names(code))
+    namespace = func.__globals__
+    for name in names:
+        obj = namespace.get(name, _MISSING)
+        if obj is _MISSING:
+            continue
+        checks.append((_GLOBAL, namespace, name, obj))
+        part = _reference(obj, names, checks)
+        if part is not None:
+            parts.append(b"g" + name.encode() + b"=" + part)
+    for i, cell in enumerate(func.__closure__ or ()):
+        try:
+            obj = cell.cell_contents
+        except ValueError:
+            obj = _MISSING
+        checks.append((_CELL, cell, obj))
+        part = b"-" if obj is _MISSING else _reference(obj, names, checks)
+        if part is not None:
+            parts.append(b"c%d=" % i + part)
+    return _join(parts)
+
+
+def _join(parts: list[bytes]) -> bytes:
+    """Digest of ``parts`` with each part length-prefixed, so that no two lists collide."""
+    return _digest_of(b"".join(b"%d:" % len(p) + p for p in parts))
+
+
+def _reference(obj: Any, names: list[str], checks: list[tuple[Any, ...]]) -> bytes | None:
+    """The part a referenced object adds to a function's digest (``None``: leave it out)."""
+    if isinstance(obj, FunctionType | type):
+        if is_user_module(getattr(obj, "__module__", None)):
+            return _callable(obj, checks)
+        return qualified_name(obj).encode()
+    if isinstance(obj, ModuleType):
+        if not is_user_module(obj):
+            return None
+        found = []
+        namespace = obj.__dict__
+        for name in names:
+            attr = namespace.get(name, _MISSING)
+            if attr is _MISSING or isinstance(attr, ModuleType):
+                continue
+            checks.append((_GLOBAL, namespace, name, attr))
+            part = _reference(attr, names, checks)
+            if part is not None:
+                found.append(name.encode() + b"=" + part)
+        return b"M" + _join(found)
+    if isinstance(obj, BuiltinFunctionType | MethodType | functools.partial):
+        try:
+            return _callable(obj, checks)
+        except Unhashable:
+            return None
+    from ..node import Node
+
+    if isinstance(obj, Node):
+        return _callable(obj.func, checks)
+    if _plain_size(obj, _PLAIN_LIMIT) is not None or hasattr(type(obj), "__cache_key__"):
+        try:
+            return value_token(obj)
+        except Unhashable:
+            return None
+    return None  # mutable or opaque state (a counter, a client, a model): documented as not counted
+
+
+_ATOMS = (type(None), bool, int, float, complex, str, bytes)
+
+
+def _plain_size(obj: Any, limit: int) -> int | None:
+    """The number of atoms in ``obj`` if it is an immutable constant (atoms, tuples and frozensets
+    of them) within ``limit``, else ``None``.  Mutable containers are state, not constants: a
+    global list used as a counter or registry must not change the code hash."""
+    stack = [obj]
+    count = 0
+    while stack:
+        item = stack.pop()
+        kind = type(item)
+        count += 1
+        if count > limit:
+            return None
+        if kind in _ATOMS:
+            continue
+        if kind in (tuple, frozenset):
+            stack.extend(item)
+        else:
+            return None
+    return count
+
+
+def _class(cls: type, checks: list[tuple[Any, ...]]) -> bytes:
+    name = qualified_name(cls).encode()
+    if not is_user_module(cls.__module__):
+        return _digest_of(b"q" + name)
+    active = _active()
+    if id(cls) in active:
+        return _digest_of(b"R" + name)
+    active.add(id(cls))
+    try:
+        parts = [b"K" + name]
+        for base in cls.__bases__:
+            if base is not object:
+                parts.append(_class(base, checks))
+        namespace = cls.__dict__
+        for attr in sorted(namespace):
+            value = namespace[attr]
+            funcs = _methods_of(value)
+            if not funcs:
+                continue
+            checks.append((_GLOBAL, namespace, attr, value))
+            parts.append(attr.encode() + b"=" + b"".join(_function(f, checks) for f in funcs))
+        return _join(parts)
+    finally:
+        active.discard(id(cls))
+
+
+def _methods_of(value: Any) -> list[FunctionType]:
+    if isinstance(value, staticmethod | classmethod):
+        value = value.__func__
+    if isinstance(value, property):
+        return [f for f in (value.fget, value.fset, value.fdel) if isinstance(f, FunctionType)]
+    return [value] if isinstance(value, FunctionType) else []
+
+
+def _all_names(code: CodeType) -> set[str]:
+    names = set(code.co_names)
+    for const in code.co_consts:
+        if isinstance(const, CodeType):
+            names |= _all_names(const)
+    return names
+
+
+def _code_digest(code: CodeType, doc: str | None) -> bytes:
+    consts = code.co_consts
+    flags = code.co_flags
+    if doc is not None:
+        if flags & _CO_HAS_DOCSTRING:
+            consts = consts[1:]
+            flags &= ~_CO_HAS_DOCSTRING
+        elif consts and isinstance(consts[0], str) and consts[0] == doc:
+            consts = (None, *consts[1:])
+    parts = [
+        code.co_code,
+        b"%d,%d,%d,%d" % (code.co_argcount, code.co_posonlyargcount, code.co_kwonlyargcount, flags),
+        value_token(code.co_names),
+        value_token(code.co_varnames),
+        value_token(code.co_freevars),
+        value_token(code.co_cellvars),
+        getattr(code, "co_exceptiontable", b""),
+    ]
+    for const in consts:
+        parts.append(
+            b"k"
+            + (_code_digest(const, None) if isinstance(const, CodeType) else value_token(const))
+        )
+    return _join([part if isinstance(part, bytes) else bytes(part) for part in parts])

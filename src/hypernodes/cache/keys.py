@@ -1,0 +1,412 @@
+"""Deterministic, type-tagged hashing of input values: the ``inputs_hash`` part of a signature.
+
+``value_token(obj)`` returns a short byte string that identifies ``obj`` by content, the same in
+every process and on every run: ``1``, ``1.0``, ``True`` and ``"1"`` all differ; no ``id()`` and no
+repr with an address ever enters it.  Small atoms are spelled out literally (no hashing cost); any
+other value becomes ``b"h"`` plus a 128-bit xxh3 digest of its tagged encoding.
+
+Supported: ``None``, bools, numbers, strings, bytes, tuples/lists/dicts/sets (and their
+subclasses, tagged with the class), named tuples, enums, dataclasses, ``datetime``/``Decimal``/
+``Fraction``/``UUID``/paths, functions and classes (by code or qualified name), numpy arrays and
+scalars, pandas objects, pydantic models, any object with ``__cache_key__()`` and plain objects
+whose state is in ``__dict__``/``__slots__``.  Dicts hash independently of insertion order (entries
+are sorted by the encoding of their keys, which works for any mix of key types), like ``==`` on
+dicts; an ``OrderedDict`` keeps its order.  Anything else raises :class:`Unhashable`.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import enum
+import sys
+from collections import OrderedDict
+from collections.abc import Callable
+from types import BuiltinFunctionType, FunctionType, MethodType
+from typing import Any
+
+import xxhash
+
+_new_hasher = xxhash.xxh3_128
+_digest_of = xxhash.xxh3_128_digest
+
+#: atoms up to this many bytes are spelled out in tokens instead of hashed
+_LITERAL_MAX = 48
+
+
+class Unhashable(TypeError):
+    """A value has no deterministic content hash; ``type_name`` says which type got in the way."""
+
+    def __init__(self, type_name: str, reason: str = "") -> None:
+        super().__init__(f"cannot hash a value of type {type_name} deterministically{reason}")
+        self.type_name = type_name
+
+
+def qualified_name(obj: Any) -> str:
+    """``module.QualName`` of a class or function (stable across processes)."""
+    return f"{getattr(obj, '__module__', None)}.{getattr(obj, '__qualname__', obj.__name__)}"
+
+
+# ---------------------------------------------------------------------------------------------
+# Tokens: what a signature concatenates.  Every token is self-delimiting.
+
+
+def _int_token(v: int) -> bytes:
+    text = b"i%d;" % v
+    return text if len(text) <= _LITERAL_MAX else b"h" + _digest_of(text)
+
+
+def _str_token(v: str) -> bytes:
+    raw = v.encode("utf-8", "surrogatepass")
+    if len(raw) <= _LITERAL_MAX:
+        return b"s%d:" % len(raw) + raw
+    return b"h" + _digest_of(b"s%d:" % len(raw) + raw)
+
+
+def _bytes_token(v: bytes) -> bytes:
+    if len(v) <= _LITERAL_MAX:
+        return b"b%d:" % len(v) + v
+    return b"h" + _digest_of(b"b%d:" % len(v) + v)
+
+
+def _float_token(v: float) -> bytes:
+    return b"f" + v.hex().encode() + b";"
+
+
+_TRUE, _FALSE, _NONE = b"T", b"F", b"N"
+
+_FAST_TOKENS: dict[type, Callable[[Any], bytes]] = {
+    int: _int_token,
+    str: _str_token,
+    float: _float_token,
+    bytes: _bytes_token,
+    bool: lambda v: _TRUE if v else _FALSE,
+    type(None): lambda v: _NONE,
+}
+
+
+def value_token(obj: Any) -> bytes:
+    """A short, self-delimiting byte string identifying ``obj`` by type and content.
+
+    Raises :class:`Unhashable` for values without a deterministic encoding.
+    """
+    fast = _FAST_TOKENS.get(type(obj))
+    if fast is not None:
+        return fast(obj)
+    return b"h" + value_digest(obj)
+
+
+def value_digest(obj: Any) -> bytes:
+    """The 16-byte xxh3-128 digest of ``obj``'s tagged encoding."""
+    hasher = _new_hasher()
+    try:
+        _Encoder(hasher.update).encode(obj)
+    except Unhashable:
+        raise
+    except Exception as exc:  # a __cache_key__ or a library hasher that failed, deep nesting
+        raise Unhashable(type(obj).__name__, f" ({type(exc).__name__}: {exc})") from exc
+    return hasher.digest()
+
+
+# ---------------------------------------------------------------------------------------------
+# The encoder: writes a tagged, self-delimiting byte stream for a value into ``write``.
+
+
+class _Encoder:
+    __slots__ = ("write", "active")
+
+    def __init__(self, write: Callable[[Any], None]) -> None:
+        self.write = write
+        self.active: set[int] = set()  # ids of the containers being encoded (cycle guard)
+
+    def to_bytes(self, obj: Any) -> bytes:
+        """The full encoding of ``obj`` as bytes (used to sort dict keys and set elements)."""
+        chunks: list[Any] = []
+        sub = _Encoder(chunks.append)
+        sub.active = self.active
+        sub.encode(obj)
+        return b"".join(bytes(c) if not isinstance(c, bytes) else c for c in chunks)
+
+    def encode(self, obj: Any) -> None:
+        kind = type(obj)
+        fast = _ATOMS.get(kind)
+        if fast is not None:
+            self.write(fast(obj))
+            return
+        handler = _BY_TYPE.get(kind)
+        if handler is not None:
+            self._guarded(handler, obj)
+            return
+        self._guarded(_generic, obj)
+
+    def _guarded(self, handler: Callable[[_Encoder, Any], None], obj: Any) -> None:
+        key = id(obj)
+        if key in self.active:
+            raise Unhashable(type(obj).__name__, " (it contains itself)")
+        self.active.add(key)
+        try:
+            handler(self, obj)
+        finally:
+            self.active.discard(key)
+
+    # helpers for handlers
+    def tag(self, tag: bytes, obj: Any = None) -> None:
+        """Write ``tag`` (and the class name of ``obj`` when given)."""
+        if obj is None:
+            self.write(tag)
+        else:
+            name = qualified_name(type(obj)).encode()
+            self.write(tag + b"%d:" % len(name) + name)
+
+    def sequence(self, items: Any, count: int) -> None:
+        self.write(b"%d(" % count)
+        for item in items:
+            self.encode(item)
+        self.write(b")")
+
+    def mapping(self, items: Any, ordered: bool) -> None:
+        pairs = [(self.to_bytes(k), v) for k, v in items]
+        if not ordered:
+            pairs.sort(key=lambda pair: pair[0])
+        self.write(b"%d{" % len(pairs))
+        for kbytes, value in pairs:
+            self.write(kbytes)
+            self.encode(value)
+        self.write(b"}")
+
+    def unordered(self, items: Any) -> None:
+        encoded = sorted(self.to_bytes(item) for item in items)
+        self.write(b"%d<" % len(encoded))
+        for e in encoded:
+            self.write(e)
+        self.write(b">")
+
+
+# Atoms inside containers use the literal form, never the hashed one: containers are hashed whole.
+_ATOMS: dict[type, Callable[[Any], bytes]] = {
+    int: lambda v: b"i%d;" % v,
+    float: _float_token,
+    bool: lambda v: _TRUE if v else _FALSE,
+    type(None): lambda v: _NONE,
+    complex: lambda v: b"c" + v.real.hex().encode() + b"," + v.imag.hex().encode() + b";",
+}
+
+
+def _enc_str(enc: _Encoder, v: str) -> None:
+    raw = v.encode("utf-8", "surrogatepass")
+    enc.write(b"s%d:" % len(raw))
+    enc.write(raw)
+
+
+def _enc_bytes(enc: _Encoder, v: bytes) -> None:
+    enc.write(b"b%d:" % len(v))
+    enc.write(v)
+
+
+def _enc_bytearray(enc: _Encoder, v: bytearray) -> None:
+    enc.write(b"y%d:" % len(v))
+    enc.write(bytes(v))
+
+
+_BY_TYPE: dict[type, Callable[[_Encoder, Any], None]] = {
+    str: _enc_str,
+    bytes: _enc_bytes,
+    bytearray: _enc_bytearray,
+    tuple: lambda enc, v: (enc.write(b"t"), enc.sequence(v, len(v))),
+    list: lambda enc, v: (enc.write(b"l"), enc.sequence(v, len(v))),
+    dict: lambda enc, v: (enc.write(b"d"), enc.mapping(v.items(), ordered=False)),
+    OrderedDict: lambda enc, v: (enc.write(b"o"), enc.mapping(v.items(), ordered=True)),
+    set: lambda enc, v: (enc.write(b"S"), enc.unordered(v)),
+    frozenset: lambda enc, v: (enc.write(b"Z"), enc.unordered(v)),
+    range: lambda enc, v: enc.write(b"r%d,%d,%d;" % (v.start, v.stop, v.step)),
+    slice: lambda enc, v: (enc.write(b"_"), enc.sequence((v.start, v.stop, v.step), 3)),
+    type(Ellipsis): lambda enc, v: enc.write(b"E"),
+}
+
+
+def _generic(enc: _Encoder, obj: Any) -> None:
+    """Everything without an exact-type handler, most specific rule first."""
+    kind = type(obj)
+    custom = getattr(kind, "__cache_key__", None)
+    if custom is not None and not isinstance(obj, type):
+        enc.tag(b"K", obj)
+        enc.encode(obj.__cache_key__())
+        return
+    root = (kind.__module__ or "").partition(".")[0]
+    special = _LIBRARIES.get(root)
+    if special is not None and special(enc, obj):
+        return
+    if isinstance(obj, enum.Enum):
+        enc.tag(b"e", obj)
+        _enc_str(enc, obj.name)
+        return
+    if dataclasses.is_dataclass(obj) and not isinstance(obj, type):
+        enc.tag(b"D", obj)
+        fields = dataclasses.fields(obj)
+        enc.write(b"%d(" % len(fields))
+        for field in fields:
+            _enc_str(enc, field.name)
+            enc.encode(getattr(obj, field.name))
+        enc.write(b")")
+        return
+    if isinstance(obj, tuple) and hasattr(kind, "_fields"):  # named tuple
+        enc.tag(b"n", obj)
+        enc.sequence(obj, len(obj))
+        return
+    for base, handler in _SUBCLASSABLE:
+        if isinstance(obj, base):
+            enc.tag(b"x", obj)
+            handler(enc, base(obj) if base is not dict else obj)
+            return
+    if isinstance(obj, (FunctionType, MethodType, BuiltinFunctionType, type)):
+        from .code import callable_digest  # code hashing needs keys; import on demand
+
+        enc.write(b"C")
+        enc.write(callable_digest(obj))
+        return
+    if isinstance(obj, type(sys)):
+        raise Unhashable("module")
+    _enc_object_state(enc, obj)
+
+
+def _enc_dict_subclass(enc: _Encoder, obj: dict[Any, Any]) -> None:
+    enc.write(b"d")
+    enc.mapping(obj.items(), ordered=False)
+
+
+_SUBCLASSABLE: tuple[tuple[type, Callable[[_Encoder, Any], None]], ...] = (
+    (bool, lambda enc, v: enc.write(_TRUE if v else _FALSE)),
+    (int, lambda enc, v: enc.write(b"i%d;" % v)),
+    (float, lambda enc, v: enc.write(_float_token(v))),
+    (str, _enc_str),
+    (bytes, _enc_bytes),
+    (tuple, _BY_TYPE[tuple]),
+    (list, _BY_TYPE[list]),
+    (dict, _enc_dict_subclass),
+    (set, _BY_TYPE[set]),
+    (frozenset, _BY_TYPE[frozenset]),
+)
+
+
+def _enc_object_state(enc: _Encoder, obj: Any) -> None:
+    """A plain object: its class plus the state in ``__dict__`` and ``__slots__``."""
+    state: dict[str, Any] = {}
+    has_state = False
+    attrs = getattr(obj, "__dict__", None)
+    if isinstance(attrs, dict):
+        state.update(attrs)
+        has_state = True
+    for klass in type(obj).__mro__:
+        slots = klass.__dict__.get("__slots__", ())
+        for slot in (slots,) if isinstance(slots, str) else slots:
+            if slot in ("__dict__", "__weakref__"):
+                continue
+            has_state = True
+            try:
+                state[slot] = getattr(obj, slot)
+            except AttributeError:
+                continue
+    if not has_state:
+        raise Unhashable(type(obj).__name__, " (define __cache_key__() on it to make it cacheable)")
+    enc.tag(b"O", obj)
+    enc.mapping(state.items(), ordered=False)
+
+
+# ---------------------------------------------------------------------------------------------
+# Optional libraries: used only when a value's type comes from them (so they are imported).
+
+
+def _numpy(enc: _Encoder, obj: Any) -> bool:
+    np = sys.modules["numpy"]
+    if isinstance(obj, np.ndarray):
+        enc.tag(b"A", obj)
+        enc.write(b"%s;%s;" % (obj.dtype.str.encode(), repr(obj.shape).encode()))
+        if obj.dtype.hasobject:
+            enc.encode(obj.tolist())
+        elif obj.dtype.fields is not None or obj.dtype.kind in "biufcmMSUV":
+            enc.write(memoryview(np.ascontiguousarray(obj)).cast("B"))
+        else:  # pragma: no cover - exotic dtypes
+            raise Unhashable(f"numpy array of dtype {obj.dtype}")
+        return True
+    if isinstance(obj, np.generic):
+        enc.tag(b"g", obj)
+        if obj.dtype.hasobject:
+            enc.encode(obj.item())
+        else:
+            enc.write(obj.dtype.str.encode() + b";" + obj.tobytes())
+        return True
+    if isinstance(obj, np.dtype):
+        enc.write(b"q")
+        _enc_str(enc, obj.str if obj.fields is None else repr(obj.descr))
+        return True
+    return False
+
+
+def _pandas(enc: _Encoder, obj: Any) -> bool:
+    pd = sys.modules["pandas"]
+    hash_object = pd.util.hash_pandas_object
+    try:
+        if isinstance(obj, pd.DataFrame):
+            enc.tag(b"P", obj)
+            enc.encode([str(t) for t in obj.dtypes])
+            enc.encode(list(obj.columns))
+            enc.encode(hash_object(obj.index).to_numpy())
+            enc.encode(hash_object(obj, index=False).to_numpy())
+            return True
+        if isinstance(obj, pd.Series):
+            enc.tag(b"P", obj)
+            enc.encode(str(obj.dtype))
+            enc.encode(obj.name)
+            enc.encode(hash_object(obj, index=True).to_numpy())
+            return True
+        if isinstance(obj, pd.Index):
+            enc.tag(b"P", obj)
+            enc.encode(str(obj.dtype))
+            enc.encode(hash_object(obj).to_numpy())
+            return True
+    except TypeError as exc:  # e.g. object columns holding lists
+        raise Unhashable(type(obj).__name__, f" ({exc})") from exc
+    if isinstance(obj, pd.Timestamp | pd.Timedelta):
+        enc.tag(b"P", obj)
+        _enc_str(enc, obj.isoformat())
+        return True
+    return False
+
+
+def _pydantic(enc: _Encoder, obj: Any) -> bool:
+    pydantic = sys.modules["pydantic"]
+    if isinstance(obj, pydantic.BaseModel):
+        enc.tag(b"M", obj)
+        enc.encode(obj.model_dump(mode="python"))
+        return True
+    return False
+
+
+def _stdlib_by_str(enc: _Encoder, obj: Any) -> bool:
+    """datetime/decimal/fractions/uuid/pathlib values: their ``str`` is exact and address-free."""
+    name = type(obj).__module__
+    if name == "datetime" and hasattr(obj, "isoformat"):
+        text = obj.isoformat()
+    elif name in ("decimal", "fractions", "uuid", "pathlib", "ipaddress") and not isinstance(
+        obj, type
+    ):
+        text = str(obj)
+    else:
+        return False
+    enc.tag(b"v", obj)
+    _enc_str(enc, text)
+    return True
+
+
+_LIBRARIES: dict[str, Callable[[_Encoder, Any], bool]] = {
+    "numpy": _numpy,
+    "pandas": _pandas,
+    "pydantic": _pydantic,
+    "datetime": _stdlib_by_str,
+    "decimal": _stdlib_by_str,
+    "_decimal": _stdlib_by_str,
+    "_pydecimal": _stdlib_by_str,
+    "fractions": _stdlib_by_str,
+    "uuid": _stdlib_by_str,
+    "pathlib": _stdlib_by_str,
+    "ipaddress": _stdlib_by_str,
+}

@@ -1,0 +1,126 @@
+"""``MemoryCache``: a cache in this process's memory, for notebooks and tests."""
+
+from __future__ import annotations
+
+import pickle
+import threading
+from collections.abc import Sequence
+from typing import Any
+
+from .base import CacheWriteError
+
+# Immutable atoms are stored as they are; anything else as a pickled private copy, so that a node
+# mutating a value it received cannot change what the cache holds.
+_IMMUTABLE = frozenset({int, float, complex, str, bytes, bool, type(None)})
+
+
+class _Pickled(bytes):
+    """A stored pickled copy (distinguishes a stored copy from a stored ``bytes`` value)."""
+
+    __slots__ = ()
+
+
+class _ByReference:
+    """A value that cannot be pickled, kept by reference (it must not be mutated afterwards)."""
+
+    __slots__ = ("value",)
+
+    def __init__(self, value: Any) -> None:
+        self.value = value
+
+
+class MemoryCache:
+    """Node results kept in memory for the life of this object.
+
+    Values are stored as private pickled copies (immutable atoms as they are), so later mutation
+    of a returned object does not leak into the cache.  A value that cannot be pickled is kept by
+    reference instead.  ``max_entries`` bounds the size (oldest entries go first); ``None`` keeps
+    everything.  Safe to share between threads.  When a map runs in worker processes, each
+    worker gets a snapshot and its new entries are sent back with ``export_writes`` /
+    ``import_writes``.
+    """
+
+    def __init__(self, max_entries: int | None = None) -> None:
+        self.max_entries = max_entries
+        self._data: dict[bytes, Any] = {}
+        self._lock = threading.Lock()
+        self._journal: list[tuple[bytes, Any]] | None = None
+
+    def get_many(self, keys: Sequence[bytes]) -> dict[bytes, Any]:
+        """The stored values for those of ``keys`` that are present."""
+        data = self._data
+        found: dict[bytes, Any] = {}
+        for key in keys:
+            stored = data.get(key)
+            if stored is None:
+                if key in data:
+                    found[key] = None
+                continue
+            kind = type(stored)
+            if kind is _Pickled:
+                found[key] = pickle.loads(stored)
+            elif kind is _ByReference:
+                found[key] = stored.value
+            else:
+                found[key] = stored
+        return found
+
+    def set(self, key: bytes, value: Any) -> None:
+        """Store ``value`` under ``key``."""
+        if type(value) in _IMMUTABLE:
+            if self._journal is None and self.max_entries is None:
+                self._data[key] = value
+                return
+            stored: Any = value
+        else:
+            try:
+                stored = _Pickled(pickle.dumps(value, protocol=pickle.HIGHEST_PROTOCOL))
+            except Exception:
+                stored = _ByReference(value)
+        self._put(key, stored)
+
+    def _put(self, key: bytes, stored: Any) -> None:
+        data = self._data
+        data[key] = stored
+        if self._journal is not None:
+            if type(stored) is _ByReference:
+                raise CacheWriteError("a value that cannot be pickled cannot leave this process")
+            self._journal.append((key, stored))
+        if self.max_entries is not None and len(data) > self.max_entries:
+            with self._lock:
+                while len(data) > self.max_entries:
+                    data.pop(next(iter(data)), None)
+
+    def clear(self) -> None:
+        """Drop every entry."""
+        self._data.clear()
+
+    def __len__(self) -> int:
+        return len(self._data)
+
+    def size_bytes(self) -> int:
+        """Approximate bytes held by pickled copies (atoms and references count as 0)."""
+        return sum(len(v) for v in list(self._data.values()) if type(v) is _Pickled)
+
+    def export_writes(self) -> list[tuple[bytes, Any]]:
+        """Entries written since this copy was unpickled in a worker (and forget them)."""
+        journal, self._journal = self._journal or [], [] if self._journal is not None else None
+        return journal
+
+    def import_writes(self, entries: list[tuple[bytes, Any]]) -> None:
+        """Add entries a worker exported."""
+        for key, stored in entries:
+            self._put(key, stored)
+
+    def __getstate__(self) -> dict[str, Any]:
+        entries = {k: v for k, v in list(self._data.items()) if type(v) is not _ByReference}
+        return {"max_entries": self.max_entries, "data": entries}
+
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        self.max_entries = state["max_entries"]
+        self._data = dict(state["data"])
+        self._lock = threading.Lock()
+        self._journal = []  # a copy in another process: remember what it writes
+
+    def __repr__(self) -> str:
+        return f"MemoryCache({len(self._data)} entries)"

@@ -1,0 +1,222 @@
+"""What a plan's signatures are made of: the per-plan structure and the per-call static digests.
+
+``signature(step) = H(static(step), token(arg) for each argument)`` where ``static`` covers the
+environment, the node's code and its ``cache_version``, and an argument's token is either the
+token of an input value (:func:`~hypernodes.cache.keys.value_token`) or the key of the upstream
+output it reads (``signature(upstream) + output index``).  A cache key is such an output key.
+
+:class:`CachePlan` is derived once per compiled plan (which step reads what); :class:`CallInfo`
+once per ``run``/``map`` call (code digests are revalidated per call, so a helper redefined in a
+notebook between two calls is noticed).
+"""
+
+from __future__ import annotations
+
+import sys
+from typing import TYPE_CHECKING, Any
+
+import xxhash
+
+from ..node import Node
+from .base import warn_once
+from .code import callable_digest
+from .keys import Unhashable, value_token
+
+if TYPE_CHECKING:
+    from ..plan import Plan
+
+_digest_of = xxhash.xxh3_128_digest
+
+#: bump when the meaning of keys or the entry format changes
+FORMAT_VERSION = 1
+ENV = _digest_of(
+    b"hypernodes-cache:%d:%s:%d.%d"
+    % (FORMAT_VERSION, sys.implementation.name.encode(), *sys.version_info[:2])
+)
+
+#: step kinds
+CACHED, UNCACHED, NESTED = 0, 1, 2
+
+
+def output_suffix(index: int) -> bytes:
+    """The suffix that turns a step signature into the key of its ``index``-th output."""
+    return index.to_bytes(2, "big")
+
+
+class CachePlan:
+    """The wiring a cache needs from a plan, as names and indices (cheap to pickle).
+
+    Outputs are numbered globally in plan order (``names[j]``, ``suffixes[j]``); ``outs[i]`` are
+    the numbers of step ``i``'s stored outputs and ``feeds[i]`` those of the step outputs it reads.
+    """
+
+    __slots__ = (
+        "n",
+        "index",
+        "args",
+        "names",
+        "suffixes",
+        "outs",
+        "feeds",
+        "kinds",
+        "value_keys",
+        "producer",
+        "requested",
+        "read",
+        "complete",
+        "firsts",
+        "_signer",
+    )
+
+    def __init__(self, plan: Plan) -> None:
+        number: dict[str, int] = {}  # output name -> global output number
+        producer: dict[str, int] = {}
+        value_keys: dict[str, None] = {}
+        names: list[str] = []
+        suffixes: list[bytes] = []
+        args, outs, feeds, kinds = [], [], [], []
+        for i, step in enumerate(plan.steps):
+            for key in step.arg_keys:
+                if key not in producer:
+                    value_keys[key] = None
+            feeds.append(tuple(number[key] for key in step.arg_keys if key in number))
+            item = step.node
+            if isinstance(item, Node):
+                kinds.append(CACHED if item.cache else UNCACHED)
+                positions = {name: j for j, name in enumerate(item.outputs)}
+            else:
+                kinds.append(NESTED)
+                positions = {name: j for j, name in enumerate(step.store)}
+            mine = []
+            for name in step.store:
+                number[name] = len(names)
+                mine.append(len(names))
+                names.append(name)
+                suffixes.append(output_suffix(positions[name]))
+                producer[name] = i
+            outs.append(tuple(mine))
+            args.append(step.arg_keys)
+        self.n = len(plan.steps)
+        #: first stored output of a step -> its index (how ``run_step`` finds a step)
+        self.index = {step.store[0]: i for i, step in enumerate(plan.steps)}
+        self.args: tuple[tuple[str, ...], ...] = tuple(args)
+        self.names = tuple(names)
+        self.suffixes = tuple(suffixes)
+        self.outs: tuple[tuple[int, ...], ...] = tuple(outs)
+        self.feeds: tuple[tuple[int, ...], ...] = tuple(feeds)
+        self.kinds = tuple(kinds)
+        #: keys of ``values`` that steps read and no step produces: inputs and defaults
+        self.value_keys = tuple(value_keys)
+        #: output name -> index of the step producing it
+        self.producer = producer
+        #: numbers of the requested outputs that some step produces (others are passed-in inputs)
+        self.requested = tuple(number[name] for name in plan.output_names if name in number)
+        #: numbers of the outputs some step reads
+        self.read = frozenset(j for f in feeds for j in f)
+        #: every stored output is requested (so every step is needed)
+        self.complete = len(set(self.requested)) == len(names)
+        #: (first output name, output numbers) per step
+        self.firsts = tuple((names[mine[0]], mine) for mine in outs)
+        self._signer: Any = None
+
+    @property
+    def signer(self) -> Any:
+        """``signer(values, call)``: every output key of an item, or ``None`` if some input has
+        no token.  Generated Python for this plan, used when every step has a static digest."""
+        if self._signer is None:
+            self._signer = _make_signer(self)
+        return self._signer
+
+    def __getstate__(self) -> dict[str, Any]:
+        return {k: getattr(self, k) for k in self.__slots__ if k != "_signer"}
+
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        for key, value in state.items():
+            setattr(self, key, value)
+        self._signer = None
+
+
+def _make_signer(cp: CachePlan) -> Any:
+    """Generate straight-line code computing all output keys of one item (no loops, no dicts)."""
+    lines = ["def signer(values, call):", "    memo = call.memo", "    S = call.statics"]
+    token_of: dict[str, str] = {}
+    for n, key in enumerate(cp.value_keys):
+        var = token_of[key] = f"t{n}"
+        lines += [
+            f"    v = values[{key!r}]",
+            f"    m = memo.get({key!r})",
+            f"    {var} = m[1] if m is not None and m[0] is v else call.token({key!r}, v)",
+            f"    if {var} is None:",
+            "        return None",
+        ]
+    for i in range(cp.n):
+        parts = [f"S[{i}]"]
+        for key in cp.args[i]:
+            parts.append(f"k{cp.names.index(key)}" if key in cp.producer else token_of[key])
+        lines.append(f"    g = H({' + '.join(parts)})")
+        for j in cp.outs[i]:
+            lines.append(f"    k{j} = g + {cp.suffixes[j]!r}")
+    lines.append(f"    return ({''.join(f'k{j}, ' for j in range(len(cp.names)))})")
+    namespace: dict[str, Any] = {"H": _digest_of}
+    exec("\n".join(lines), namespace)  # code generated from names we hold
+    return namespace["signer"]
+
+
+def cache_plan(plan: Plan) -> CachePlan:
+    """The plan's :class:`CachePlan`, derived on first use and kept on the plan."""
+    found = plan.cache_plan
+    if found is None:
+        found = plan.cache_plan = CachePlan(plan)
+    return found
+
+
+class CallInfo:
+    """Per ``run``/``map`` call: each step's static digest and the tokens of shared inputs.
+
+    ``statics[i]`` is ``None`` for a step that cannot be signed before it runs (``cache=False``,
+    a nested pipeline, a node whose code cannot be hashed).  ``memo`` maps a value key to
+    ``(value, token)`` for inputs every item of a map shares, hashed once per call.
+    """
+
+    __slots__ = ("statics", "signable", "memo", "unhashable")
+
+    def __init__(self, plan: Plan, cp: CachePlan) -> None:
+        statics: list[bytes | None] = []
+        for step, kind in zip(plan.steps, cp.kinds):
+            if kind != CACHED:
+                statics.append(None)
+                continue
+            node = step.node
+            try:
+                code = callable_digest(node.func)
+                salt = value_token(node.cache_version)
+            except Unhashable as exc:
+                warn_once(
+                    ("code", id(node), exc.type_name),
+                    f"node {node.name!r} is not cached: its function cannot be hashed ({exc}); "
+                    "give it hashable state or define __cache_key__()",
+                )
+                statics.append(None)
+                continue
+            statics.append(_digest_of(ENV + code + b"%d;" % len(node.outputs) + salt))
+        self.statics = tuple(statics)
+        #: every step has a static digest: the generated signer applies
+        self.signable = None not in self.statics
+        self.memo: dict[str, tuple[Any, bytes | None]] = {}
+        #: value key -> type name, for inputs found unhashable (to name them in warnings)
+        self.unhashable: dict[str, str] = {}
+
+    def remember(self, values: dict[str, Any], keys: tuple[str, ...]) -> None:
+        """Hash the inputs among ``keys`` present in ``values`` once, for every item to reuse."""
+        for key in keys:
+            if key in values:
+                value = values[key]
+                self.memo[key] = (value, self.token(key, value))
+
+    def token(self, key: str, value: Any) -> bytes | None:
+        """``value``'s token, or ``None`` (remembering its type) if it cannot be hashed."""
+        try:
+            return value_token(value)
+        except Unhashable as exc:
+            self.unhashable[key] = exc.type_name
+            return None
