@@ -2,6 +2,7 @@
 scale across executors without changing the functions."""
 
 from .cache import DiskCache, MemoryCache
+from .callbacks import CallbackContext, PipelineCallback
 from .engines import HypernodesEngine
 from .exceptions import HyperNodesError
 from .node import Node, node
@@ -11,6 +12,8 @@ from .pipeline_node import PipelineNode
 __version__ = "0.1.0"
 
 __all__ = [
+    "CallbackContext",
+    "PipelineCallback",
     "DiskCache",
     "HyperNodesError",
     "HypernodesEngine",

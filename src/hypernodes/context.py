@@ -17,13 +17,16 @@ class RunContext:
 
     engine: Any
     cache: Any = None
-    callbacks: tuple[Any, ...] = ()
+    #: delivers callback events (a ``Dispatcher``, or an ``EventRecorder`` in a worker); None: no callbacks
+    dispatcher: Any = None
     path: tuple[str, ...] = ()
+    #: per level of ``path``, the map item index being run there (None outside a map item)
+    items: tuple[int | None, ...] = ()
 
     @property
     def instrumented(self) -> bool:
         """Whether steps need more than a bare call (a cache or callbacks are set)."""
-        return self.cache is not None or bool(self.callbacks)
+        return self.cache is not None or self.dispatcher is not None
 
     @property
     def depth(self) -> int:
@@ -35,8 +38,22 @@ class RunContext:
             self,
             engine=pipeline.engine if pipeline.engine is not None else self.engine,
             cache=pipeline.cache if pipeline.cache is not None else self.cache,
-            callbacks=tuple(pipeline.callbacks)
+            dispatcher=_dispatcher(pipeline.callbacks)
             if pipeline.callbacks is not None
-            else self.callbacks,
+            else self.dispatcher,
             path=(*self.path, name),
+            items=(*self.items, None),
         )
+
+    def for_item(self, index: int) -> RunContext:
+        """The context of map item ``index`` of the pipeline this context runs."""
+        return replace(self, items=(*self.items[:-1], index))
+
+
+def _dispatcher(callbacks: Any) -> Any:
+    """A dispatcher for ``callbacks``, or None when there are none."""
+    if not callbacks:
+        return None
+    from .callbacks import Dispatcher
+
+    return Dispatcher(callbacks)

@@ -10,9 +10,10 @@ from typing import TYPE_CHECKING, Any, Literal
 
 import networkx as nx
 
+from . import events
 from ._gc import gc_paused
 from .cache.item import prepare_map
-from .context import RunContext
+from .context import RunContext, _dispatcher
 from .exceptions import HyperNodesError, InvalidNodeError, MapError
 from .graph import PipelineGraph
 from .node import Node
@@ -234,8 +235,9 @@ class Pipeline:
         return RunContext(
             engine=self.engine if self.engine is not None else default_engine(),
             cache=self.cache,
-            callbacks=tuple(self.callbacks or ()),
+            dispatcher=_dispatcher(self.callbacks),
             path=(self.label,),
+            items=(None,),
         )
 
     def plan(self, outputs: tuple[str, ...] | None, provided: frozenset[str]) -> Plan:
@@ -254,7 +256,11 @@ class Pipeline:
         if self._bound:
             inputs = {**self._bound, **inputs}
         plan = self.plan(outputs, frozenset(inputs))
-        return ctx.engine.run(plan, plan.seed(inputs), ctx)
+        if ctx.dispatcher is None:
+            return ctx.engine.run(plan, plan.seed(inputs), ctx)
+        with events.observe_run(ctx, self.label, inputs) as box:
+            box["outputs"] = result = ctx.engine.run(plan, plan.seed(inputs), ctx)
+        return result
 
     def _map(
         self,
@@ -294,7 +300,10 @@ class Pipeline:
         if ctx.cache is not None:
             seeded = prepare_map(plan, seeded)  # per-call cache data shared by all items
         items = _items(seeded, names, seqs, map_mode)
-        return plan, ctx.engine.map(plan, items, count, ctx)
+        if ctx.dispatcher is None:
+            return plan, ctx.engine.map(plan, items, count, ctx)
+        with events.observe_map(ctx, self.label, count):
+            return plan, ctx.engine.map(plan, items, count, ctx)
 
     def _map_columns(
         self,

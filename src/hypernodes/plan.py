@@ -13,6 +13,7 @@ from dataclasses import dataclass
 from operator import itemgetter
 from typing import Any
 
+from . import events
 from ._async import run_sync
 from .cache import item as _cache
 from .context import RunContext
@@ -103,12 +104,17 @@ class Plan:
         """
         if ctx.cache is None:
             return self.steps
-        return _cache.steps_for(self, values, ctx)
+        steps = _cache.steps_for(self, values, ctx)
+        if ctx.dispatcher is not None:
+            events.cached_steps(self, steps, ctx)
+        return steps
 
     def run_step(self, step: Step, values: dict[str, Any], ctx: RunContext) -> None:
         """Run one step with whatever the context asks for around it (cache writes, callbacks)."""
         try:
-            if ctx.cache is None:
+            if ctx.dispatcher is not None:
+                events.run_step(step, values, ctx, lambda: self._call_step(step, values, ctx))
+            elif ctx.cache is None:
                 step.run(values, ctx)
             else:
                 _cache.run_step(self, step, values, ctx)
@@ -116,6 +122,13 @@ class Plan:
             # Name this step: with a cache, steps before it may have been skipped, not stored.
             locate_failure(exc, step, ctx)
             raise
+
+    def _call_step(self, step: Step, values: dict[str, Any], ctx: RunContext) -> bool:
+        """Run ``step`` (through the cache if set); False when the cache loaded it instead."""
+        if ctx.cache is None:
+            step.run(values, ctx)
+            return True
+        return _cache.run_step(self, step, values, ctx)
 
     def failed_step(self, values: dict[str, Any]) -> Step | None:
         """The first step whose outputs are missing from ``values``: the one that raised."""
@@ -383,10 +396,14 @@ def describe(where: _Where) -> str:
 
 def run_items(plan: Plan, items: Iterable[dict[str, Any]], ctx: RunContext) -> list[dict[str, Any]]:
     """Run ``plan`` over ``items`` one after the other: the sequential map loop."""
-    run = plan.run_item
     results: list[dict[str, Any]] = []
     append = results.append
     try:
+        if ctx.dispatcher is not None:
+            for index, values in enumerate(items):
+                append(events.run_map_item(plan, values, index, ctx))
+            return results
+        run = plan.run_item
         for values in items:
             append(run(values, ctx))
     except Exception as exc:

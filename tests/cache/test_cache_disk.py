@@ -261,7 +261,7 @@ def test_items_run_in_a_worker_process_are_hits_in_the_parent(tmp_path: pathlib.
     plan = pipeline.plan(None, frozenset({"x"}))
     seeded = prepare_map(plan, plan.seed({}))
     items = [dict(seeded, x=x) for x in range(6)]
-    ctx = RunContext(default_engine(), cache, (), ("pipeline",))
+    ctx = RunContext(default_engine(), cache, path=("pipeline",), items=(None,))
     with ProcessPoolExecutor(1, mp_context=multiprocessing.get_context("spawn")) as pool:
         reply = pool.submit(run_pickled_items, cloudpickle.dumps((plan, items, ctx))).result(60)
     results, writes = cloudpickle.loads(reply)

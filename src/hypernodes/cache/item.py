@@ -180,20 +180,24 @@ def _sign_generic(
     return keys, status
 
 
-def run_step(plan: Plan, step: Step, values: dict[str, Any], ctx: RunContext) -> None:
-    """Run ``step`` as ``steps_for`` decided: write a miss, sign a pending step, hash outputs."""
+def run_step(plan: Plan, step: Step, values: dict[str, Any], ctx: RunContext) -> bool:
+    """Run ``step`` as ``steps_for`` decided: write a miss, sign a pending step, hash outputs.
+
+    Returns False when a pending step turned out to be a hit and was loaded instead of run.
+    """
     item: ItemState | None = values.get(STATE_KEY)
     if item is not None:
         action = item.todo.get(step.store[0])
         if type(action) is list:  # the common case, inlined: a signed miss
             step.run(values, ctx)
             _write(item, step, values, action)
-            return
+            return True
     action = before_step(plan, step, values)
     if action is _SKIP:
-        return
+        return False
     step.run(values, ctx)
     after_step(step, values, action)
+    return True
 
 
 _SKIP: Any = object()
