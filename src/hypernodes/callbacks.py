@@ -34,6 +34,10 @@ HOOKS = (
 )
 
 
+#: an event recorded in a worker: (hook, path, items, time.time(), keyword arguments)
+Event = tuple[str, tuple[str, ...], tuple[int | None, ...], float, dict[str, Any]]
+
+
 class CallbackWarning(RuntimeWarning):
     """A callback raised; it was disabled for the rest of the run."""
 
@@ -46,13 +50,20 @@ class CallbackContext:
     ``items`` holds, per level of ``path``, the map item index (``None`` where that level is not a
     map item).  ``state`` is one dict shared by every event of the same top-level call: key it by
     your callback (``context.state.setdefault(id(self), {})``).  ``timestamp`` is wall-clock time
-    (``time.time()``) when the event happened, also for events relayed from worker processes.
+    (``time.time()``) of an event relayed from a worker process, and None for a live event, which
+    happens when the hook is called; ``event_time`` gives either.
     """
 
     path: tuple[str, ...]
     items: tuple[int | None, ...]
     state: dict[str, Any] = field(default_factory=dict, compare=False, repr=False)
-    timestamp: float = 0.0
+    #: when a relayed event happened (``time.time()``); None for live events, which happen now
+    timestamp: float | None = None
+
+    @property
+    def event_time(self) -> float:
+        """When the event happened: ``timestamp`` for relayed events, else now."""
+        return self.timestamp if self.timestamp is not None else time.time()
 
     @property
     def depth(self) -> int:
@@ -136,54 +147,67 @@ class PipelineCallback:
         """Every node of map item ``index`` came from the cache."""
 
 
+def _handles(callback: Any, hook: str) -> bool:
+    """Whether ``callback`` does something on ``hook`` (a PipelineCallback's own no-op does not)."""
+    method = getattr(type(callback), hook, None)
+    if method is None:
+        return getattr(callback, hook, None) is not None
+    return method is not getattr(PipelineCallback, hook)
+
+
 class Dispatcher:
     """Delivers events to callbacks one at a time, whatever thread emits them.
 
     One dispatcher serves one top-level call.  It owns the shared ``state`` dict of the contexts it
-    makes, and disables (with a :class:`CallbackWarning`) a callback that raises.
+    makes, and disables (with a :class:`CallbackWarning`) a callback that raises.  ``listeners``
+    maps each hook to the methods that handle it, so the run loop skips building an event that
+    nobody handles.
     """
 
     def __init__(self, callbacks: Sequence[Any]) -> None:
         self.callbacks = list(callbacks)
         self.state: dict[str, Any] = {}
         self._lock = threading.RLock()
-        self._broken: set[int] = set()
+        self.listeners: dict[str, list[Any]] = {}
+        self._listen(self.callbacks)
+
+    def _listen(self, callbacks: Sequence[Any]) -> None:
+        self.listeners = {
+            hook: [getattr(cb, hook) for cb in callbacks if _handles(cb, hook)] for hook in HOOKS
+        }
+        #: whether any callback handles any event at all
+        self.active = any(self.listeners.values())
 
     def context(
         self, path: tuple[str, ...], items: tuple[int | None, ...], timestamp: float | None = None
     ) -> CallbackContext:
-        """A context for an event at ``path``/``items``, stamped now unless ``timestamp`` is given."""
-        return CallbackContext(
-            path, items, self.state, time.time() if timestamp is None else timestamp
-        )
+        """A context for events at ``path``/``items`` (``timestamp`` only for replayed events)."""
+        return CallbackContext(path, items, self.state, timestamp)
 
     def emit(self, hook: str, **kwargs: Any) -> None:
-        """Call ``hook`` on every working callback, under the dispatcher's lock."""
+        """Call ``hook`` on every callback that handles it, under the dispatcher's lock."""
+        listeners = self.listeners[hook]
+        if not listeners:
+            return
         with self._lock:
-            for callback in self.callbacks:
-                if id(callback) in self._broken:
-                    continue
-                method = getattr(callback, hook, None)
-                if method is None:
-                    continue
+            for method in listeners:
                 try:
                     method(**kwargs)
                 except Exception as exc:
-                    self._broken.add(id(callback))
-                    detail = "".join(traceback.format_exception_only(type(exc), exc)).strip()
-                    warnings.warn(
-                        f"callback {type(callback).__name__}.{hook} raised {detail}; it is disabled "
-                        "for the rest of this run (the run itself goes on)",
-                        CallbackWarning,
-                        stacklevel=2,
-                    )
+                    self._disable(method.__self__, hook, exc)
 
-    def replay(
-        self,
-        events: Iterable[
-            tuple[str, tuple[str, ...], tuple[int | None, ...], float, dict[str, Any]]
-        ],
-    ) -> None:
+    def _disable(self, callback: Any, hook: str, exc: Exception) -> None:
+        self.callbacks = [cb for cb in self.callbacks if cb is not callback]
+        self._listen(self.callbacks)
+        detail = "".join(traceback.format_exception_only(type(exc), exc)).strip()
+        warnings.warn(
+            f"callback {type(callback).__name__}.{hook} raised {detail}; it is disabled "
+            "for the rest of this run (the run itself goes on)",
+            CallbackWarning,
+            stacklevel=3,
+        )
+
+    def replay(self, events: Iterable[Event]) -> None:
         """Deliver events recorded elsewhere (a worker process) with their original times."""
         for hook, path, items, timestamp, kwargs in events:
             self.emit(hook, context=self.context(path, items, timestamp), **kwargs)

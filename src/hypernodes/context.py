@@ -2,17 +2,18 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from typing import Any
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class RunContext:
     """What a running pipeline inherits from its caller: engine, cache, callbacks and where it is.
 
     ``path`` holds the pipeline names from the outermost one down to this one; ``depth`` is
     ``len(path) - 1``.  A nested pipeline that sets its own engine/cache/callbacks uses those;
     otherwise it inherits its caller's, without the nested pipeline object being changed.
+    Treat it as immutable: make a new one with :meth:`child` or :meth:`for_item`.
     """
 
     engine: Any
@@ -22,6 +23,12 @@ class RunContext:
     path: tuple[str, ...] = ()
     #: per level of ``path``, the map item index being run there (None outside a map item)
     items: tuple[int | None, ...] = ()
+    #: the CallbackContext events at this place report (None without callbacks)
+    cb: Any = None
+
+    def __post_init__(self) -> None:
+        if self.dispatcher is not None and self.cb is None:
+            self.cb = self.dispatcher.context(self.path, self.items)
 
     @property
     def instrumented(self) -> bool:
@@ -34,26 +41,26 @@ class RunContext:
 
     def child(self, pipeline: Any, name: str) -> RunContext:
         """The context for ``pipeline`` running as the step ``name`` inside this one."""
-        return replace(
-            self,
-            engine=pipeline.engine if pipeline.engine is not None else self.engine,
-            cache=pipeline.cache if pipeline.cache is not None else self.cache,
-            dispatcher=_dispatcher(pipeline.callbacks)
-            if pipeline.callbacks is not None
-            else self.dispatcher,
-            path=(*self.path, name),
-            items=(*self.items, None),
+        return RunContext(
+            pipeline.engine if pipeline.engine is not None else self.engine,
+            pipeline.cache if pipeline.cache is not None else self.cache,
+            _dispatcher(pipeline.callbacks) if pipeline.callbacks is not None else self.dispatcher,
+            (*self.path, name),
+            (*self.items, None),
         )
 
     def for_item(self, index: int) -> RunContext:
         """The context of map item ``index`` of the pipeline this context runs."""
-        return replace(self, items=(*self.items[:-1], index))
+        return RunContext(
+            self.engine, self.cache, self.dispatcher, self.path, (*self.items[:-1], index)
+        )
 
 
 def _dispatcher(callbacks: Any) -> Any:
-    """A dispatcher for ``callbacks``, or None when there are none."""
+    """A dispatcher for ``callbacks``, or None when none of them handles any event."""
     if not callbacks:
         return None
     from .callbacks import Dispatcher
 
-    return Dispatcher(callbacks)
+    dispatcher = Dispatcher(callbacks)
+    return dispatcher if dispatcher.active else None

@@ -2,13 +2,14 @@
 
 The fast path never comes here: ``Plan.run_item`` takes its bare loop unless the context is
 instrumented, and these helpers are the instrumented path's way of telling the dispatcher what
-happens, around the same step and item runners every executor uses.
+happens, around the same step and item runners every executor uses.  An event nobody handles is
+not built: each helper checks the dispatcher's ``listeners`` first.
 """
 
 from __future__ import annotations
 
 import time
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from typing import TYPE_CHECKING, Any
 
@@ -21,116 +22,96 @@ if TYPE_CHECKING:
 #: set in an item's values once a node of it really ran (an item without it was all cache hits)
 RAN_KEY = "\x00events:ran"
 
-
-def _inputs_of(step: Step, values: dict[str, Any]) -> dict[str, Any]:
-    return {
-        name: values[key] for name, key in zip(step.node.inputs, step.arg_keys) if key in values
-    }
+_clock = time.perf_counter
 
 
-def run_step(step: Step, values: dict[str, Any], ctx: RunContext, call: Callable[[], bool]) -> None:
-    """Run one step through ``call`` (which returns False when it loaded a hit instead of running)
-    and emit node events, or nested-pipeline events for a pipeline step."""
-    dispatcher = ctx.dispatcher
-    context = dispatcher.context(ctx.path, ctx.items)
-    nested = type(step.node) is not Node
-    if nested:
-        dispatcher.emit(
-            "on_nested_pipeline_start", parent=ctx.path[-1], pipeline=step.name, context=context
-        )
-    else:
-        dispatcher.emit(
-            "on_node_start", node=step.name, inputs=_inputs_of(step, values), context=context
-        )
-    start = time.perf_counter()
+def run_step(plan: Plan, step: Step, values: dict[str, Any], ctx: RunContext) -> None:
+    """Run one step (through the cache if set) and emit node events, or nested-pipeline events
+    for a pipeline step."""
+    dispatcher, context = ctx.dispatcher, ctx.cb
+    listen = dispatcher.listeners
+    if type(step.node) is not Node:
+        _run_nested(plan, step, values, ctx)
+        return
+    if listen["on_node_start"]:
+        inputs = {n: values[k] for n, k in zip(step.node.inputs, step.arg_keys, strict=True)}
+        dispatcher.emit("on_node_start", node=step.name, inputs=inputs, context=context)
+    start = _clock()
     try:
-        ran = call()
+        ran = plan._call_step(step, values, ctx)
     except Exception as exc:
-        dispatcher.emit(
-            "on_error", node=step.name, error=exc, context=dispatcher.context(ctx.path, ctx.items)
-        )
-        if nested:
-            _end_nested(step, ctx, start)
+        dispatcher.emit("on_error", node=step.name, error=exc, context=context)
         raise
-    if nested:
-        _end_nested(step, ctx, start)
-        values[RAN_KEY] = True
-    elif ran:
-        values[RAN_KEY] = True
-        outputs = {name: values[name] for name in step.store if name in values}
+    if not ran:  # a step the cache could only sign once its inputs existed, and then found
+        dispatcher.emit("on_node_cached", node=step.name, signature="", context=context)
+        return
+    values[RAN_KEY] = True
+    if listen["on_node_end"]:
+        outputs = {name: values[name] for name in step.store}
         dispatcher.emit(
             "on_node_end",
             node=step.name,
             outputs=outputs,
-            duration=time.perf_counter() - start,
-            context=dispatcher.context(ctx.path, ctx.items),
+            duration=_clock() - start,
+            context=context,
         )
-    else:  # a step the cache could only sign once its inputs existed, and then found
-        dispatcher.emit("on_node_cached", node=step.name, signature="", context=context)
 
 
-def _end_nested(step: Step, ctx: RunContext, start: float) -> None:
-    dispatcher = ctx.dispatcher
-    dispatcher.emit(
-        "on_nested_pipeline_end",
-        parent=ctx.path[-1],
-        pipeline=step.name,
-        duration=time.perf_counter() - start,
-        context=dispatcher.context(ctx.path, ctx.items),
-    )
+def _run_nested(plan: Plan, step: Step, values: dict[str, Any], ctx: RunContext) -> None:
+    dispatcher, context = ctx.dispatcher, ctx.cb
+    parent = ctx.path[-1]
+    dispatcher.emit("on_nested_pipeline_start", parent=parent, pipeline=step.name, context=context)
+    start = _clock()
+    try:
+        plan._call_step(step, values, ctx)
+        values[RAN_KEY] = True
+    except Exception as exc:
+        dispatcher.emit("on_error", node=step.name, error=exc, context=context)
+        raise
+    finally:
+        dispatcher.emit(
+            "on_nested_pipeline_end",
+            parent=parent,
+            pipeline=step.name,
+            duration=_clock() - start,
+            context=context,
+        )
 
 
 def cached_steps(plan: Plan, running: Sequence[Step], ctx: RunContext) -> None:
     """Emit ``on_node_cached`` for the steps of ``plan`` that the cache spared this item."""
-    if len(running) == len(plan.steps):
+    if len(running) == len(plan.steps) or not ctx.dispatcher.listeners["on_node_cached"]:
         return
-    dispatcher = ctx.dispatcher
-    context = dispatcher.context(ctx.path, ctx.items)
     keep = {id(step) for step in running}
     for step in plan.steps:
         if id(step) not in keep:
-            dispatcher.emit("on_node_cached", node=step.name, signature="", context=context)
+            ctx.dispatcher.emit("on_node_cached", node=step.name, signature="", context=ctx.cb)
 
 
 def run_map_item(plan: Plan, values: dict[str, Any], index: int, ctx: RunContext) -> dict[str, Any]:
     """Run one map item with item events around it; ``ctx`` is the map's context."""
-    dispatcher = ctx.dispatcher
     item_ctx = ctx.for_item(index)
-    dispatcher.emit(
-        "on_map_item_start", index=index, context=dispatcher.context(item_ctx.path, item_ctx.items)
-    )
-    start = time.perf_counter()
+    dispatcher, context = ctx.dispatcher, item_ctx.cb
+    dispatcher.emit("on_map_item_start", index=index, context=context)
+    start = _clock()
     try:
         result = plan.run_item(values, item_ctx)
         if plan.steps and RAN_KEY not in values:
-            dispatcher.emit(
-                "on_map_item_cached",
-                index=index,
-                context=dispatcher.context(item_ctx.path, item_ctx.items),
-            )
+            dispatcher.emit("on_map_item_cached", index=index, context=context)
         return result
     finally:
-        dispatcher.emit(
-            "on_map_item_end",
-            index=index,
-            duration=time.perf_counter() - start,
-            context=dispatcher.context(item_ctx.path, item_ctx.items),
-        )
+        dispatcher.emit("on_map_item_end", index=index, duration=_clock() - start, context=context)
 
 
 @contextmanager
 def observe_run(ctx: RunContext, pipeline: str, inputs: dict[str, Any]) -> Iterator[dict[str, Any]]:
     """``on_pipeline_start``/``on_pipeline_end`` around one run; put the outputs in the yielded dict."""
-    dispatcher = ctx.dispatcher
+    dispatcher, context = ctx.dispatcher, ctx.cb
     box: dict[str, Any] = {}
-    public = {k: v for k, v in inputs.items() if not k.startswith("\x00")}
-    dispatcher.emit(
-        "on_pipeline_start",
-        pipeline=pipeline,
-        inputs=public,
-        context=dispatcher.context(ctx.path, ctx.items),
-    )
-    start = time.perf_counter()
+    if dispatcher.listeners["on_pipeline_start"]:
+        public = {k: v for k, v in inputs.items() if not k.startswith("\x00")}
+        dispatcher.emit("on_pipeline_start", pipeline=pipeline, inputs=public, context=context)
+    start = _clock()
     try:
         yield box
     finally:
@@ -138,29 +119,20 @@ def observe_run(ctx: RunContext, pipeline: str, inputs: dict[str, Any]) -> Itera
             "on_pipeline_end",
             pipeline=pipeline,
             outputs=box.get("outputs", {}),
-            duration=time.perf_counter() - start,
-            context=dispatcher.context(ctx.path, ctx.items),
+            duration=_clock() - start,
+            context=context,
         )
 
 
 @contextmanager
 def observe_map(ctx: RunContext, pipeline: str, total: int) -> Iterator[None]:
     """``on_map_start``/``on_map_end`` around one map."""
-    dispatcher = ctx.dispatcher
-    dispatcher.emit(
-        "on_map_start",
-        pipeline=pipeline,
-        total=total,
-        context=dispatcher.context(ctx.path, ctx.items),
-    )
-    start = time.perf_counter()
+    dispatcher, context = ctx.dispatcher, ctx.cb
+    dispatcher.emit("on_map_start", pipeline=pipeline, total=total, context=context)
+    start = _clock()
     try:
         yield
     finally:
         dispatcher.emit(
-            "on_map_end",
-            pipeline=pipeline,
-            total=total,
-            duration=time.perf_counter() - start,
-            context=dispatcher.context(ctx.path, ctx.items),
+            "on_map_end", pipeline=pipeline, total=total, duration=_clock() - start, context=context
         )

@@ -113,7 +113,7 @@ class Plan:
         """Run one step with whatever the context asks for around it (cache writes, callbacks)."""
         try:
             if ctx.dispatcher is not None:
-                events.run_step(step, values, ctx, lambda: self._call_step(step, values, ctx))
+                events.run_step(self, step, values, ctx)
             elif ctx.cache is None:
                 step.run(values, ctx)
             else:

@@ -74,6 +74,7 @@ class TelemetryCallback(PipelineCallback):
         context: CallbackContext,
         **attributes: Any,
     ) -> None:
+        now = context.event_time
         attrs = {
             "hypernodes.kind": kind,
             "hypernodes.pipeline": context.pipeline,
@@ -84,9 +85,9 @@ class TelemetryCallback(PipelineCallback):
         attrs.update({f"hypernodes.{k}": v for k, v in attributes.items()})
         parent_ctx = self._trace.set_span_in_context(parent[0]) if parent is not None else None
         span = self.tracer.start_span(
-            name, context=parent_ctx, start_time=_ns(context.timestamp), attributes=attrs
+            name, context=parent_ctx, start_time=_ns(now), attributes=attrs
         )
-        self._open[key] = (span, context.timestamp, kind, context.depth, attrs)
+        self._open[key] = (span, now, kind, context.depth, attrs)
 
     def _end(
         self,
@@ -108,8 +109,9 @@ class TelemetryCallback(PipelineCallback):
             span.record_exception(error)
             span.set_status(Status(StatusCode.ERROR, f"{type(error).__name__}: {error}"))
             attrs["hypernodes.error"] = type(error).__name__
-        span.end(end_time=_ns(context.timestamp))
-        self.records.append(SpanRecord(span.name, kind, start, context.timestamp, depth, attrs))
+        now = context.event_time
+        span.end(end_time=_ns(now))
+        self.records.append(SpanRecord(span.name, kind, start, now, depth, attrs))
 
     # -- hooks --------------------------------------------------------------------------------
 
