@@ -258,7 +258,7 @@ class Pipeline:
         plan = self.plan(outputs, frozenset(inputs))
         if ctx.dispatcher is None:
             return ctx.engine.run(plan, plan.seed(inputs), ctx)
-        with events.observe_run(ctx, self.label, inputs) as box:
+        with events.observe_run(ctx, ctx.path[-1], inputs) as box:
             box["outputs"] = result = ctx.engine.run(plan, plan.seed(inputs), ctx)
         return result
 
@@ -302,7 +302,7 @@ class Pipeline:
         items = _items(seeded, names, seqs, map_mode)
         if ctx.dispatcher is None:
             return plan, ctx.engine.map(plan, items, count, ctx)
-        with events.observe_map(ctx, self.label, count):
+        with events.observe_map(ctx, ctx.path[-1], count):
             return plan, ctx.engine.map(plan, items, count, ctx)
 
     def _map_columns(

@@ -1,0 +1,109 @@
+"""TelemetryCallback: the OpenTelemetry span tree of a nested map, and the waterfall chart."""
+
+from __future__ import annotations
+
+import pytest
+from opentelemetry.sdk.trace import TracerProvider
+from opentelemetry.sdk.trace.export import SimpleSpanProcessor
+from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
+
+from hypernodes import MemoryCache, Pipeline, node
+from hypernodes.telemetry import TelemetryCallback
+
+
+@node(output_name="doubled")
+def double(x: int) -> int:
+    return 2 * x
+
+
+@node(output_name="total")
+def total(doubled_all: list[int]) -> int:
+    return sum(doubled_all)
+
+
+@pytest.fixture
+def traced():
+    exporter = InMemorySpanExporter()
+    provider = TracerProvider()
+    provider.add_span_processor(SimpleSpanProcessor(exporter))
+    return TelemetryCallback(tracer_provider=provider), exporter
+
+
+def nested(callback) -> Pipeline:
+    inner = Pipeline([double], name="inner")
+    each = inner.as_node(
+        input_mapping={"xs": "x"},
+        output_mapping={"doubled": "doubled_all"},
+        map_over="xs",
+        name="each",
+    )
+    return Pipeline([each, total], callbacks=[callback], name="outer")
+
+
+def test_span_tree_of_a_nested_map(traced):
+    callback, exporter = traced
+    nested(callback).map({"xs": [[1, 2], [3]]}, map_over="xs")
+    spans = exporter.get_finished_spans()
+    by_id = {s.context.span_id: s for s in spans}
+
+    def parent_name(span):
+        return by_id[span.parent.span_id].name if span.parent else None
+
+    tree = sorted((s.name, parent_name(s)) for s in spans)
+    assert tree == sorted(
+        [
+            ("map outer", None),
+            ("item 0", "map outer"),
+            ("item 1", "map outer"),
+            ("each", "item 0"),
+            ("each", "item 1"),
+            ("total", "item 0"),
+            ("total", "item 1"),
+            ("map each", "each"),
+            ("map each", "each"),
+            ("item 0", "map each"),
+            ("item 1", "map each"),
+            ("item 0", "map each"),
+            ("double", "item 0"),
+            ("double", "item 1"),
+            ("double", "item 0"),
+        ]
+    )
+    assert len({s.context.trace_id for s in spans}) == 1
+    doubles = [s for s in spans if s.name == "double"]
+    assert {s.attributes["hypernodes.path"] for s in doubles} == {"outer/each"}
+    assert all(s.attributes["hypernodes.cached"] is False for s in doubles)
+    for span in spans:
+        assert span.start_time <= span.end_time
+        if span.parent:
+            parent = by_id[span.parent.span_id]
+            assert parent.start_time <= span.start_time and span.end_time <= parent.end_time
+
+
+def test_cached_and_error_attributes(traced):
+    callback, exporter = traced
+    pipeline = Pipeline([double], cache=MemoryCache(), callbacks=[callback], name="p")
+    pipeline.run({"x": 1})
+    pipeline.run({"x": 1})
+    cached = [s for s in exporter.get_finished_spans() if s.name == "double"]
+    assert [s.attributes["hypernodes.cached"] for s in cached] == [False, True]
+
+    @node(output_name="y")
+    def fail(x):
+        raise ValueError("broken")
+
+    with pytest.raises(ValueError):
+        Pipeline([fail], callbacks=[callback], name="q").run({"x": 1})
+    failed = next(s for s in exporter.get_finished_spans() if s.name == "fail")
+    assert failed.status.status_code.name == "ERROR"
+    assert failed.events[0].name == "exception"
+
+
+def test_waterfall_chart(traced):
+    callback, _ = traced
+    nested(callback).run({"xs": [1, 2, 3]})
+    figure = callback.get_waterfall_chart()
+    bar = figure.data[0]
+    assert len(bar.y) == len(callback.records) > 0
+    assert any("double" in label for label in bar.y)
+    assert all(width > 0 for width in bar.x)
