@@ -60,6 +60,10 @@ class ExecutorError(HyperNodesError, ValueError):
     """An engine was configured with an executor it cannot use."""
 
 
+class UnpicklableError(HyperNodesError, TypeError):
+    """A node, input or output cannot be copied to or from a worker process (``"parallel"``)."""
+
+
 __all__ = [
     "CycleError",
     "DependencyError",
@@ -72,4 +76,5 @@ __all__ = [
     "MissingInputError",
     "OutputShapeError",
     "UnknownOutputError",
+    "UnpicklableError",
 ]

@@ -61,6 +61,17 @@ class PipelineGraph:
         #: compiled plans, keyed by (requested outputs, provided input names)
         self.plans: dict[Any, Any] = {}
 
+    def __getstate__(self) -> dict[str, Any]:
+        # Compiled plans hold closures and are cheap to rebuild: a copy sent to a worker process
+        # compiles its own.
+        state = {name: getattr(self, name) for name in self.__slots__}
+        state["plans"] = {}
+        return state
+
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        for name, value in state.items():
+            setattr(self, name, value)
+
 
 def _cycle_error(graph: nx.DiGraph, pipeline_name: str) -> CycleError:
     edges = nx.find_cycle(graph)
