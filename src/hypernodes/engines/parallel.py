@@ -100,12 +100,13 @@ class ParallelExecutor(Executor):
             self._kill(pool)
             raise
         except BrokenProcessPool as exc:
+            error = exc
+        if isinstance(error, BrokenProcessPool):
             self._discard(pool)
-            exc.add_note(
+            error.add_note(
                 "hypernodes: a worker process of map_executor='parallel' died (killed, out of "
                 "memory, or a crash in C code); the next map starts new workers"
             )
-            raise
         if error is not None:
             raise error
         rows: list[dict[str, Any]] = []
