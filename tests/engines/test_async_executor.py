@@ -152,34 +152,25 @@ def test_async_node_executor_overlaps_independent_nodes():
 
 
 def test_threaded_nodes_and_threaded_items_overlap_both():
-    @node(output_name="p")
-    def p(x: int) -> int:
-        time.sleep(0.25)
-        return x
+    gauge = Gauge()
 
-    @node(output_name="q")
-    def q(x: int) -> int:
-        time.sleep(0.25)
-        return x
+    def napping(name: str):
+        def nap(x: int) -> int:
+            with gauge:
+                time.sleep(0.25)
+            return x
 
-    @node(output_name="r")
-    def r(x: int) -> int:
-        time.sleep(0.25)
-        return x
-
-    @node(output_name="s")
-    def s(x: int) -> int:
-        time.sleep(0.25)
-        return x
+        return node(nap, output_name=name)
 
     # The node pool of one nesting level serves every item of the map: 2 items x 4 nodes.
     engine = HypernodesEngine(
         node_executor=ThreadedExecutor(max_workers=8), map_executor=ThreadedExecutor(max_workers=2)
     )
     with engine:
+        pipeline = Pipeline([napping(name) for name in "pqrs"], engine=engine)
         start = time.perf_counter()
-        rows = Pipeline([p, q, r, s], engine=engine).map({"x": [1, 2]}, map_over="x")
+        rows = pipeline.map({"x": [1, 2]}, map_over="x")
         elapsed = time.perf_counter() - start
     assert rows == [{"p": x, "q": x, "r": x, "s": x} for x in (1, 2)]
-    # Both levels overlapped: ~0.25 s.  Items only: 1.0 s; nodes only: 0.5 s.
-    assert elapsed < 0.45
+    assert gauge.peak == 8  # every node of both items slept at the same time
+    assert elapsed < 0.9  # 2 s one after the other

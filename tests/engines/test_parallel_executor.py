@@ -144,6 +144,33 @@ def test_processpool_fallback_gives_the_same_results():
         assert info.value.__notes__ == ["hypernodes: raised by node 'picky' of pipeline p[item 2]"]
 
 
+def test_a_process_based_executor_of_the_users_runs_nodes_and_items():
+    # Like Dask's client.get_executor(): tasks, plans and values travel by pickle.
+    import loky
+
+    user_pool = loky.ProcessPoolExecutor(max_workers=2)
+    try:
+        for engine in (
+            HypernodesEngine(map_executor=user_pool),
+            HypernodesEngine(node_executor=user_pool),
+        ):
+            pipeline = Pipeline([add_one, double, minus_three, pid_of], engine=engine, name="p")
+            rows = pipeline.map({"x": range(5)}, map_over="x")
+            assert [(r["a"], r["b"], r["c"]) for r in rows] == [
+                (x + 1, 2 * x + 2, 2 * x - 1) for x in range(5)
+            ]
+            assert os.getpid() not in {r["pid"] for r in rows}
+            with pytest.raises(ValueError) as info:
+                Pipeline([picky], engine=engine, name="p").map({"x": [1, 4]}, map_over="x")
+            assert info.value.__notes__ == [
+                "hypernodes: raised by node 'picky' of pipeline p[item 1]"
+            ]
+            engine.shutdown()
+        assert user_pool.submit(pow, 3, 2).result() == 9  # still the user's, still running
+    finally:
+        user_pool.shutdown()
+
+
 def test_bad_backend_is_refused():
     with pytest.raises(ExecutorError, match="backend"):
         ParallelExecutor(backend="threads")
