@@ -5,6 +5,7 @@ from .cache import DiskCache, MemoryCache
 from .callbacks import CallbackContext, PipelineCallback
 from .engines import HypernodesEngine
 from .exceptions import HyperNodesError
+from .item_error import ItemError
 from .node import Node, node
 from .pipeline import Pipeline
 from .pipeline_node import PipelineNode
@@ -13,11 +14,12 @@ __version__ = "0.1.0"
 
 __all__ = [
     "CallbackContext",
-    "PipelineCallback",
     "DiskCache",
     "HyperNodesError",
     "HypernodesEngine",
+    "ItemError",
     "MemoryCache",
+    "PipelineCallback",
     "Node",
     "Pipeline",
     "PipelineNode",

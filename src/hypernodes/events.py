@@ -26,34 +26,55 @@ _clock = time.perf_counter
 
 
 def run_step(plan: Plan, step: Step, values: dict[str, Any], ctx: RunContext) -> None:
-    """Run one step (through the cache if set) and emit node events, or nested-pipeline events
-    for a pipeline step."""
-    dispatcher, context = ctx.dispatcher, ctx.cb
-    listen = dispatcher.listeners
+    """Run one step (through the cache if set) with node events around it, or nested-pipeline
+    events for a pipeline step."""
     if type(step.node) is not Node:
         _run_nested(plan, step, values, ctx)
         return
-    if listen["on_node_start"]:
-        inputs = {n: values[k] for n, k in zip(step.node.inputs, step.arg_keys, strict=True)}
-        dispatcher.emit("on_node_start", node=step.name, inputs=inputs, context=context)
-    start = _clock()
+    start = _node_started(step, values, ctx)
     try:
         ran = plan._call_step(step, values, ctx)
     except Exception as exc:
-        dispatcher.emit("on_error", node=step.name, error=exc, context=context)
+        ctx.dispatcher.emit("on_error", node=step.name, error=exc, context=ctx.cb)
         raise
+    _node_finished(step, values, ctx, start, ran)
+
+
+async def arun_step(plan: Plan, step: Step, values: dict[str, Any], ctx: RunContext) -> None:
+    """:func:`run_step` for an ``async def`` node awaited on the running loop."""
+    start = _node_started(step, values, ctx)
+    try:
+        ran = await plan._acall_step(step, values, ctx)
+    except Exception as exc:
+        ctx.dispatcher.emit("on_error", node=step.name, error=exc, context=ctx.cb)
+        raise
+    _node_finished(step, values, ctx, start, ran)
+
+
+def _node_started(step: Step, values: dict[str, Any], ctx: RunContext) -> float:
+    dispatcher = ctx.dispatcher
+    if dispatcher.listeners["on_node_start"]:
+        inputs = {n: values[k] for n, k in zip(step.node.inputs, step.arg_keys, strict=True)}
+        dispatcher.emit("on_node_start", node=step.name, inputs=inputs, context=ctx.cb)
+    return _clock()
+
+
+def _node_finished(
+    step: Step, values: dict[str, Any], ctx: RunContext, start: float, ran: bool
+) -> None:
+    dispatcher = ctx.dispatcher
     if not ran:  # a step the cache could only sign once its inputs existed, and then found
-        dispatcher.emit("on_node_cached", node=step.name, signature="", context=context)
+        dispatcher.emit("on_node_cached", node=step.name, signature="", context=ctx.cb)
         return
     values[RAN_KEY] = True
-    if listen["on_node_end"]:
+    if dispatcher.listeners["on_node_end"]:
         outputs = {name: values[name] for name in step.store}
         dispatcher.emit(
             "on_node_end",
             node=step.name,
             outputs=outputs,
             duration=_clock() - start,
-            context=context,
+            context=ctx.cb,
         )
 
 
@@ -90,17 +111,73 @@ def cached_steps(plan: Plan, running: Sequence[Step], ctx: RunContext) -> None:
 
 def run_map_item(plan: Plan, values: dict[str, Any], index: int, ctx: RunContext) -> dict[str, Any]:
     """Run one map item with item events around it; ``ctx`` is the map's context."""
-    item_ctx = ctx.for_item(index)
-    dispatcher, context = ctx.dispatcher, item_ctx.cb
-    dispatcher.emit("on_map_item_start", index=index, context=context)
-    start = _clock()
+    item_ctx, start = _item_started(index, ctx)
+    ok = False
     try:
         result = plan.run_item(values, item_ctx)
-        if plan.steps and RAN_KEY not in values:
-            dispatcher.emit("on_map_item_cached", index=index, context=context)
+        ok = True
         return result
     finally:
-        dispatcher.emit("on_map_item_end", index=index, duration=_clock() - start, context=context)
+        _item_finished(plan, values, index, item_ctx, start, ok)
+
+
+def _item_started(index: int, ctx: RunContext) -> tuple[RunContext, float]:
+    item_ctx = ctx.for_item(index)
+    ctx.dispatcher.emit("on_map_item_start", index=index, context=item_ctx.cb)
+    return item_ctx, _clock()
+
+
+def _item_finished(
+    plan: Plan, values: dict[str, Any], index: int, item_ctx: RunContext, start: float, ok: bool
+) -> None:
+    dispatcher = item_ctx.dispatcher
+    if ok and plan.steps and RAN_KEY not in values:
+        dispatcher.emit("on_map_item_cached", index=index, context=item_ctx.cb)
+    dispatcher.emit("on_map_item_end", index=index, duration=_clock() - start, context=item_ctx.cb)
+
+
+class ObservedItems:
+    """Wraps a node executor so that every map item it runs reports item events.
+
+    Map executors only ever call ``run_item``/``arun_item`` of their node executor, so wrapping it
+    gives the same item events under every map executor, worker processes included.
+    """
+
+    def __init__(self, inner: Any) -> None:
+        self.inner = inner
+
+    def run_item(
+        self, plan: Plan, values: dict[str, Any], ctx: RunContext, tolerant: bool, index: int
+    ) -> dict[str, Any]:
+        item_ctx, start = _item_started(index, ctx)
+        ok = False
+        try:
+            row = self.inner.run_item(plan, values, item_ctx, tolerant, index)
+            ok = True
+            return row
+        finally:
+            _item_finished(plan, values, index, item_ctx, start, ok)
+
+    async def arun_item(
+        self,
+        plan: Plan,
+        values: dict[str, Any],
+        ctx: RunContext,
+        tolerant: bool,
+        index: int,
+        offload: Any,
+    ) -> dict[str, Any]:
+        item_ctx, start = _item_started(index, ctx)
+        ok = False
+        try:
+            row = await self.inner.arun_item(plan, values, item_ctx, tolerant, index, offload)
+            ok = True
+            return row
+        finally:
+            _item_finished(plan, values, index, item_ctx, start, ok)
+
+    def __repr__(self) -> str:
+        return f"ObservedItems({self.inner!r})"
 
 
 @contextmanager

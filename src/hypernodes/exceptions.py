@@ -65,6 +65,10 @@ class GraphvizNotFoundError(HyperNodesError, RuntimeError):
     missing; the message says how to install it."""
 
 
+class UnpicklableError(HyperNodesError, TypeError):
+    """A node, input or output cannot be copied to or from a worker process (``"parallel"``)."""
+
+
 __all__ = [
     "CycleError",
     "DependencyError",
@@ -78,4 +82,5 @@ __all__ = [
     "MissingInputError",
     "OutputShapeError",
     "UnknownOutputError",
+    "UnpicklableError",
 ]

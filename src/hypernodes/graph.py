@@ -67,6 +67,18 @@ class PipelineGraph:
         #: compiled plans, keyed by (requested outputs, provided input names)
         self.plans: dict[Any, Any] = {}
 
+    def __getstate__(self) -> dict[str, Any]:
+        # Compiled plans hold closures and are cheap to rebuild: a copy sent to a worker process
+        # compiles its own.
+        state = {name: getattr(self, name) for name in self.__slots__}
+        state["plans"] = {}
+        state["_graph"] = None  # rebuilt on first use
+        return state
+
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        for name, value in state.items():
+            setattr(self, name, value)
+
     @property
     def graph(self) -> nx.DiGraph:
         """The networkx graph of the nodes; an edge carries ``names``, the values passed along it.

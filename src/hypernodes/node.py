@@ -7,6 +7,7 @@ names what it returns.  The node stays callable as the original function.
 from __future__ import annotations
 
 import inspect
+import sys
 from collections.abc import Callable, Mapping
 from typing import Any, overload
 
@@ -144,6 +145,55 @@ class Node:
     def __repr__(self) -> str:
         outs = self.outputs[0] if len(self.outputs) == 1 else "(" + ", ".join(self.outputs) + ")"
         return f"{self.name}({', '.join(self.inputs)}) -> {outs}"
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        # ``@node`` replaces a module-level function by its Node, so pickling the function by
+        # reference (module.qualname) would find the Node and fail.  Pickle such a node by
+        # reference instead, and a renamed copy as its settings plus a reference to that node's
+        # function; anything else (``__main__``, local functions) goes by value, which
+        # cloudpickle can do.
+        found = _importable(self.__module__, self.__qualname__)
+        if found is self:
+            return (_node_at, (self.__module__, self.__qualname__))
+        state = dict(self.__dict__)
+        ref = None
+        if isinstance(found, Node) and found.func is self.func:
+            ref = (self.__module__, self.__qualname__)
+            del state["func"], state["__wrapped__"]
+        return (_restore_node, (type(self), state, ref))
+
+
+def _importable(module: str | None, qualname: str) -> Any:
+    """The object found at ``module.qualname`` in an imported module other than ``__main__``."""
+    mod = sys.modules.get(module) if module and module != "__main__" else None
+    if mod is None or "<locals>" in qualname:
+        return None
+    found: Any = mod
+    for part in qualname.split("."):
+        found = getattr(found, part, None)
+        if found is None:
+            return None
+    return found
+
+
+def _node_at(module: str, qualname: str) -> Node:
+    """Unpickle a node by importing it from where it was defined."""
+    import importlib
+
+    found: Any = importlib.import_module(module)
+    for part in qualname.split("."):
+        found = getattr(found, part)
+    return found
+
+
+def _restore_node(cls: type[Node], state: dict[str, Any], ref: tuple[str, str] | None) -> Node:
+    """Unpickle a node from its settings (and a reference to its function, if it has one)."""
+    restored = object.__new__(cls)
+    restored.__dict__.update(state)
+    if ref is not None:
+        func = _node_at(*ref).func
+        restored.func = restored.__wrapped__ = func
+    return restored
 
 
 @overload

@@ -207,19 +207,28 @@ class Pipeline:
         map_mode: Literal["zip", "product"] = "zip",
         output_name: OutputName = None,
         return_format: Literal["list", "columns"] = "list",
+        on_error: Literal["raise", "continue"] = "raise",
     ) -> list[dict[str, Any]] | dict[str, list[Any]]:
         """Run once per item of the ``map_over`` inputs; other inputs go whole to every item.
 
         ``map_mode="zip"`` pairs the lists element by element (they must have one length);
         ``"product"`` runs every combination.  Returns a list of per-item output dicts in input
         order, or with ``return_format="columns"`` one list per output.
+
+        ``on_error="raise"`` stops at the first failing item and raises its exception (a note names
+        the node and the item index).  ``"continue"`` attempts every item; an output that a failed
+        node kept from being computed holds an :class:`~hypernodes.ItemError` instead.
         """
         if return_format not in ("list", "columns"):
             raise MapError(f"return_format must be 'list' or 'columns', got {return_format!r}")
+        if on_error not in ("raise", "continue"):
+            raise MapError(f"on_error must be 'raise' or 'continue', got {on_error!r}")
         ctx = self._root_context()
         names = _map_names(map_over)
         try:
-            plan, rows = self._map(dict(inputs), names, map_mode, _outputs_key(output_name), ctx)
+            plan, rows = self._map(
+                dict(inputs), names, map_mode, _outputs_key(output_name), ctx, on_error
+            )
         except Exception as exc:
             add_failure_note(exc)
             raise
@@ -269,6 +278,7 @@ class Pipeline:
         map_mode: str,
         outputs: tuple[str, ...] | None,
         ctx: RunContext,
+        on_error: str = "raise",
     ) -> tuple[Plan, list[dict[str, Any]]]:
         if map_mode not in MAP_MODES:
             raise MapError(f"map_mode must be 'zip' or 'product', got {map_mode!r}")
@@ -300,10 +310,11 @@ class Pipeline:
         if ctx.cache is not None:
             seeded = prepare_map(plan, seeded)  # per-call cache data shared by all items
         items = _items(seeded, names, seqs, map_mode)
+        extra = {} if on_error == "raise" else {"on_error": on_error}
         if ctx.dispatcher is None:
-            return plan, ctx.engine.map(plan, items, count, ctx)
+            return plan, ctx.engine.map(plan, items, count, ctx, **extra)
         with events.observe_map(ctx, ctx.path[-1], count):
-            return plan, ctx.engine.map(plan, items, count, ctx)
+            return plan, ctx.engine.map(plan, items, count, ctx, **extra)
 
     def _map_columns(
         self,

@@ -8,7 +8,7 @@ only decide how items (or independent steps of one item) are scheduled.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Awaitable, Callable, Iterable, Sequence
 from dataclasses import dataclass
 from operator import itemgetter
 from typing import Any
@@ -22,6 +22,7 @@ from .graph import PipelineGraph
 from .node import Node
 
 Runner = Callable[[dict[str, Any], RunContext], None]
+AsyncRunner = Callable[[dict[str, Any], RunContext], Awaitable[None]]
 
 
 @dataclass(frozen=True, slots=True)
@@ -34,6 +35,8 @@ class Step:
     store: tuple[str, ...]
     level: int
     run: Runner
+    #: for an ``async def`` node: the awaitable twin of ``run``, awaited on the caller's event loop
+    arun: AsyncRunner | None = None
 
 
 class Plan:
@@ -129,6 +132,36 @@ class Plan:
             step.run(values, ctx)
             return True
         return _cache.run_step(self, step, values, ctx)
+
+    async def arun_step(self, step: Step, values: dict[str, Any], ctx: RunContext) -> None:
+        """:meth:`run_step` for a step with an ``arun`` (an ``async def`` node), awaited natively.
+
+        The async executor calls this instead of ``run_step`` so that the coroutine runs on its
+        event loop without a thread hop; whatever wraps ``run_step`` must wrap this too.
+        """
+        if not ctx.instrumented:
+            await step.arun(values, ctx)  # type: ignore[misc]
+            return
+        try:
+            if ctx.dispatcher is not None:
+                await events.arun_step(self, step, values, ctx)
+            else:
+                await self._acall_step(step, values, ctx)
+        except Exception as exc:
+            locate_failure(exc, step, ctx)
+            raise
+
+    async def _acall_step(self, step: Step, values: dict[str, Any], ctx: RunContext) -> bool:
+        """:meth:`_call_step` for an ``async def`` step, awaited between the cache's two halves."""
+        if ctx.cache is None:
+            await step.arun(values, ctx)  # type: ignore[misc]
+            return True
+        action = _cache.before_step(self, step, values)
+        if action is _cache.SKIP:
+            return False
+        await step.arun(values, ctx)  # type: ignore[misc]
+        _cache.after_step(step, values, action)
+        return True
 
     def failed_step(self, values: dict[str, Any]) -> Step | None:
         """The first step whose outputs are missing from ``values``: the one that raised."""
@@ -246,7 +279,8 @@ def compile_plan(
         else:
             run = item.make_runner(wiring, store)
         keys = tuple(key for _, key in wiring)
-        steps.append(Step(item, item.name, keys, store, level, run))
+        arun = _async_node_runner(item, wiring, store) if getattr(item, "is_async", False) else None
+        steps.append(Step(item, item.name, keys, store, level, run, arun))
     return Plan(steps, constants, requested, provided)
 
 
@@ -324,6 +358,45 @@ def _node_runner(node: Node, wiring: list[tuple[str, str]], store: tuple[str, ..
             values[out] = result[i]
 
     return run
+
+
+def _async_node_runner(
+    node: Node, wiring: list[tuple[str, str]], store: tuple[str, ...]
+) -> AsyncRunner:
+    """The coroutine twin of :func:`_node_runner` for an ``async def`` node: awaits the function
+    on the running loop instead of driving it to completion with :func:`run_sync`."""
+    func: Callable[..., Any] = node.func
+    if node.keyword_only:
+        func = _keyword_adapter(func, node, wiring)
+    keys = tuple(key for _, key in wiring)
+    outputs = node.outputs
+    if len(outputs) == 1:
+        out = outputs[0]
+
+        async def arun(values: dict[str, Any], ctx: RunContext) -> None:
+            values[out] = await func(*[values[k] for k in keys])
+
+        return arun
+
+    pairs = tuple((i, name) for i, name in enumerate(outputs) if name in store)
+    name = node.name
+
+    async def arun_many(values: dict[str, Any], ctx: RunContext) -> None:
+        result = await func(*[values[k] for k in keys])
+        try:
+            n = len(result)
+        except TypeError:
+            n = -1
+        if n != len(outputs):
+            raise OutputShapeError(
+                f"node {name!r} declares {len(outputs)} outputs {outputs} but returned "
+                f"{type(result).__name__}{'' if n < 0 else f' of length {n}'}; return a tuple of "
+                f"{len(outputs)} values"
+            )
+        for i, out in pairs:
+            values[out] = result[i]
+
+    return arun_many
 
 
 def _keyword_adapter(

@@ -193,18 +193,18 @@ def run_step(plan: Plan, step: Step, values: dict[str, Any], ctx: RunContext) ->
             _write(item, step, values, action)
             return True
     action = before_step(plan, step, values)
-    if action is _SKIP:
+    if action is SKIP:
         return False
     step.run(values, ctx)
     after_step(step, values, action)
     return True
 
 
-_SKIP: Any = object()
+SKIP: Any = object()
 
 
 def before_step(plan: Plan, step: Step, values: dict[str, Any]) -> Any:
-    """What to do around ``step``: ``_SKIP`` (a pending step turned out a hit and is loaded), or
+    """What to do around ``step``: ``SKIP`` (a pending step turned out a hit and is loaded), or
     an action to hand to :func:`after_step` once the step has run.
 
     :func:`run_step` is ``before_step``, run, ``after_step``; a scheduler that must await the step
@@ -217,7 +217,7 @@ def before_step(plan: Plan, step: Step, values: dict[str, Any]) -> Any:
     if action == _PENDING:
         action = _sign_pending(plan, item, step, values)
         if action is None:
-            return _SKIP
+            return SKIP
     return action
 
 

@@ -16,12 +16,21 @@ class Engine(Protocol):
     An engine never validates or prunes: the pipeline hands it a compiled plan and seeded value
     dicts.  ``run`` returns the plan's outputs for one item; ``map`` returns them for every item,
     in input order.  Engines are context managers; ``shutdown`` releases what they started.
+
+    ``map`` is called with ``on_error="continue"`` (a keyword) only when the user asked for it:
+    every item is then attempted and outputs a failed node could not produce hold an
+    :class:`~hypernodes.ItemError`.
     """
 
     def run(self, plan: Plan, values: dict[str, Any], ctx: RunContext) -> dict[str, Any]: ...
 
     def map(
-        self, plan: Plan, items: Iterable[dict[str, Any]], count: int, ctx: RunContext
+        self,
+        plan: Plan,
+        items: Iterable[dict[str, Any]],
+        count: int,
+        ctx: RunContext,
+        on_error: str = "raise",
     ) -> list[dict[str, Any]]: ...
 
     def shutdown(self, wait: bool = True) -> None: ...

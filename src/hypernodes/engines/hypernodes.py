@@ -1,51 +1,82 @@
-"""``HypernodesEngine``: runs plans in this process, choosing how nodes and map items are scheduled."""
+"""``HypernodesEngine``: runs plans in this process (and its workers), choosing how the nodes of an
+item and the items of a map are scheduled."""
 
 from __future__ import annotations
 
+import weakref
 from collections.abc import Iterable
 from typing import Any
 
 from ..context import RunContext
-from ..exceptions import ExecutorError
+from ..events import ObservedItems
+from ..exceptions import MapError
 from ..plan import Plan, run_items
-
-EXECUTORS = ("sequential",)
+from .executors import Executor, SequentialExecutor, make_executor
 
 
 class HypernodesEngine:
-    """The default engine.
+    """The default engine: one item-runner, scheduled by two executors.
 
-    ``node_executor`` decides how the nodes of one item run, ``map_executor`` how the items of a
-    ``map`` run.  ``"sequential"`` runs one thing at a time in the calling thread.
+    ``node_executor`` decides how the nodes of one item run (``"sequential"``, ``"threaded"``,
+    ``"async"``, or an executor object): independent nodes of one topological generation run
+    together, inside every map item too.  ``map_executor`` decides how the items of a ``map`` run
+    (the same choices plus ``"parallel"``, worker processes).  ``max_workers`` sets the size of
+    the executors named by string (threads per nesting level, processes, or the async limit).
+
+    Use it as a context manager, or call :meth:`shutdown`, to stop its workers; the engine stays
+    usable and a later call starts new ones.  Shutting down waits for calls still running (another
+    pipeline sharing the engine) to end first.  Executor objects the user made themselves
+    (``ThreadPoolExecutor``, a Dask client's executor) are never shut down by the engine.
     """
 
     def __init__(
         self,
-        node_executor: str = "sequential",
-        map_executor: str = "sequential",
+        node_executor: str | Any = "sequential",
+        map_executor: str | Any = "sequential",
         max_workers: int | None = None,
     ) -> None:
-        for role, value in (("node_executor", node_executor), ("map_executor", map_executor)):
-            if value not in EXECUTORS:
-                raise ExecutorError(
-                    f"{role}={value!r} is not available; choose one of {list(EXECUTORS)}"
-                )
+        self._node: Executor = make_executor(node_executor, "node_executor", max_workers)
+        self._map: Executor = make_executor(map_executor, "map_executor", max_workers)
         self.node_executor = node_executor
         self.map_executor = map_executor
         self.max_workers = max_workers
+        self._sequential_nodes = isinstance(self._node, SequentialExecutor)
+        self._sequential = self._sequential_nodes and isinstance(self._map, SequentialExecutor)
+        # Workers of an engine that is dropped without shutdown() stop when it is collected.
+        self._finalizer = weakref.finalize(self, _release, (self._node, self._map))
 
     def run(self, plan: Plan, values: dict[str, Any], ctx: RunContext) -> dict[str, Any]:
         """Run one item."""
-        return plan.run_item(values, ctx)
+        if self._sequential_nodes:
+            return plan.run_item(values, ctx)
+        with self._node.lease():
+            return self._node.run_item(plan, values, ctx, False, 0)
 
     def map(
-        self, plan: Plan, items: Iterable[dict[str, Any]], count: int, ctx: RunContext
+        self,
+        plan: Plan,
+        items: Iterable[dict[str, Any]],
+        count: int,
+        ctx: RunContext,
+        on_error: str = "raise",
     ) -> list[dict[str, Any]]:
-        """Run every item, in order."""
-        return run_items(plan, items, ctx)
+        """Run every item; rows in input order (see ``Pipeline.map`` for ``on_error``)."""
+        if on_error == "raise":
+            if self._sequential:
+                return run_items(plan, items, ctx)
+            tolerant = False
+        elif on_error == "continue":
+            tolerant = True
+        else:
+            raise MapError(f"on_error must be 'raise' or 'continue', got {on_error!r}")
+        node: Any = self._node if ctx.dispatcher is None else ObservedItems(self._node)
+        with self._node.lease(), self._map.lease():
+            return self._map.map_items(node, plan, items, count, ctx, tolerant)
 
     def shutdown(self, wait: bool = True) -> None:
-        """Release workers (the sequential executor holds none)."""
+        """Stop the workers this engine started (now, or when the calls still running end)."""
+        self._node.shutdown(wait)
+        self._map.shutdown(wait)
 
     def __enter__(self) -> HypernodesEngine:
         return self
@@ -53,11 +84,24 @@ class HypernodesEngine:
     def __exit__(self, *exc_info: object) -> None:
         self.shutdown()
 
+    def __reduce__(self) -> tuple[Any, ...]:
+        # A copy for a worker process: same configuration, no workers.
+        return (type(self), (self._node, self._map, self.max_workers))
+
     def __repr__(self) -> str:
         return (
-            f"HypernodesEngine(node_executor={self.node_executor!r}, "
-            f"map_executor={self.map_executor!r}, max_workers={self.max_workers!r})"
+            f"HypernodesEngine(node_executor={_label(self.node_executor)}, "
+            f"map_executor={_label(self.map_executor)}, max_workers={self.max_workers!r})"
         )
+
+
+def _label(spec: Any) -> str:
+    return repr(spec) if isinstance(spec, str) else type(spec).__name__
+
+
+def _release(executors: tuple[Executor, ...]) -> None:
+    for executor in executors:
+        executor.shutdown(wait=False)
 
 
 _DEFAULT: HypernodesEngine | None = None

@@ -1,0 +1,561 @@
+"""The executors of :class:`~hypernodes.engines.HypernodesEngine`: where steps and items run.
+
+``"sequential"``, ``"threaded"`` and ``"async"`` can schedule both the nodes of one item and the
+items of a map; ``"parallel"`` (:class:`~hypernodes.engines.parallel.ParallelExecutor`) only items.
+An object with ``submit(fn, *args) -> Future`` and ``shutdown(wait=True)`` (a user's
+``ThreadPoolExecutor``, ``client.get_executor()`` of Dask) is wrapped in :class:`CustomExecutor`.
+
+Nesting without deadlocks.  A pipeline nested in a node, or a map inside a map item, waits for
+work it hands to an executor.  If that work queued behind the very tasks that wait for it in one
+bounded pool, nothing would move.  So the built-in pools are kept per *level*: a thread belongs to
+level 0 (a caller) or to the level of the pool that started it, and it only ever hands work to the
+pools of the next level.  Every wait goes from one level to a deeper one, and the deepest work
+waits for nothing, so every level drains.  Each level holds at most ``max_workers`` threads and
+the threads are only started when work reaches that level.  A foreign executor cannot be split by
+level, so work that would be handed to it from one of its own tasks runs in that task's thread.
+"""
+
+from __future__ import annotations
+
+import os
+import threading
+from collections.abc import Callable, Iterable, Iterator
+from concurrent.futures import Future, ThreadPoolExecutor
+from contextlib import contextmanager
+from functools import partial
+from typing import Any
+
+from .._async import run_sync
+from ..context import RunContext
+from ..exceptions import ExecutorError
+from ..plan import Plan, mark_item, run_items
+from .scheduling import (
+    Offload,
+    arun_levels,
+    arun_sequential,
+    run_item_tolerant,
+    run_levels,
+    run_ordered,
+)
+
+NAMES = ("sequential", "async", "threaded", "parallel")
+
+_state = threading.local()
+_OUTSIDE: frozenset[int] = frozenset()
+
+
+def current_level() -> int:
+    """The scheduling level of this thread: 0 for a caller, ``n`` in a pool of level ``n``."""
+    return getattr(_state, "level", 0)
+
+
+def _inside_of() -> frozenset[int]:
+    """The foreign executors whose task this thread is working for, directly or through ours."""
+    return getattr(_state, "inside", _OUTSIDE)
+
+
+def _enter_level(level: int) -> None:
+    _state.level = level
+
+
+def _carry(inside: frozenset[int], fn: Callable[..., Any], *args: Any) -> Any:
+    """Run ``fn`` on behalf of a task of the foreign executors ``inside`` (in one of our pools)."""
+    previous = _inside_of()
+    _state.inside = inside
+    try:
+        return fn(*args)
+    finally:
+        _state.inside = previous
+
+
+class Executor:
+    """Base of the built-in executors: how one item's steps run, and how a map's items run.
+
+    Subclasses override :meth:`run_item` and :meth:`arun_item` (node role) and :meth:`map_items`
+    (map role).  ``lease()`` marks a call in progress: :meth:`shutdown` waits for the last call
+    to end before it stops workers, so one pipeline finishing never breaks another that shares the
+    engine, and a later call simply starts fresh workers.
+    """
+
+    name = "executor"
+
+    def __init__(self, max_workers: int | None = None) -> None:
+        if max_workers is not None and max_workers < 1:
+            raise ExecutorError(f"max_workers must be at least 1, got {max_workers}")
+        self.max_workers = max_workers
+        self._lock = threading.Lock()
+        self._active = 0
+        self._closing = False
+
+    # -- node role ---------------------------------------------------------------------------
+
+    def run_item(
+        self, plan: Plan, values: dict[str, Any], ctx: RunContext, tolerant: bool, index: int
+    ) -> dict[str, Any]:
+        """Run the steps of one item from a synchronous caller and return its outputs."""
+        raise NotImplementedError
+
+    async def arun_item(
+        self,
+        plan: Plan,
+        values: dict[str, Any],
+        ctx: RunContext,
+        tolerant: bool,
+        index: int,
+        offload: Offload,
+    ) -> dict[str, Any]:
+        """Run one item from inside an event loop (an async map); ``offload`` runs sync code in a
+        thread.  By default the whole item is one trip to ``offload``."""
+        return await offload(self.run_item, plan, values, ctx, tolerant, index)
+
+    # -- map role ----------------------------------------------------------------------------
+
+    def map_items(
+        self,
+        node: Executor,
+        plan: Plan,
+        items: Iterable[dict[str, Any]],
+        count: int,
+        ctx: RunContext,
+        tolerant: bool,
+    ) -> list[dict[str, Any]]:
+        """Run every item with ``node`` scheduling its steps; results in input order."""
+        raise NotImplementedError
+
+    # -- lifetime ----------------------------------------------------------------------------
+
+    @contextmanager
+    def lease(self) -> Iterator[None]:
+        """Mark a call in progress for as long as the ``with`` block runs."""
+        with self._lock:
+            self._active += 1
+        try:
+            yield
+        finally:
+            with self._lock:
+                self._active -= 1
+                close = self._active == 0 and self._closing
+                if close:
+                    self._closing = False
+            if close:
+                self._release(wait=False)
+
+    def shutdown(self, wait: bool = True) -> None:
+        """Stop this executor's workers now, or when the calls still running end.
+
+        The executor stays usable: the next call starts new workers.
+        """
+        with self._lock:
+            if self._active:
+                self._closing = True
+                return
+        self._release(wait)
+
+    def _release(self, wait: bool) -> None:
+        """Stop the workers (subclasses that hold some)."""
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        return (type(self), (self.max_workers,))
+
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}(max_workers={self.max_workers!r})"
+
+
+def sequential_map(
+    node: Executor,
+    plan: Plan,
+    items: Iterable[dict[str, Any]],
+    ctx: RunContext,
+    tolerant: bool,
+) -> list[dict[str, Any]]:
+    """Items one after the other in this thread, with ``node`` scheduling each item's steps."""
+    if isinstance(node, SequentialExecutor):
+        if not tolerant:
+            return run_items(plan, items, ctx)
+        return [run_item_tolerant(plan, values, ctx, i) for i, values in enumerate(items)]
+    rows: list[dict[str, Any]] = []
+    try:
+        for values in items:
+            rows.append(node.run_item(plan, values, ctx, tolerant, len(rows)))
+    except Exception as exc:
+        mark_item(exc, ctx.depth, len(rows))
+        raise
+    return rows
+
+
+class SequentialExecutor(Executor):
+    """One thing at a time, in the calling thread: predictable and free of overhead."""
+
+    name = "sequential"
+
+    def run_item(
+        self, plan: Plan, values: dict[str, Any], ctx: RunContext, tolerant: bool, index: int
+    ) -> dict[str, Any]:
+        if tolerant:
+            return run_item_tolerant(plan, values, ctx, index)
+        return plan.run_item(values, ctx)
+
+    async def arun_item(
+        self,
+        plan: Plan,
+        values: dict[str, Any],
+        ctx: RunContext,
+        tolerant: bool,
+        index: int,
+        offload: Offload,
+    ) -> dict[str, Any]:
+        return await arun_sequential(plan, values, ctx, offload, tolerant, index)
+
+    def map_items(
+        self,
+        node: Executor,
+        plan: Plan,
+        items: Iterable[dict[str, Any]],
+        count: int,
+        ctx: RunContext,
+        tolerant: bool,
+    ) -> list[dict[str, Any]]:
+        return sequential_map(node, plan, items, ctx, tolerant)
+
+
+class _LevelPools:
+    """Thread pools of one executor, one per scheduling level, started on first use."""
+
+    def __init__(self, workers: int, prefix: str) -> None:
+        self.workers = workers
+        self.prefix = prefix
+        self._lock = threading.Lock()
+        self._pools: dict[int, ThreadPoolExecutor] = {}
+
+    def get(self, level: int) -> ThreadPoolExecutor:
+        pool = self._pools.get(level)
+        if pool is None:
+            with self._lock:
+                pool = self._pools.get(level)
+                if pool is None:
+                    pool = self._pools[level] = ThreadPoolExecutor(
+                        max_workers=self.workers,
+                        thread_name_prefix=f"{self.prefix}-L{level}",
+                        initializer=_enter_level,
+                        initargs=(level,),
+                    )
+        return pool
+
+    def submit(self, fn: Callable[..., Any], *args: Any) -> Future:
+        """Hand ``fn(*args)`` to the pool of the level below the calling thread."""
+        pool = self.get(current_level() + 1)
+        inside = _inside_of()
+        if inside:
+            return pool.submit(_carry, inside, fn, *args)
+        return pool.submit(fn, *args)
+
+    def close(self, wait: bool) -> None:
+        with self._lock:
+            pools, self._pools = list(self._pools.values()), {}
+        for pool in pools:
+            pool.shutdown(wait=wait, cancel_futures=True)
+
+
+class ThreadedExecutor(Executor):
+    """Threads: independent nodes, or map items, run at the same time.
+
+    ``max_workers`` threads per nesting level (default: the number of CPUs).  Good for I/O and for
+    work that releases the GIL (numpy, pandas, most C extensions).
+    """
+
+    name = "threaded"
+
+    def __init__(self, max_workers: int | None = None) -> None:
+        super().__init__(max_workers)
+        self.workers = max_workers or os.cpu_count() or 1
+        self._pools = _LevelPools(self.workers, "hypernodes-threaded")
+
+    def run_item(
+        self, plan: Plan, values: dict[str, Any], ctx: RunContext, tolerant: bool, index: int
+    ) -> dict[str, Any]:
+        return run_levels(plan, values, ctx, self._pools.submit, tolerant, index)
+
+    def map_items(
+        self,
+        node: Executor,
+        plan: Plan,
+        items: Iterable[dict[str, Any]],
+        count: int,
+        ctx: RunContext,
+        tolerant: bool,
+    ) -> list[dict[str, Any]]:
+        return submit_items(self._pools.submit, 2 * self.workers, node, plan, items, ctx, tolerant)
+
+    def _release(self, wait: bool) -> None:
+        self._pools.close(wait)
+
+
+def submit_items(
+    submit: Callable[..., Future],
+    window: int,
+    node: Executor,
+    plan: Plan,
+    items: Iterable[dict[str, Any]],
+    ctx: RunContext,
+    tolerant: bool,
+) -> list[dict[str, Any]]:
+    """A map over a futures executor: one task per item, at most ``window`` in flight."""
+    tasks = ((node.run_item, plan, values, ctx, tolerant, i) for i, values in enumerate(items))
+    rows, failed, error = run_ordered(submit, tasks, window)
+    if error is not None:
+        mark_item(error, ctx.depth, failed)
+        raise error
+    return rows
+
+
+class AsyncExecutor(Executor):
+    """An asyncio event loop: up to ``max_workers`` (default 100) things in flight at once.
+
+    ``async def`` nodes are awaited on the loop; sync nodes run in a thread pool of the same size so
+    they never block it, which is what lets blocking I/O overlap without rewriting anything.
+    Works when the caller already runs a loop (Jupyter): the work then gets its own loop in a
+    helper thread while the caller waits.
+    """
+
+    name = "async"
+
+    def __init__(self, max_workers: int | None = None) -> None:
+        super().__init__(max_workers)
+        self.limit = max_workers or 100
+        self._pools = _LevelPools(self.limit, "hypernodes-async")
+
+    def _offload(self) -> Offload:
+        """Run sync callables in this executor's pool for the loop thread's level."""
+        import asyncio
+
+        loop = asyncio.get_running_loop()
+        pool = self._pools.get(current_level() + 1)
+        inside = _inside_of()
+        if inside:
+            return partial(loop.run_in_executor, pool, partial(_carry, inside))
+        return partial(loop.run_in_executor, pool)
+
+    def run_item(
+        self, plan: Plan, values: dict[str, Any], ctx: RunContext, tolerant: bool, index: int
+    ) -> dict[str, Any]:
+        return run_sync(_carried(self._levels(plan, values, ctx, tolerant, index)))
+
+    async def _levels(
+        self, plan: Plan, values: dict[str, Any], ctx: RunContext, tolerant: bool, index: int
+    ) -> dict[str, Any]:
+        return await arun_levels(plan, values, ctx, self._offload(), tolerant, index)
+
+    async def arun_item(
+        self,
+        plan: Plan,
+        values: dict[str, Any],
+        ctx: RunContext,
+        tolerant: bool,
+        index: int,
+        offload: Offload,
+    ) -> dict[str, Any]:
+        return await self._levels(plan, values, ctx, tolerant, index)
+
+    def map_items(
+        self,
+        node: Executor,
+        plan: Plan,
+        items: Iterable[dict[str, Any]],
+        count: int,
+        ctx: RunContext,
+        tolerant: bool,
+    ) -> list[dict[str, Any]]:
+        return run_sync(_carried(self._amap(node, plan, items, ctx, tolerant)))
+
+    async def _amap(
+        self,
+        node: Executor,
+        plan: Plan,
+        items: Iterable[dict[str, Any]],
+        ctx: RunContext,
+        tolerant: bool,
+    ) -> list[dict[str, Any]]:
+        """Items as tasks on this loop, at most ``limit`` at once, under the scheduling error rule."""
+        import asyncio
+
+        offload = self._offload()
+        slots = asyncio.Semaphore(self.limit)
+        rows: list[Any] = []
+        live: dict[int, asyncio.Task[Any]] = {}
+        errors: dict[int, BaseException] = {}
+        stop = [-1]  # index of the failure that wins so far (-1: none)
+
+        def finished(index: int, task: asyncio.Task[Any]) -> None:
+            live.pop(index, None)
+            slots.release()
+            if task.cancelled():
+                return
+            exc = task.exception()
+            if exc is None:
+                rows[index] = task.result()
+                return
+            errors[index] = exc
+            if stop[0] < 0 or index < stop[0]:
+                stop[0] = index
+                for other, pending in list(live.items()):
+                    if other > index:
+                        pending.cancel()
+
+        try:
+            for index, values in enumerate(items):
+                await slots.acquire()
+                if stop[0] >= 0:
+                    slots.release()
+                    break
+                rows.append(None)
+                task = asyncio.ensure_future(
+                    node.arun_item(plan, values, ctx, tolerant, index, offload)
+                )
+                live[index] = task
+                task.add_done_callback(partial(finished, index))
+            while live:
+                await asyncio.wait(list(live.values()))
+        except BaseException:
+            # Ctrl-C or cancellation: stop every item; sync work already running in the pool
+            # finishes its current step, nothing new starts.
+            remaining = list(live.values())
+            for task in remaining:
+                task.cancel()
+            await asyncio.gather(*remaining, return_exceptions=True)
+            raise
+        if errors:
+            first = min(errors)
+            error = errors[first]
+            mark_item(error, ctx.depth, first)
+            raise error
+        return rows
+
+    def _release(self, wait: bool) -> None:
+        self._pools.close(wait)
+
+    def __repr__(self) -> str:
+        return f"AsyncExecutor(max_workers={self.limit})"
+
+
+def _carried(coro: Any) -> Any:
+    """Wrap ``coro`` so that it runs with the calling thread's scheduling state, also when
+    :func:`run_sync` runs it in a helper thread (the caller already runs an event loop)."""
+    level, inside = current_level(), _inside_of()
+
+    async def carried() -> Any:
+        previous = current_level(), _inside_of()
+        _state.level, _state.inside = level, inside
+        try:
+            return await coro
+        finally:
+            _state.level, _state.inside = previous
+
+    return carried()
+
+
+class CustomExecutor(Executor):
+    """Adapts a user's executor (``submit``/``shutdown``) to both roles.
+
+    The engine never shuts it down: whoever created it owns it.  Work handed to it from one of its
+    own tasks runs inline in that task (see the module docstring).  Functions and arguments are
+    passed to ``submit`` as they are; an executor that runs them in other processes must be able to
+    pickle them, and the outputs come back as the tasks' results.
+    """
+
+    name = "custom"
+
+    def __init__(self, target: Any, workers: int | None = None) -> None:
+        super().__init__(None)
+        self.target = target
+        self.workers = workers or getattr(target, "_max_workers", None) or os.cpu_count() or 1
+
+    def submit(self, fn: Callable[..., Any], *args: Any) -> Future:
+        token = id(self.target)
+        inside = _inside_of()
+        if token in inside:
+            return _done(fn, *args)
+        return self.target.submit(_inside, inside | {token}, current_level() + 1, fn, *args)
+
+    def run_item(
+        self, plan: Plan, values: dict[str, Any], ctx: RunContext, tolerant: bool, index: int
+    ) -> dict[str, Any]:
+        return run_levels(plan, values, ctx, self.submit, tolerant, index, inline_single=False)
+
+    def map_items(
+        self,
+        node: Executor,
+        plan: Plan,
+        items: Iterable[dict[str, Any]],
+        count: int,
+        ctx: RunContext,
+        tolerant: bool,
+    ) -> list[dict[str, Any]]:
+        return submit_items(self.submit, 2 * self.workers, node, plan, items, ctx, tolerant)
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        # A copy of the engine sent to a worker process runs these steps sequentially: the
+        # user's executor belongs to the process that made it.
+        return (SequentialExecutor, ())
+
+    def __repr__(self) -> str:
+        return f"CustomExecutor({self.target!r})"
+
+
+def _inside(inside: frozenset[int], level: int, fn: Callable[..., Any], *args: Any) -> Any:
+    """Run ``fn`` as a task of foreign executors ``inside`` (the last one runs it), at ``level``."""
+    previous = current_level(), _inside_of()
+    _state.level, _state.inside = level, inside
+    try:
+        return fn(*args)
+    finally:
+        _state.level, _state.inside = previous
+
+
+def _done(fn: Callable[..., Any], *args: Any) -> Future:
+    """A future already holding the outcome of ``fn(*args)``, run in this thread."""
+    future: Future = Future()
+    try:
+        future.set_result(fn(*args))
+    except Exception as exc:
+        future.set_exception(exc)
+    return future
+
+
+def make_executor(spec: Any, role: str, max_workers: int | None) -> Executor:
+    """The executor for ``spec`` (a name, one of ours, or a foreign ``submit``/``shutdown`` object)."""
+    from .parallel import ParallelExecutor
+
+    if isinstance(spec, str):
+        if spec == "parallel" and role == "node_executor":
+            raise _node_parallel_error()
+        factory: dict[str, Callable[[int | None], Executor]] = {
+            "sequential": lambda _: SequentialExecutor(),
+            "threaded": ThreadedExecutor,
+            "async": AsyncExecutor,
+            "parallel": ParallelExecutor,
+        }
+        if spec not in factory:
+            raise ExecutorError(
+                f"{role}={spec!r} is not an executor; choose one of {list(NAMES)} or pass an "
+                "object with submit(fn, *args) and shutdown(wait=True)"
+            )
+        return factory[spec](max_workers)
+    if isinstance(spec, ParallelExecutor) and role == "node_executor":
+        raise _node_parallel_error()
+    if isinstance(spec, Executor):
+        return spec
+    if callable(getattr(spec, "submit", None)) and callable(getattr(spec, "shutdown", None)):
+        return CustomExecutor(spec, max_workers)
+    raise ExecutorError(
+        f"{role}={spec!r} is not an executor; choose one of {list(NAMES)} or pass an object "
+        "with submit(fn, *args) -> Future and shutdown(wait=True)"
+    )
+
+
+def _node_parallel_error() -> ExecutorError:
+    return ExecutorError(
+        "node_executor='parallel' is not supported: sending every node of an item to another "
+        "process costs more than it gains and cannot share nested pipelines' state. Use "
+        "node_executor='threaded' (or 'async') for concurrency inside an item, and "
+        "map_executor='parallel' to spread items over CPU cores"
+    )

@@ -1,0 +1,221 @@
+"""The parallel map: pickling of nodes (module-level, local, ``__main__``), chunking, errors that
+say what cannot be pickled, the ProcessPoolExecutor fallback, nesting inside workers, crashes."""
+
+from __future__ import annotations
+
+import os
+import pickle
+import subprocess
+import sys
+import textwrap
+import threading
+from pathlib import Path
+
+import pytest
+from engine_cases import add_one, double, minus_three, neighbours, picky, triple
+
+from hypernodes import HypernodesEngine, Pipeline, node
+from hypernodes.engines import ParallelExecutor
+from hypernodes.engines import parallel as parallel_module
+from hypernodes.exceptions import ExecutorError, UnpicklableError
+
+pytestmark = pytest.mark.timeout(90)
+
+SRC = Path(__file__).resolve().parents[2] / "src"
+
+
+@pytest.fixture(scope="module")
+def engine():
+    with HypernodesEngine(map_executor="parallel", max_workers=2) as made:
+        yield made
+
+
+@node(output_name="pid")
+def pid_of(x: int) -> int:
+    return os.getpid()
+
+
+def test_a_module_level_node_pickles_by_reference():
+    assert pickle.loads(pickle.dumps(add_one)) is add_one
+    renamed = add_one.with_inputs(x="n").with_output("m")
+    copy = pickle.loads(pickle.dumps(renamed))
+    assert copy is not renamed and copy.func is add_one.func
+    assert (copy.inputs, copy.outputs) == (("n",), ("m",))
+
+
+def test_local_functions_and_closures_run_in_workers(engine):
+    offset = 1000
+
+    @node(output_name="shifted")
+    def shift(x: int) -> int:
+        return x + offset
+
+    square = node(lambda shifted: shifted * shifted, output_name="squared")
+    rows = Pipeline([shift, square], engine=engine).map({"x": [1, 2]}, map_over="x")
+    assert rows == [{"shifted": 1001, "squared": 1001**2}, {"shifted": 1002, "squared": 1002**2}]
+
+
+def test_items_are_spread_over_worker_processes(engine):
+    rows = Pipeline([pid_of], engine=engine).map({"x": range(64)}, map_over="x")
+    pids = {row["pid"] for row in rows}
+    assert os.getpid() not in pids and len(pids) == 2
+
+
+def test_many_small_items_travel_in_few_chunks(engine, monkeypatch):
+    chunks: list[int] = []
+    dump = parallel_module._dump_chunk
+
+    def counting_dump(chunk, start):
+        chunks.append(len(chunk))
+        return dump(chunk, start)
+
+    monkeypatch.setattr(parallel_module, "_dump_chunk", counting_dump)
+    pipeline = Pipeline([add_one, double, minus_three], engine=engine)
+    rows = pipeline.map({"x": range(10_000)}, map_over="x")
+    assert [row["c"] for row in rows] == [(x + 1) * 2 - 3 for x in range(10_000)]
+    assert sum(chunks) == 10_000 and len(chunks) <= 16
+
+
+def test_item_index_of_a_failure_counts_across_chunks(engine):
+    pipeline = Pipeline([picky], engine=engine, name="p")
+    with pytest.raises(ValueError, match="no multiples of four: 1500") as info:
+        pipeline.map({"x": [1] * 1499 + [1500] + [1] * 500}, map_over="x")
+    assert info.value.__notes__ == ["hypernodes: raised by node 'picky' of pipeline p[item 1499]"]
+
+
+def test_unpicklable_node_names_the_node_and_what_to_do(engine):
+    lock = threading.Lock()
+
+    @node(output_name="guarded")
+    def guarded(x: int) -> int:
+        with lock:
+            return x
+
+    inner = Pipeline([guarded], name="inner").as_node(name="wrapper")
+    for nodes, where in (([guarded], "'guarded'"), ([add_one, inner], "'wrapper > guarded'")):
+        with pytest.raises(UnpicklableError) as info:
+            Pipeline(nodes, engine=engine).map({"x": [1, 2]}, map_over="x")
+        message = str(info.value)
+        assert f"node {where}" in message
+        assert "lock" in message and "map_executor='threaded'" in message
+
+
+def test_unpicklable_input_names_the_input_and_item(engine):
+    pipeline = Pipeline([add_one.with_inputs(x="handle")], engine=engine)
+    with pytest.raises(UnpicklableError, match=r"input 'handle' of map item 1 .*threaded"):
+        pipeline.map({"handle": [1, threading.Lock(), 3]}, map_over="handle")
+
+
+def test_unpicklable_output_names_the_output_and_item(engine):
+    @node(output_name="made")
+    def make(x: int):
+        return threading.Lock() if x == 2 else x
+
+    with pytest.raises(UnpicklableError, match=r"output 'made' of map item 2 .*sent back"):
+        Pipeline([make], engine=engine).map({"x": [0, 1, 2]}, map_over="x")
+
+
+def test_a_nested_parallel_map_runs_inside_the_worker(engine):
+    @node(output_name="where")
+    def where(v: int) -> int:
+        return os.getpid()
+
+    inner = Pipeline([triple, where], name="inner").as_node(
+        input_mapping={"xs": "v"}, output_mapping={"y": "ys", "where": "pids"}, map_over="xs"
+    )
+    outer = Pipeline([neighbours, inner, pid_of], engine=engine, name="outer")
+    rows = outer.map({"x": range(6)}, map_over="x")
+    for x, row in enumerate(rows):
+        assert row["ys"] == [3 * x, 3 * x + 3, 3 * x + 6]
+        assert set(row["pids"]) == {row["pid"]} != {os.getpid()}
+
+
+def test_processpool_fallback_gives_the_same_results():
+    with HypernodesEngine(map_executor=ParallelExecutor(max_workers=2, backend="process")) as eng:
+        pipeline = Pipeline([add_one, double, picky.with_inputs(x="b")], engine=eng, name="p")
+        rows = pipeline.map({"x": [0, 2, 4]}, map_over="x")
+        assert rows == [
+            {"a": 1, "b": 2, "picky": 2},
+            {"a": 3, "b": 6, "picky": 6},
+            {"a": 5, "b": 10, "picky": 10},
+        ]
+        with pytest.raises(ValueError) as info:
+            pipeline.map({"x": [0, 2, 3, 5]}, map_over="x")  # b == 8 for x == 3
+        assert info.value.__notes__ == ["hypernodes: raised by node 'picky' of pipeline p[item 2]"]
+
+
+def test_a_process_based_executor_of_the_users_runs_nodes_and_items():
+    # Like Dask's client.get_executor(): tasks, plans and values travel by pickle.
+    import loky
+
+    user_pool = loky.ProcessPoolExecutor(max_workers=2)
+    try:
+        for engine in (
+            HypernodesEngine(map_executor=user_pool),
+            HypernodesEngine(node_executor=user_pool),
+        ):
+            pipeline = Pipeline([add_one, double, minus_three, pid_of], engine=engine, name="p")
+            rows = pipeline.map({"x": range(5)}, map_over="x")
+            assert [(r["a"], r["b"], r["c"]) for r in rows] == [
+                (x + 1, 2 * x + 2, 2 * x - 1) for x in range(5)
+            ]
+            assert os.getpid() not in {r["pid"] for r in rows}
+            with pytest.raises(ValueError) as info:
+                Pipeline([picky], engine=engine, name="p").map({"x": [1, 4]}, map_over="x")
+            assert info.value.__notes__ == [
+                "hypernodes: raised by node 'picky' of pipeline p[item 1]"
+            ]
+            engine.shutdown()
+        assert user_pool.submit(pow, 3, 2).result() == 9  # still the user's, still running
+    finally:
+        user_pool.shutdown()
+
+
+def test_bad_backend_is_refused():
+    with pytest.raises(ExecutorError, match="backend"):
+        ParallelExecutor(backend="threads")
+
+
+def test_a_crashed_worker_is_reported_and_the_next_map_works(engine):
+    @node(output_name="y")
+    def crash(x: int) -> int:
+        if x == 3:
+            os._exit(1)
+        return x
+
+    from concurrent.futures.process import BrokenProcessPool
+
+    with pytest.raises(BrokenProcessPool) as info:
+        Pipeline([crash], engine=engine).map({"x": range(6)}, map_over="x")
+    assert any("worker process" in note for note in info.value.__notes__)
+    assert Pipeline([add_one], engine=engine).map({"x": [1]}, map_over="x") == [{"a": 2}]
+
+
+MAIN_SCRIPT = textwrap.dedent(
+    """
+    from hypernodes import HypernodesEngine, Pipeline, node
+
+    @node(output_name="y")
+    def square(x: int) -> int:
+        return x * x
+
+    # No `if __name__ == "__main__"` guard: loky workers do not re-run this script.
+    with HypernodesEngine(map_executor="parallel", max_workers=2) as engine:
+        rows = Pipeline([square], engine=engine).map({"x": range(5)}, map_over="x")
+    print([row["y"] for row in rows])
+    """
+)
+
+
+def test_nodes_defined_in_main_run_in_workers(tmp_path):
+    script = tmp_path / "script.py"
+    script.write_text(MAIN_SCRIPT)
+    env = {
+        **os.environ,
+        "PYTHONPATH": os.pathsep.join([str(SRC), os.environ.get("PYTHONPATH", "")]),
+    }
+    done = subprocess.run(
+        [sys.executable, str(script)], capture_output=True, text=True, env=env, timeout=60
+    )
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.strip() == "[0, 1, 4, 9, 16]"
