@@ -215,29 +215,45 @@ class Dispatcher:
 
 class EventRecorder:
     """Stands in for a :class:`Dispatcher` where callbacks cannot run (a worker process): it keeps
-    events, with their times, to be relayed to the caller's dispatcher by :meth:`Dispatcher.replay`."""
+    events, with their times, to be relayed to the caller's dispatcher by :meth:`Dispatcher.replay`.
 
-    def __init__(self) -> None:
-        self.events: list[
-            tuple[str, tuple[str, ...], tuple[int | None, ...], float, dict[str, Any]]
-        ] = []
+    ``hooks`` names the hooks the caller's callbacks handle; only those are recorded.
+    """
+
+    def __init__(self, hooks: Iterable[str] = HOOKS) -> None:
+        self.events: list[Event] = []
         self.state: dict[str, Any] = {}
+        wanted = set(hooks)
+        # the same shape as Dispatcher.listeners: a non-empty list marks a hook to record
+        self.listeners: dict[str, list[Any]] = {h: [True] if h in wanted else [] for h in HOOKS}
+        self.active = bool(wanted)
         self._lock = threading.Lock()
 
     def context(
         self, path: tuple[str, ...], items: tuple[int | None, ...], timestamp: float | None = None
     ) -> CallbackContext:
-        return CallbackContext(
-            path, items, self.state, time.time() if timestamp is None else timestamp
-        )
+        """A context for events at ``path``/``items``."""
+        return CallbackContext(path, items, self.state, timestamp)
 
     def emit(self, hook: str, *, context: CallbackContext, **kwargs: Any) -> None:
+        """Keep the event with the time it happened, if the caller handles ``hook``."""
+        if not self.listeners[hook]:
+            return
+        stamp = context.timestamp if context.timestamp is not None else time.time()
         with self._lock:
-            self.events.append((hook, context.path, context.items, context.timestamp, kwargs))
+            self.events.append((hook, context.path, context.items, stamp, kwargs))
 
-    def drain(
-        self,
-    ) -> list[tuple[str, tuple[str, ...], tuple[int | None, ...], float, dict[str, Any]]]:
+    def __getstate__(self) -> dict[str, Any]:
+        # A copy for a worker process: which hooks to record, no events and no lock.
+        return {"listeners": self.listeners, "active": self.active}
+
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        self.__dict__.update(state)
+        self.events = []
+        self.state = {}
+        self._lock = threading.Lock()
+
+    def drain(self) -> list[Event]:
         """The events so far, removed from the recorder."""
         with self._lock:
             events, self.events = self.events, []

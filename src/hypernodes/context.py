@@ -25,6 +25,8 @@ class RunContext:
     items: tuple[int | None, ...] = ()
     #: the CallbackContext events at this place report (None without callbacks)
     cb: Any = None
+    #: with callbacks, marks that a node really ran in this map item (or a pipeline nested in it)
+    flag: RanFlag | None = None
 
     def __post_init__(self) -> None:
         if self.dispatcher is not None and self.cb is None:
@@ -47,13 +49,30 @@ class RunContext:
             _dispatcher(pipeline.callbacks) if pipeline.callbacks is not None else self.dispatcher,
             (*self.path, name),
             (*self.items, None),
+            flag=self.flag,
         )
 
     def for_item(self, index: int) -> RunContext:
         """The context of map item ``index`` of the pipeline this context runs."""
-        return RunContext(
-            self.engine, self.cache, self.dispatcher, self.path, (*self.items[:-1], index)
-        )
+        flag = RanFlag(self.flag) if self.dispatcher is not None else None
+        items = (*self.items[:-1], index)
+        return RunContext(self.engine, self.cache, self.dispatcher, self.path, items, flag=flag)
+
+
+class RanFlag:
+    """Set when a node really runs (not a cache hit) in a map item or anything nested in it."""
+
+    __slots__ = ("parent", "ran")
+
+    def __init__(self, parent: RanFlag | None = None) -> None:
+        self.ran = False
+        self.parent = parent
+
+    def mark(self) -> None:
+        flag: RanFlag | None = self
+        while flag is not None and not flag.ran:
+            flag.ran = True
+            flag = flag.parent
 
 
 def _dispatcher(callbacks: Any) -> Any:

@@ -13,6 +13,7 @@ from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from typing import TYPE_CHECKING, Any
 
+from .cache import item as _cache
 from .node import Node
 
 if TYPE_CHECKING:
@@ -26,29 +27,41 @@ _clock = time.perf_counter
 
 
 def run_step(plan: Plan, step: Step, values: dict[str, Any], ctx: RunContext) -> None:
-    """Run one step (through the cache if set) with node events around it, or nested-pipeline
-    events for a pipeline step."""
-    if type(step.node) is not Node:
-        _run_nested(plan, step, values, ctx)
+    """Run one step (through the cache's two halves when a cache is set) with node events around
+    it, or nested-pipeline events for a pipeline step."""
+    action = _cache.before_step(plan, step, values) if ctx.cache is not None else None
+    if action is _cache.SKIP:  # signed once its inputs existed, and then found in the cache
+        ctx.dispatcher.emit("on_node_cached", node=step.name, signature="", context=ctx.cb)
         return
-    start = _node_started(step, values, ctx)
-    try:
-        ran = plan._call_step(step, values, ctx)
-    except Exception as exc:
-        ctx.dispatcher.emit("on_error", node=step.name, error=exc, context=ctx.cb)
-        raise
-    _node_finished(step, values, ctx, start, ran)
+    if type(step.node) is not Node:
+        _run_nested(step, values, ctx)
+    else:
+        start = _node_started(step, values, ctx)
+        try:
+            step.run(values, ctx)
+        except Exception as exc:
+            ctx.dispatcher.emit("on_error", node=step.name, error=exc, context=ctx.cb)
+            raise
+        _node_finished(step, values, ctx, start)
+    if action is not None:
+        _cache.after_step(step, values, action)
 
 
 async def arun_step(plan: Plan, step: Step, values: dict[str, Any], ctx: RunContext) -> None:
     """:func:`run_step` for an ``async def`` node awaited on the running loop."""
+    action = _cache.before_step(plan, step, values) if ctx.cache is not None else None
+    if action is _cache.SKIP:
+        ctx.dispatcher.emit("on_node_cached", node=step.name, signature="", context=ctx.cb)
+        return
     start = _node_started(step, values, ctx)
     try:
-        ran = await plan._acall_step(step, values, ctx)
+        await step.arun(values, ctx)  # type: ignore[misc]
     except Exception as exc:
         ctx.dispatcher.emit("on_error", node=step.name, error=exc, context=ctx.cb)
         raise
-    _node_finished(step, values, ctx, start, ran)
+    _node_finished(step, values, ctx, start)
+    if action is not None:
+        _cache.after_step(step, values, action)
 
 
 def _node_started(step: Step, values: dict[str, Any], ctx: RunContext) -> float:
@@ -59,14 +72,11 @@ def _node_started(step: Step, values: dict[str, Any], ctx: RunContext) -> float:
     return _clock()
 
 
-def _node_finished(
-    step: Step, values: dict[str, Any], ctx: RunContext, start: float, ran: bool
-) -> None:
-    dispatcher = ctx.dispatcher
-    if not ran:  # a step the cache could only sign once its inputs existed, and then found
-        dispatcher.emit("on_node_cached", node=step.name, signature="", context=ctx.cb)
-        return
+def _node_finished(step: Step, values: dict[str, Any], ctx: RunContext, start: float) -> None:
     values[RAN_KEY] = True
+    if ctx.flag is not None:
+        ctx.flag.mark()
+    dispatcher = ctx.dispatcher
     if dispatcher.listeners["on_node_end"]:
         outputs = {name: values[name] for name in step.store}
         dispatcher.emit(
@@ -78,14 +88,15 @@ def _node_finished(
         )
 
 
-def _run_nested(plan: Plan, step: Step, values: dict[str, Any], ctx: RunContext) -> None:
+def _run_nested(step: Step, values: dict[str, Any], ctx: RunContext) -> None:
     dispatcher, context = ctx.dispatcher, ctx.cb
     parent = ctx.path[-1]
     dispatcher.emit("on_nested_pipeline_start", parent=parent, pipeline=step.name, context=context)
     start = _clock()
     try:
-        plan._call_step(step, values, ctx)
-        values[RAN_KEY] = True
+        step.run(values, ctx)
+        if ctx.flag is not None and ctx.flag.ran:  # a node of the nested pipeline ran
+            values[RAN_KEY] = True
     except Exception as exc:
         dispatcher.emit("on_error", node=step.name, error=exc, context=context)
         raise
@@ -131,7 +142,7 @@ def _item_finished(
     plan: Plan, values: dict[str, Any], index: int, item_ctx: RunContext, start: float, ok: bool
 ) -> None:
     dispatcher = item_ctx.dispatcher
-    if ok and plan.steps and RAN_KEY not in values:
+    if ok and plan.steps and RAN_KEY not in values and not item_ctx.flag.ran:
         dispatcher.emit("on_map_item_cached", index=index, context=item_ctx.cb)
     dispatcher.emit("on_map_item_end", index=index, duration=_clock() - start, context=item_ctx.cb)
 

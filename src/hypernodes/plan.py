@@ -126,13 +126,6 @@ class Plan:
             locate_failure(exc, step, ctx)
             raise
 
-    def _call_step(self, step: Step, values: dict[str, Any], ctx: RunContext) -> bool:
-        """Run ``step`` (through the cache if set); False when the cache loaded it instead."""
-        if ctx.cache is None:
-            step.run(values, ctx)
-            return True
-        return _cache.run_step(self, step, values, ctx)
-
     async def arun_step(self, step: Step, values: dict[str, Any], ctx: RunContext) -> None:
         """:meth:`run_step` for a step with an ``arun`` (an ``async def`` node), awaited natively.
 
@@ -146,22 +139,13 @@ class Plan:
             if ctx.dispatcher is not None:
                 await events.arun_step(self, step, values, ctx)
             else:
-                await self._acall_step(step, values, ctx)
+                action = _cache.before_step(self, step, values)
+                if action is not _cache.SKIP:
+                    await step.arun(values, ctx)  # type: ignore[misc]
+                    _cache.after_step(step, values, action)
         except Exception as exc:
             locate_failure(exc, step, ctx)
             raise
-
-    async def _acall_step(self, step: Step, values: dict[str, Any], ctx: RunContext) -> bool:
-        """:meth:`_call_step` for an ``async def`` step, awaited between the cache's two halves."""
-        if ctx.cache is None:
-            await step.arun(values, ctx)  # type: ignore[misc]
-            return True
-        action = _cache.before_step(self, step, values)
-        if action is _cache.SKIP:
-            return False
-        await step.arun(values, ctx)  # type: ignore[misc]
-        _cache.after_step(step, values, action)
-        return True
 
     def failed_step(self, values: dict[str, Any]) -> Step | None:
         """The first step whose outputs are missing from ``values``: the one that raised."""
