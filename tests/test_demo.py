@@ -18,6 +18,7 @@ def test_demo_runs_and_reports_all_tickets():
         check=True,
     )
     assert "300 tickets" in result.stdout
+    assert "warm run: 300 tickets" in result.stdout and "cache: " in result.stdout
     assert "one ticket: {'sentiment': 3, 'product': 'router'}" in result.stdout
 
 
