@@ -6,26 +6,12 @@ import shutil
 import tempfile
 import time
 
+from bench_core import _a, _b, _c
 from common import Result, Workload, best_of, fmt_s
 
-from hypernodes import DiskCache, MemoryCache, Pipeline, node
+from hypernodes import DiskCache, MemoryCache, Pipeline
 
 N = 2000
-
-
-@node(output_name="a")
-def _a(x: int) -> int:
-    return x + 1
-
-
-@node(output_name="b")
-def _b(a: int) -> int:
-    return a * 2
-
-
-@node(output_name="c")
-def _c(a: int, b: int) -> int:
-    return a + b
 
 
 def _pipeline(cache: object = None) -> Pipeline:

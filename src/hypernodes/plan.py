@@ -323,25 +323,34 @@ def _node_runner(node: Node, wiring: list[tuple[str, str]], store: tuple[str, ..
         return run
 
     pairs = tuple((i, name) for i, name in enumerate(outputs) if name in store)
-    count = len(outputs)
     name = node.name
 
     def run(values: dict[str, Any], ctx: RunContext) -> None:
-        result = func(*[values[k] for k in keys])
-        try:
-            n = len(result)
-        except TypeError:
-            n = -1
-        if n != count:
-            raise OutputShapeError(
-                f"node {name!r} declares {count} outputs {outputs} but returned "
-                f"{type(result).__name__}{'' if n < 0 else f' of length {n}'}; return a tuple of "
-                f"{count} values"
-            )
-        for i, out in pairs:
-            values[out] = result[i]
+        _store_outputs(func(*[values[k] for k in keys]), name, outputs, pairs, values)
 
     return run
+
+
+def _store_outputs(
+    result: Any,
+    name: str,
+    outputs: tuple[str, ...],
+    pairs: tuple[tuple[int, str], ...],
+    values: dict[str, Any],
+) -> None:
+    """Store the elements of a multi-output node's ``result`` that the plan keeps (``pairs``)."""
+    try:
+        n = len(result)
+    except TypeError:
+        n = -1
+    if n != len(outputs):
+        raise OutputShapeError(
+            f"node {name!r} declares {len(outputs)} outputs {outputs} but returned "
+            f"{type(result).__name__}{'' if n < 0 else f' of length {n}'}; return a tuple of "
+            f"{len(outputs)} values"
+        )
+    for i, out in pairs:
+        values[out] = result[i]
 
 
 def _async_node_runner(
@@ -367,18 +376,7 @@ def _async_node_runner(
 
     async def arun_many(values: dict[str, Any], ctx: RunContext) -> None:
         result = await func(*[values[k] for k in keys])
-        try:
-            n = len(result)
-        except TypeError:
-            n = -1
-        if n != len(outputs):
-            raise OutputShapeError(
-                f"node {name!r} declares {len(outputs)} outputs {outputs} but returned "
-                f"{type(result).__name__}{'' if n < 0 else f' of length {n}'}; return a tuple of "
-                f"{len(outputs)} values"
-            )
-        for i, out in pairs:
-            values[out] = result[i]
+        _store_outputs(result, name, outputs, pairs, values)
 
     return arun_many
 
