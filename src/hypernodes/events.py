@@ -9,7 +9,7 @@ not built: each helper checks the dispatcher's ``listeners`` first.
 from __future__ import annotations
 
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from typing import TYPE_CHECKING, Any
 
@@ -120,12 +120,21 @@ def cached_steps(plan: Plan, running: Sequence[Step], ctx: RunContext) -> None:
             ctx.dispatcher.emit("on_node_cached", node=step.name, signature="", context=ctx.cb)
 
 
-def run_map_item(plan: Plan, values: dict[str, Any], index: int, ctx: RunContext) -> dict[str, Any]:
-    """Run one map item with item events around it; ``ctx`` is the map's context."""
+def run_map_item(
+    plan: Plan,
+    values: dict[str, Any],
+    index: int,
+    ctx: RunContext,
+    run: Callable[[dict[str, Any], RunContext], dict[str, Any]] | None = None,
+) -> dict[str, Any]:
+    """Run one map item with item events around it; ``ctx`` is the map's context.
+
+    ``run(values, item_ctx)`` runs the item (default: ``plan.run_item``, the sequential loop).
+    """
     item_ctx, start = _item_started(index, ctx)
     ok = False
     try:
-        result = plan.run_item(values, item_ctx)
+        result = (run or plan.run_item)(values, item_ctx)
         ok = True
         return result
     finally:
@@ -160,14 +169,10 @@ class ObservedItems:
     def run_item(
         self, plan: Plan, values: dict[str, Any], ctx: RunContext, tolerant: bool, index: int
     ) -> dict[str, Any]:
-        item_ctx, start = _item_started(index, ctx)
-        ok = False
-        try:
-            row = self.inner.run_item(plan, values, item_ctx, tolerant, index)
-            ok = True
-            return row
-        finally:
-            _item_finished(plan, values, index, item_ctx, start, ok)
+        def run(item_values: dict[str, Any], item_ctx: RunContext) -> dict[str, Any]:
+            return self.inner.run_item(plan, item_values, item_ctx, tolerant, index)
+
+        return run_map_item(plan, values, index, ctx, run)
 
     async def arun_item(
         self,

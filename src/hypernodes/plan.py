@@ -132,11 +132,10 @@ class Plan:
         The async executor calls this instead of ``run_step`` so that the coroutine runs on its
         event loop without a thread hop; whatever wraps ``run_step`` must wrap this too.
         """
-        if not ctx.instrumented:
-            await step.arun(values, ctx)  # type: ignore[misc]
-            return
         try:
-            if ctx.dispatcher is not None:
+            if not ctx.instrumented:
+                await step.arun(values, ctx)  # type: ignore[misc]
+            elif ctx.dispatcher is not None:
                 await events.arun_step(self, step, values, ctx)
             else:
                 action = _cache.before_step(self, step, values)

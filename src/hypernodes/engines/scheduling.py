@@ -36,29 +36,14 @@ Failures = dict[str, ItemError]
 
 
 def located_step(plan: Plan, step: Step, values: dict[str, Any], ctx: RunContext) -> dict[str, Any]:
-    """Run ``step`` through ``plan.run_step`` and return the values it stored.
-
-    The return value lets an executor whose workers hold a copy of ``values`` (another process)
-    send the outputs back; a failure records the step on the exception first.
-    """
-    try:
-        plan.run_step(step, values, ctx)
-    except Exception as exc:
-        locate_failure(exc, step, ctx)
-        raise
+    """Run ``step`` through ``plan.run_step`` (which records the step on a failure) and return the
+    values it stored, so that an executor whose workers hold a copy of ``values`` (another process)
+    can send the outputs back."""
+    plan.run_step(step, values, ctx)
     stored = {key: values[key] for key in step.store}
     if RAN_KEY in values:  # tell a copied item's owner that a node really ran (callbacks)
         stored[RAN_KEY] = True
     return stored
-
-
-async def alocated_step(plan: Plan, step: Step, values: dict[str, Any], ctx: RunContext) -> None:
-    """Await an ``async def`` step on the running loop, recording the step on a failure."""
-    try:
-        await plan.arun_step(step, values, ctx)
-    except Exception as exc:
-        locate_failure(exc, step, ctx)
-        raise
 
 
 def item_error(exc: BaseException, step: Step, ctx: RunContext, index: int) -> ItemError:
@@ -209,7 +194,7 @@ async def arun_levels(
 
     def start(step: Step) -> Awaitable[Any]:
         if step.arun is not None:
-            return alocated_step(plan, step, values, ctx)
+            return plan.arun_step(step, values, ctx)
         return offload(located_step, plan, step, values, ctx)
 
     for batch in pending_levels(plan, values, ctx):
@@ -265,7 +250,7 @@ async def arun_sequential(
             except Exception as exc:
                 failed.update(dict.fromkeys(step.store, item_error(exc, step, ctx, index)))
         else:
-            await alocated_step(plan, step, values, ctx)
+            await plan.arun_step(step, values, ctx)
     if segment:
         await offload(run_segment, plan, segment, values, ctx, failed, index)
     return row(plan, values, failed)
