@@ -253,6 +253,11 @@ class EventRecorder:
         self.state = {}
         self._lock = threading.Lock()
 
+    def replay(self, events: Iterable[Event]) -> None:
+        """Keep events relayed from further away (a map nested in a worker's item)."""
+        with self._lock:
+            self.events.extend(events)
+
     def drain(self) -> list[Event]:
         """The events so far, removed from the recorder."""
         with self._lock:

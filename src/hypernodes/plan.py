@@ -51,6 +51,7 @@ class Plan:
         "provided",
         "extract",
         "cache_plan",
+        "specs",
     )
 
     def __init__(
@@ -75,6 +76,8 @@ class Plan:
         self.extract = _extractor(output_names)
         #: what the cache derives from this plan, on first cached use (hypernodes.cache)
         self.cache_plan: Any = None
+        #: picklable specs of this plan for other processes, by context (engines.remote)
+        self.specs: dict[Any, Any] = {}
 
     def seed(self, values: dict[str, Any]) -> dict[str, Any]:
         """A fresh value dict for one item: the plan's constants plus ``values``."""

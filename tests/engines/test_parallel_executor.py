@@ -15,8 +15,7 @@ import pytest
 from engine_cases import add_one, double, minus_three, neighbours, picky, triple
 
 from hypernodes import HypernodesEngine, Pipeline, node
-from hypernodes.engines import ParallelExecutor
-from hypernodes.engines import parallel as parallel_module
+from hypernodes.engines import ParallelExecutor, remote
 from hypernodes.exceptions import ExecutorError, UnpicklableError
 
 pytestmark = pytest.mark.timeout(90)
@@ -63,13 +62,13 @@ def test_items_are_spread_over_worker_processes(engine):
 
 def test_many_small_items_travel_in_few_chunks(engine, monkeypatch):
     chunks: list[int] = []
-    dump = parallel_module._dump_chunk
+    dump = remote.PlanSpec.dump_items
 
-    def counting_dump(chunk, start):
+    def counting_dump(self, chunk, start):
         chunks.append(len(chunk))
-        return dump(chunk, start)
+        return dump(self, chunk, start)
 
-    monkeypatch.setattr(parallel_module, "_dump_chunk", counting_dump)
+    monkeypatch.setattr(remote.PlanSpec, "dump_items", counting_dump)
     pipeline = Pipeline([add_one, double, minus_three], engine=engine)
     rows = pipeline.map({"x": range(10_000)}, map_over="x")
     assert [row["c"] for row in rows] == [(x + 1) * 2 - 3 for x in range(10_000)]

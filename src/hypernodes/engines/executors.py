@@ -468,6 +468,7 @@ class CustomExecutor(Executor):
         super().__init__(None)
         self.target = target
         self.workers = workers or getattr(target, "_max_workers", None) or os.cpu_count() or 1
+        self._remote: bool | None = None
 
     def submit(self, fn: Callable[..., Any], *args: Any) -> Future:
         token = id(self.target)
@@ -490,7 +491,29 @@ class CustomExecutor(Executor):
         ctx: RunContext,
         tolerant: bool,
     ) -> list[dict[str, Any]]:
+        if self.remote():
+            from .remote import PlanSpec, in_worker, map_chunks
+
+            if in_worker() or count == 0:
+                return sequential_map(node, plan, items, ctx, tolerant)
+            on_error = "continue" if tolerant else "raise"
+            where = f"a worker process of {type(self.target).__name__}"
+            spec = PlanSpec.for_call(plan, ctx, getattr(node, "inner", node), on_error, where)
+            rows: list[dict[str, Any]] = []
+            for chunk in map_chunks(self.target.submit, spec, items, count, self.workers, ctx):
+                rows.extend(chunk)
+            return rows
         return submit_items(self.submit, 2 * self.workers, node, plan, items, ctx, tolerant)
+
+    def remote(self) -> bool:
+        """Whether the executor runs tasks in other processes (asked once, with a tiny task).
+
+        Items then travel through the remote kit, like ``"parallel"`` ones: the plan once per
+        worker, items in chunks, events and cache writes relayed back.
+        """
+        if self._remote is None:
+            self._remote = self.target.submit(os.getpid).result() != os.getpid()
+        return self._remote
 
     def __reduce__(self) -> tuple[Any, ...]:
         # A copy of the engine sent to a worker process runs these steps sequentially: the

@@ -14,6 +14,7 @@ finished, since one of them could fail too and would then be the one a sequentia
 from __future__ import annotations
 
 import asyncio
+from collections import deque
 from collections.abc import Awaitable, Callable, Iterable, Iterator, Sequence
 from concurrent.futures import FIRST_COMPLETED, Future, wait
 from typing import Any
@@ -258,6 +259,74 @@ async def arun_sequential(
 
 # ---------------------------------------------------------------------------------------------
 # Many tasks in order
+
+
+def stream_ordered(submit: Submit, tasks: Iterable[tuple[Any, ...]], window: int) -> Iterator[Any]:
+    """Submit ``tasks`` (argument tuples for ``submit``) with at most ``window`` in flight and
+    yield their results in task order, as soon as each is next in line.
+
+    Tasks are drawn lazily, so memory holds ``window`` tasks whatever the length of ``tasks``.
+    When a task fails, no further task is submitted; the tasks before it are still yielded (one
+    of them may fail first, and a sequential run would have raised that one), then its error is
+    raised and the tasks after it are cancelled.  Ctrl-C, or a consumer that stops early,
+    cancels what has not started.
+    """
+    source = iter(tasks)
+    pending: deque[Future] = deque()
+    stop = [False]
+
+    def watch(future: Future) -> None:
+        if not future.cancelled() and future.exception() is not None:
+            stop[0] = True
+
+    try:
+        while True:
+            while not stop[0] and len(pending) < window:
+                args = next(source, None)
+                if args is None:
+                    break
+                future = submit(*args)
+                future.add_done_callback(watch)
+                pending.append(future)
+            if not pending:
+                return
+            head = pending[0]
+            while not head.done():
+                wait((head,), timeout=POLL_SECONDS)
+            pending.popleft()
+            yield head.result()
+    finally:
+        for future in pending:
+            future.cancel()
+
+
+def stream_completed(
+    submit: Submit, tasks: Iterable[tuple[Any, ...]], window: int
+) -> Iterator[tuple[int, Any]]:
+    """Like :func:`stream_ordered`, but yield ``(task index, result)`` as tasks complete.
+
+    The first failure seen is raised; tasks not yet started are cancelled.
+    """
+    source = iter(tasks)
+    in_flight: dict[Future, int] = {}
+    count = 0
+    try:
+        while True:
+            while len(in_flight) < window:
+                args = next(source, None)
+                if args is None:
+                    break
+                in_flight[submit(*args)] = count
+                count += 1
+            if not in_flight:
+                return
+            done, _ = wait(in_flight, timeout=POLL_SECONDS, return_when=FIRST_COMPLETED)
+            for future in done:
+                index = in_flight.pop(future)
+                yield index, future.result()
+    finally:
+        for future in in_flight:
+            future.cancel()
 
 
 def wait_all(futures: Iterable[Future]) -> None:

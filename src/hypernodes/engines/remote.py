@@ -1,0 +1,422 @@
+"""The remote kit: everything that runs map items in another process and brings their work back.
+
+Every engine whose items leave the caller's process (``map_executor="parallel"``, a user's
+process-based executor, Dask workers, Daft UDFs) uses the same three parts:
+
+- :class:`PlanSpec` (caller side): a picklable description of a compiled plan and the context it
+  runs in - the plan's nodes, requested outputs and provided names, the cache (a ``DiskCache``
+  travels as its path, a ``MemoryCache`` as a snapshot that journals its writes), the hooks the
+  caller's callbacks handle, the node executor and the error policy.  Its bytes are made once per
+  (plan, context) and sent with every chunk; a worker compiles them once (keyed by ``token``).
+- :func:`run_chunk` / :func:`run_items` (worker side): run a chunk of items and return a
+  :class:`Reply` - rows, the callback events recorded while running them, the cache entries
+  written (for stores that do not share state across processes), and the error that stopped the
+  chunk, if any.  Nothing is raised across the process boundary, so an error keeps its type and
+  note even where the transport (Daft) would flatten it.
+- :meth:`PlanSpec.receive` (caller side): replay the events in item order through the caller's
+  dispatcher, import the cache writes, raise the chunk's error or return its rows.
+"""
+
+from __future__ import annotations
+
+import itertools
+import pickle
+import threading
+import traceback
+import uuid
+import weakref
+from collections import OrderedDict
+from collections.abc import Iterable, Iterator, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from ..callbacks import EventRecorder
+from ..context import RunContext
+from ..events import ObservedItems
+from ..exceptions import HyperNodesError, UnpicklableError
+from ..graph import PipelineGraph
+from ..plan import Plan, compile_plan, mark_item
+from .executors import SequentialExecutor
+from .scheduling import stream_ordered
+
+#: compiled plans in this (worker) process, by spec token, most recently used last
+_COMPILED: OrderedDict[str, _WorkerPlan] = OrderedDict()
+_COMPILED_LOCK = threading.Lock()
+_KEEP = 16
+
+_state = threading.local()
+#: set in a process that runs chunks for another one (a pool or cluster worker)
+_WORKER_PROCESS = False
+
+
+def in_worker() -> bool:
+    """Whether this process (or thread) runs remote items: a map nested in one runs right there."""
+    return _WORKER_PROCESS or getattr(_state, "depth", 0) > 0
+
+
+class RemoteError(HyperNodesError):
+    """An exception raised in another process that could not be sent back as itself."""
+
+
+@dataclass(slots=True)
+class Reply:
+    """What a worker sends back for one chunk of items."""
+
+    rows: list[dict[str, Any]]
+    #: callback events recorded in the worker (only hooks the caller handles)
+    events: list[Any] = field(default_factory=list)
+    #: cache entries written by a store that does not share state across processes
+    writes: list[tuple[bytes, Any]] = field(default_factory=list)
+    #: the exception that stopped the chunk (``on_error="raise"``): the items after it did not run
+    error: BaseException | None = None
+
+
+# ---------------------------------------------------------------------------------------------
+# Caller side
+
+
+class PlanSpec:
+    """A plan and its running context, in a form that can be sent to other processes.
+
+    Build it with :meth:`for_call`, which reuses the bytes while the same plan runs in the same
+    context.  ``token`` names the spec in workers; ``blob`` is the cloudpickle of what a worker
+    needs to compile the plan and rebuild the context.  ``where`` names the destination in
+    error messages (``"a worker process of map_executor='parallel'"``).
+    """
+
+    __slots__ = ("token", "blob", "constants", "where", "_refs")
+
+    def __init__(
+        self, plan: Plan, ctx: RunContext, node_executor: Any, on_error: str, where: str
+    ) -> None:
+        import cloudpickle
+
+        self.constants = plan.constants
+        self.where = where
+        nodes = [step.node for step in plan.steps]
+        label = ctx.path[-1] if ctx.path else "pipeline"
+        hooks = recorded_hooks(ctx)
+        # Callbacks stay in this process: workers record the events the caller handles.
+        recorder = EventRecorder(hooks) if hooks else None
+        worker_ctx = RunContext(ctx.engine, ctx.cache, recorder, ctx.path, ctx.items)
+        payload = (nodes, plan.output_names, plan.provided, label, worker_ctx, node_executor)
+        try:
+            self.blob = cloudpickle.dumps(
+                (payload, on_error == "continue"), protocol=pickle.HIGHEST_PROTOCOL
+            )
+        except Exception as exc:
+            raise unpicklable_payload(nodes, worker_ctx, exc, where) from exc
+        self.token = uuid.uuid4().hex
+        # Weak references only: a plan outlives engines, and must not keep them (or their
+        # worker processes) alive.
+        self._refs = _weak((ctx.engine, ctx.cache, node_executor))
+
+    @classmethod
+    def for_call(
+        cls, plan: Plan, ctx: RunContext, node_executor: Any, on_error: str, where: str
+    ) -> PlanSpec:
+        """The spec for ``plan`` in ``ctx``, kept on the plan and reused while the engine, cache,
+        node executor, path, recorded hooks and error policy stay the same."""
+        key = (ctx.path, ctx.items, recorded_hooks(ctx), on_error, where)
+        objects = (ctx.engine, ctx.cache, node_executor)
+        specs: dict[Any, PlanSpec] = plan.specs
+        found = specs.get(key)
+        refs = found._refs if found is not None else None
+        if refs is not None and all(ref() is obj for ref, obj in zip(refs, objects)):
+            return found  # type: ignore[return-value]
+        spec = cls(plan, ctx, node_executor, on_error, where)
+        if len(specs) >= _KEEP:
+            specs.clear()
+        specs[key] = spec
+        return spec
+
+    def chunks(self, items: Iterable[dict[str, Any]], size: int) -> Iterator[tuple[int, bytes]]:
+        """``(start index, pickled items)`` chunks of at most ``size`` items, made lazily.
+
+        Values a worker's plan adds itself (defaults of optional inputs) are left out.
+        """
+        for start, chunk in split(items, size, self.constants):
+            yield start, self.dump_items(chunk, start)
+
+    def dump_items(self, chunk: list[dict[str, Any]], start: int) -> bytes:
+        """The pickled values of ``chunk``; an unpicklable input is named with its item index."""
+        import cloudpickle
+
+        try:
+            return cloudpickle.dumps(chunk, protocol=pickle.HIGHEST_PROTOCOL)
+        except Exception as exc:
+            raise unpicklable_values(chunk, start, exc, "input", f"sent to {self.where}") from exc
+
+    def receive(self, reply: Reply | bytes, ctx: RunContext) -> list[dict[str, Any]]:
+        """Replay a chunk's events and cache writes here; raise its error or return its rows."""
+        if not isinstance(reply, Reply):
+            reply = pickle.loads(reply)
+        if reply.events and ctx.dispatcher is not None:
+            ctx.dispatcher.replay(reply.events)
+        if reply.writes and ctx.cache is not None:
+            ctx.cache.import_writes(reply.writes)
+        if reply.error is not None:
+            raise reply.error
+        return reply.rows
+
+
+def map_chunks(
+    submit: Any,
+    spec: PlanSpec,
+    items: Iterable[dict[str, Any]],
+    count: int,
+    workers: int,
+    ctx: RunContext,
+    chunk_size: int | None = None,
+    window: int | None = None,
+) -> Iterator[list[dict[str, Any]]]:
+    """Run ``items`` in chunks through ``submit(run_chunk, token, blob, chunk, start)`` (which
+    returns a ``concurrent.futures.Future``) and yield each chunk's rows in input order, after
+    replaying its events and cache writes here.
+
+    At most ``window`` chunks (default ``2 * workers``) are in flight, so a long map holds only
+    that many; the default chunk size spreads ``count`` items over about four chunks per worker,
+    at most :data:`MAX_CHUNK` items each.
+    """
+    size = chunk_size or default_chunk_size(count, workers)
+    tasks = (
+        (run_chunk, spec.token, spec.blob, blob, start) for start, blob in spec.chunks(items, size)
+    )
+    for reply in stream_ordered(submit, tasks, window or 2 * workers):
+        yield spec.receive(reply, ctx)
+
+
+#: most items sent to a worker in one task by default
+MAX_CHUNK = 1024
+
+
+def default_chunk_size(count: int, workers: int) -> int:
+    """About four chunks per worker (so that uneven items even out), at most :data:`MAX_CHUNK`."""
+    return max(1, min(MAX_CHUNK, -(-count // (max(1, workers) * 4))))
+
+
+def _weak(objects: tuple[Any, ...]) -> tuple[Any, ...] | None:
+    """Weak references to ``objects`` (``None`` stands for itself); None if one has none."""
+    refs = []
+    for obj in objects:
+        if obj is None:
+            refs.append(lambda: None)
+            continue
+        try:
+            refs.append(weakref.ref(obj))
+        except TypeError:
+            return None
+    return tuple(refs)
+
+
+def split(
+    items: Iterable[dict[str, Any]], size: int, constants: dict[str, Any]
+) -> Iterator[tuple[int, list[dict[str, Any]]]]:
+    """``(start index, items)`` chunks of at most ``size``; ``constants`` keys are dropped."""
+    source = iter(items)
+    start = 0
+    while True:
+        chunk = list(itertools.islice(source, size))
+        if not chunk:
+            return
+        if constants:
+            chunk = [{k: v for k, v in values.items() if k not in constants} for values in chunk]
+        yield start, chunk
+        start += len(chunk)
+
+
+def recorded_hooks(ctx: RunContext) -> tuple[str, ...]:
+    """The hooks the caller's callbacks handle: what workers must record."""
+    dispatcher = ctx.dispatcher
+    if dispatcher is None:
+        return ()
+    return tuple(hook for hook, listeners in dispatcher.listeners.items() if listeners)
+
+
+# ---------------------------------------------------------------------------------------------
+# Worker side
+
+
+class _WorkerPlan:
+    """A spec compiled in a worker: the plan, the worker context and how items run."""
+
+    __slots__ = ("plan", "ctx", "node", "tolerant", "lock")
+
+    def __init__(self, blob: bytes) -> None:
+        (nodes, outputs, provided, label, ctx, node), tolerant = pickle.loads(blob)
+        self.plan = compile_plan(PipelineGraph(nodes, label), outputs, provided, label)
+        self.ctx: RunContext = ctx
+        node = node if node is not None else SequentialExecutor()
+        self.node = node if ctx.dispatcher is None else ObservedItems(node)
+        self.tolerant: bool = tolerant
+        #: one chunk at a time per compiled spec: the recorder and the cache journal are shared
+        self.lock = threading.Lock()
+
+    def run(self, items: Sequence[dict[str, Any]], start: int) -> Reply:
+        plan, ctx, node, tolerant = self.plan, self.ctx, self.node, self.tolerant
+        seed = plan.seed
+        rows: list[dict[str, Any]] = []
+        error: BaseException | None = None
+        index = start
+        _state.depth = getattr(_state, "depth", 0) + 1
+        try:
+            if type(node) is SequentialExecutor and not tolerant:
+                run = plan.run_item
+                for values in items:
+                    rows.append(run(seed(values), ctx))
+                    index += 1
+            else:
+                for values in items:
+                    rows.append(node.run_item(plan, seed(values), ctx, tolerant, index))
+                    index += 1
+        except Exception as exc:
+            mark_item(exc, ctx.depth, index)
+            error = exc
+        finally:
+            _state.depth -= 1
+        recorder = ctx.dispatcher
+        events = recorder.drain() if isinstance(recorder, EventRecorder) else []
+        cache = ctx.cache
+        writes = cache.export_writes() if cache is not None else []
+        return Reply(rows, events, writes, error)
+
+
+def compiled(token: str, blob: bytes) -> _WorkerPlan:
+    """The worker's compiled plan for a spec (compiled on first use, kept for the next chunks)."""
+    with _COMPILED_LOCK:
+        found = _COMPILED.get(token)
+        if found is not None:
+            _COMPILED.move_to_end(token)
+            return found
+    made = _WorkerPlan(blob)
+    with _COMPILED_LOCK:
+        found = _COMPILED.setdefault(token, made)
+        while len(_COMPILED) > _KEEP:
+            _COMPILED.popitem(last=False)
+    return found
+
+
+def run_items(token: str, blob: bytes, items: Sequence[dict[str, Any]], start: int) -> Reply:
+    """Run ``items`` (numbered from ``start``) of the spec ``token``/``blob`` in this process.
+
+    For engines whose workers hand back Python objects (a Daft UDF); the reply is not pickled.
+    """
+    worker = compiled(token, blob)
+    with worker.lock:
+        return worker.run(items, start)
+
+
+def run_chunk(token: str, blob: bytes, chunk: bytes, start: int) -> bytes:
+    """Run a pickled chunk of items in this (worker) process; the :class:`Reply` as bytes."""
+    global _WORKER_PROCESS
+    _WORKER_PROCESS = True
+    reply = run_items(token, blob, pickle.loads(chunk), start)
+    return dump_reply(reply, start)
+
+
+def dump_reply(reply: Reply, start: int) -> bytes:
+    """Pickle a reply; what cannot travel is replaced by an error naming it."""
+    import cloudpickle
+
+    try:
+        return cloudpickle.dumps(reply, protocol=pickle.HIGHEST_PROTOCOL)
+    except Exception as exc:
+        if reply.error is not None and pickles(reply.error) is not None:
+            reply.error = _portable_error(reply.error)
+            return dump_reply(reply, start)
+        if pickles(reply.rows) is not None:
+            reply.error = unpicklable_values(
+                reply.rows, start, exc, "output", "sent back from a worker process"
+            )
+        elif pickles(reply.events) is not None:
+            reply.error = UnpicklableError(
+                f"callback events of the map items from {start} on cannot be sent back from a "
+                f"worker process: {exc}"
+            )
+        else:
+            reply.error = _portable_error(exc)
+        reply.rows, reply.events, reply.writes = [], [], []
+        return cloudpickle.dumps(reply, protocol=pickle.HIGHEST_PROTOCOL)
+
+
+def _portable_error(exc: BaseException) -> RemoteError:
+    text = "".join(traceback.format_exception(exc)).strip()
+    error = RemoteError(
+        f"{type(exc).__module__}.{type(exc).__qualname__} raised in a worker process could not be "
+        f"sent back as itself:\n{text}"
+    )
+    for note in getattr(exc, "__notes__", ()):
+        error.add_note(note)
+    return error
+
+
+# ---------------------------------------------------------------------------------------------
+# Saying what cannot be pickled
+
+
+def pickles(obj: Any) -> Exception | None:
+    """The error pickling ``obj`` raises, or None when it pickles."""
+    import cloudpickle
+
+    try:
+        cloudpickle.dumps(obj)
+    except Exception as exc:
+        return exc
+    return None
+
+
+def unpicklable_values(
+    dicts: Sequence[dict[str, Any]], start: int, exc: Exception, kind: str, where: str
+) -> UnpicklableError:
+    """Name the first value of ``dicts`` that cannot be pickled, with its item index."""
+    for offset, values in enumerate(dicts):
+        for name, value in values.items():
+            problem = pickles(value)
+            if problem is not None:
+                return UnpicklableError(
+                    f"{kind} {name!r} of map item {start + offset} cannot be {where}: {problem}. "
+                    "Use picklable values (plain data, arrays, dataframes, dataclasses), create "
+                    "such objects inside the node, or use map_executor='threaded'"
+                )
+    return UnpicklableError(f"map items cannot be {where}: {exc}")
+
+
+def unpicklable_payload(
+    nodes: Sequence[Any], ctx: RunContext, exc: Exception, where: str
+) -> UnpicklableError:
+    """Name the node (or cache, or engine) that keeps a plan from being sent to ``where``."""
+    culprit = _find_unpicklable_node(nodes, ())
+    if culprit is not None:
+        path, problem = culprit
+        return UnpicklableError(
+            f"node {' > '.join(path)!r} must be sent to {where}, but it cannot be pickled: "
+            f"{problem}. Its function, or something it uses (a global, a closure variable, a "
+            "default value), holds an object that cannot be copied to another process, such as "
+            "a lock, an open file or a client connection. Create that object inside the "
+            "function, or use map_executor='threaded'"
+        )
+    for what, obj in (("the cache", ctx.cache), ("the engine", ctx.engine)):
+        problem = pickles(obj)
+        if problem is not None:
+            return UnpicklableError(
+                f"{what} ({obj!r}) must be sent to {where}, but it cannot be pickled: {problem}"
+            )
+    return UnpicklableError(f"the pipeline cannot be sent to {where}: {exc}")
+
+
+def _find_unpicklable_node(
+    nodes: Sequence[Any], path: tuple[str, ...]
+) -> tuple[tuple[str, ...], Exception] | None:
+    from ..pipeline_node import PipelineNode
+
+    for item in nodes:
+        problem = pickles(item)
+        if problem is None:
+            continue
+        where = (*path, item.name)
+        if isinstance(item, PipelineNode):
+            inner = _find_unpicklable_node(item.pipeline.nodes, where)
+            if inner is not None:
+                return inner
+        return where, problem
+    return None
