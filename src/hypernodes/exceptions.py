@@ -69,6 +69,25 @@ class UnpicklableError(HyperNodesError, TypeError):
     """A node, input or output cannot be copied to or from a worker process (``"parallel"``)."""
 
 
+class NodeTimeoutError(HyperNodesError, TimeoutError):
+    """A node ran longer than its ``timeout``; the message names the node, the item and the limit."""
+
+
+class WorkerCrashedError(HyperNodesError, RuntimeError):
+    """A worker process died while running map items (killed, out of memory, a crash in C code).
+
+    ``items`` holds the indices of the map items it took down; with retries of single items the
+    culprit is found, so ``items`` is usually that one item.
+    """
+
+    def __init__(self, message: str, items: list[int] | None = None) -> None:
+        super().__init__(message)
+        self.items = items or []
+
+    def __reduce__(self) -> tuple[object, ...]:
+        return (type(self), (str(self), self.items), self.__dict__)
+
+
 __all__ = [
     "CycleError",
     "DependencyError",
@@ -80,7 +99,9 @@ __all__ = [
     "MapError",
     "MappingError",
     "MissingInputError",
+    "NodeTimeoutError",
     "OutputShapeError",
     "UnknownOutputError",
     "UnpicklableError",
+    "WorkerCrashedError",
 ]
