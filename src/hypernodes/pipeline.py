@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import copy
-import itertools
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
@@ -16,8 +15,9 @@ from .cache.item import prepare_map
 from .context import RunContext, _dispatcher
 from .exceptions import HyperNodesError, InvalidNodeError, MapError
 from .graph import PipelineGraph
+from .mapspec import MapSpec
 from .node import Node
-from .pipeline_node import MAP_MODES, PipelineNode
+from .pipeline_node import PipelineNode
 from .plan import Plan, add_failure_note, compile_plan
 
 if TYPE_CHECKING:
@@ -221,20 +221,45 @@ class Pipeline:
         """
         if return_format not in ("list", "columns"):
             raise MapError(f"return_format must be 'list' or 'columns', got {return_format!r}")
-        if on_error not in ("raise", "continue"):
-            raise MapError(f"on_error must be 'raise' or 'continue', got {on_error!r}")
+        _check_on_error(on_error)
         ctx = self._root_context()
-        names = _map_names(map_over)
+        spec = MapSpec.of(map_over, map_mode)
         try:
-            plan, rows = self._map(
-                dict(inputs), names, map_mode, _outputs_key(output_name), ctx, on_error
-            )
+            plan, rows = self._map(dict(inputs), spec, _outputs_key(output_name), ctx, on_error)
         except Exception as exc:
             add_failure_note(exc)
             raise
         if return_format == "columns":
             return _columns(plan, rows)
         return rows
+
+    def imap(
+        self,
+        inputs: Mapping[str, Any],
+        map_over: str | Sequence[str],
+        map_mode: Literal["zip", "product"] = "zip",
+        output_name: OutputName = None,
+        on_error: Literal["raise", "continue"] = "raise",
+        ordered: bool = True,
+    ) -> Iterator[tuple[int, dict[str, Any]]]:
+        """:meth:`map` as a stream: yield ``(index, outputs)`` for each item as it finishes.
+
+        With ``ordered=True`` items come in input order; with ``False`` as they complete.  Memory
+        holds only the items in flight: a ``map_over`` input may be an iterator (a generator
+        reading a file, say), read as items are started (``map_mode="zip"``).  Stopping the loop
+        early cancels the items not started yet.
+        """
+        _check_on_error(on_error)
+        ctx = self._root_context()
+        spec = MapSpec.of(map_over, map_mode)
+        stream = self._imap(dict(inputs), spec, _outputs_key(output_name), ctx, on_error, ordered)
+        try:
+            yield from stream
+        except Exception as exc:
+            add_failure_note(exc)
+            raise
+        finally:
+            stream.close()
 
     # -- internals shared with nested pipelines and engines ----------------------------------
 
@@ -271,60 +296,71 @@ class Pipeline:
             box["outputs"] = result = ctx.engine.run(plan, plan.seed(inputs), ctx)
         return result
 
+    def _prepared(
+        self,
+        inputs: dict[str, Any],
+        spec: MapSpec,
+        outputs: tuple[str, ...] | None,
+        ctx: RunContext,
+        lazy: bool = False,
+    ) -> tuple[Plan, Iterator[dict[str, Any]], int | None]:
+        """The plan, the item value dicts (made lazily) and their count (None if unknown)."""
+        spec.check_inputs(inputs, self.root_args, self.label)
+        columns = spec.columns(inputs, lazy)
+        count = spec.count(columns)
+        for name in spec.names:
+            del inputs[name]
+        base = {**self._bound, **inputs} if self._bound else inputs
+        plan = self.plan(outputs, frozenset(base).union(spec.names))
+        seeded = plan.seed(base)
+        if ctx.cache is not None:
+            seeded = prepare_map(plan, seeded)  # per-call cache data shared by all items
+        return plan, spec.items(seeded, columns), count
+
     def _map(
         self,
         inputs: dict[str, Any],
-        names: tuple[str, ...],
-        map_mode: str,
+        spec: MapSpec,
         outputs: tuple[str, ...] | None,
         ctx: RunContext,
         on_error: str = "raise",
     ) -> tuple[Plan, list[dict[str, Any]]]:
-        if map_mode not in MAP_MODES:
-            raise MapError(f"map_mode must be 'zip' or 'product', got {map_mode!r}")
-        for name in names:
-            if name not in self.root_args:
-                raise MapError(
-                    f"map_over names {name!r}, but pipeline {self.label!r} takes no input {name!r}; "
-                    f"its inputs are {list(self.root_args)}"
-                )
-            if name not in inputs:
-                raise MapError(f"map_over names {name!r}, but inputs has no value for it")
-        seqs = [_as_sequence(inputs.pop(name), name) for name in names]
-        if map_mode == "zip":
-            lengths = {len(s) for s in seqs}
-            if len(lengths) > 1:
-                detail = ", ".join(f"{n}: {len(s)}" for n, s in zip(names, seqs))
-                raise MapError(
-                    f"map_mode='zip' needs lists of one length, got {detail}; "
-                    "use map_mode='product' for every combination"
-                )
-            count = len(seqs[0]) if seqs else 0
-        else:
-            count = 1
-            for s in seqs:
-                count *= len(s)
-        base = {**self._bound, **inputs} if self._bound else inputs
-        plan = self.plan(outputs, frozenset(base).union(names))
-        seeded = plan.seed(base)
-        if ctx.cache is not None:
-            seeded = prepare_map(plan, seeded)  # per-call cache data shared by all items
-        items = _items(seeded, names, seqs, map_mode)
+        plan, items, count = self._prepared(inputs, spec, outputs, ctx)
         extra = {} if on_error == "raise" else {"on_error": on_error}
         if ctx.dispatcher is None:
             return plan, ctx.engine.map(plan, items, count, ctx, **extra)
         with events.observe_map(ctx, ctx.path[-1], count):
             return plan, ctx.engine.map(plan, items, count, ctx, **extra)
 
+    def _imap(
+        self,
+        inputs: dict[str, Any],
+        spec: MapSpec,
+        outputs: tuple[str, ...] | None,
+        ctx: RunContext,
+        on_error: str,
+        ordered: bool,
+    ) -> Iterator[tuple[int, dict[str, Any]]]:
+        plan, items, count = self._prepared(inputs, spec, outputs, ctx, lazy=True)
+        engine = ctx.engine
+        if hasattr(engine, "imap"):
+            rows = engine.imap(plan, items, count, ctx, on_error, ordered)
+        else:  # an engine with map only: one batch
+            rows = enumerate(engine.map(plan, items, count, ctx, on_error=on_error))
+        if ctx.dispatcher is None:
+            yield from rows
+            return
+        with events.observe_map(ctx, ctx.path[-1], count):
+            yield from rows
+
     def _map_columns(
         self,
         inputs: dict[str, Any],
-        names: tuple[str, ...],
-        map_mode: str,
+        spec: MapSpec,
         outputs: tuple[str, ...] | None,
         ctx: RunContext,
     ) -> dict[str, list[Any]]:
-        plan, rows = self._map(inputs, names, map_mode, outputs, ctx)
+        plan, rows = self._map(inputs, spec, outputs, ctx)
         return _columns(plan, rows)
 
 
@@ -350,43 +386,9 @@ def _outputs_key(output_name: OutputName) -> tuple[str, ...] | None:
     return names
 
 
-def _map_names(map_over: Any) -> tuple[str, ...]:
-    names = (map_over,) if isinstance(map_over, str) else tuple(map_over or ())
-    if not names or not all(isinstance(n, str) for n in names):
-        raise MapError(f"map_over must name one input or a list of inputs, got {map_over!r}")
-    if len(set(names)) != len(names):
-        raise MapError(f"map_over names an input twice: {list(names)}")
-    return names
-
-
-def _as_sequence(value: Any, name: str) -> Sequence[Any]:
-    if isinstance(value, (list, tuple, range)):
-        return value
-    if isinstance(value, (str, bytes, bytearray, Mapping, set, frozenset)) or not isinstance(
-        value, Iterable
-    ):
-        raise MapError(
-            f"map_over input {name!r} must be a sequence of values (list, tuple, range, array), "
-            f"got {type(value).__name__}; pass [value] to map over a single item"
-        )
-    return list(value)
-
-
-def _items(
-    base: dict[str, Any], names: tuple[str, ...], seqs: list[Sequence[Any]], mode: str
-) -> Iterator[dict[str, Any]]:
-    if len(names) == 1:
-        (name,) = names
-        for value in seqs[0]:
-            item = base.copy()
-            item[name] = value
-            yield item
-        return
-    combos = zip(*seqs) if mode == "zip" else itertools.product(*seqs)
-    for combo in combos:
-        item = base.copy()
-        item.update(zip(names, combo))
-        yield item
+def _check_on_error(on_error: str) -> None:
+    if on_error not in ("raise", "continue"):
+        raise MapError(f"on_error must be 'raise' or 'continue', got {on_error!r}")
 
 
 def _columns(plan: Plan, rows: list[dict[str, Any]]) -> dict[str, list[Any]]:

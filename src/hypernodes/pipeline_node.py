@@ -7,12 +7,11 @@ from typing import TYPE_CHECKING, Any
 
 from .context import RunContext
 from .exceptions import MappingError
+from .mapspec import MAP_MODES, MapSpec
 from .plan import Runner, analyze
 
 if TYPE_CHECKING:
     from .pipeline import Pipeline
-
-MAP_MODES = ("zip", "product")
 
 
 class PipelineNode:
@@ -124,14 +123,14 @@ class PipelineNode:
         inner_outputs = tuple(self.output_to_inner[o] for o in store)
         pairs = tuple(zip(inner_outputs, store))
         name = self.name
-        map_over, map_mode = self._inner_map_over, self.map_mode
+        spec = MapSpec(self._inner_map_over, self.map_mode) if self._inner_map_over else None  # type: ignore[arg-type]
 
-        if map_over:
+        if spec is not None:
 
             def run(values: dict[str, Any], ctx: RunContext) -> None:
                 inputs = {inner: values[key] for inner, key in reads}
                 child = ctx.child(pipeline, name)
-                columns = pipeline._map_columns(inputs, map_over, map_mode, inner_outputs, child)
+                columns = pipeline._map_columns(inputs, spec, inner_outputs, child)
                 for inner, outer in pairs:
                     values[outer] = columns[inner]
 

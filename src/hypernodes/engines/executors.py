@@ -17,9 +17,10 @@ level, so work that would be handed to it from one of its own tasks runs in that
 
 from __future__ import annotations
 
+import asyncio
 import os
 import threading
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
 from contextlib import contextmanager
 from functools import partial
@@ -28,15 +29,20 @@ from typing import Any
 from .._async import run_sync
 from ..context import RunContext
 from ..exceptions import ExecutorError
-from ..plan import Plan, mark_item, run_items
+from ..plan import Plan, run_items
 from .scheduling import (
     Offload,
-    arun_levels,
+    aitem_task,
+    arun_dataflow,
     arun_sequential,
-    run_item_tolerant,
-    run_levels,
-    run_ordered,
+    astream,
+    item_task,
+    run_dataflow,
+    run_item_inline,
+    stream,
 )
+
+Rows = Iterator[tuple[int, dict[str, Any]]]
 
 NAMES = ("sequential", "async", "threaded", "parallel")
 
@@ -110,17 +116,31 @@ class Executor:
 
     # -- map role ----------------------------------------------------------------------------
 
+    def iter_items(
+        self,
+        node: Executor,
+        plan: Plan,
+        items: Iterable[dict[str, Any]],
+        count: int | None,
+        ctx: RunContext,
+        tolerant: bool,
+        ordered: bool = True,
+    ) -> Rows:
+        """Run every item with ``node`` scheduling its steps; yield ``(index, row)`` in input
+        order, or as items complete when not ``ordered``.  ``count`` may be None (unknown)."""
+        raise NotImplementedError
+
     def map_items(
         self,
         node: Executor,
         plan: Plan,
         items: Iterable[dict[str, Any]],
-        count: int,
+        count: int | None,
         ctx: RunContext,
         tolerant: bool,
     ) -> list[dict[str, Any]]:
-        """Run every item with ``node`` scheduling its steps; results in input order."""
-        raise NotImplementedError
+        """Run every item; rows in input order."""
+        return [row for _, row in self.iter_items(node, plan, items, count, ctx, tolerant)]
 
     # -- lifetime ----------------------------------------------------------------------------
 
@@ -169,18 +189,21 @@ def sequential_map(
     tolerant: bool,
 ) -> list[dict[str, Any]]:
     """Items one after the other in this thread, with ``node`` scheduling each item's steps."""
-    if isinstance(node, SequentialExecutor):
-        if not tolerant:
-            return run_items(plan, items, ctx)
-        return [run_item_tolerant(plan, values, ctx, i) for i, values in enumerate(items)]
-    rows: list[dict[str, Any]] = []
-    try:
-        for values in items:
-            rows.append(node.run_item(plan, values, ctx, tolerant, len(rows)))
-    except Exception as exc:
-        mark_item(exc, ctx.depth, len(rows))
-        raise
-    return rows
+    if isinstance(node, SequentialExecutor) and not tolerant:
+        return run_items(plan, items, ctx)
+    return [row for _, row in sequential_items(node, plan, items, ctx, tolerant)]
+
+
+def sequential_items(
+    node: Executor,
+    plan: Plan,
+    items: Iterable[dict[str, Any]],
+    ctx: RunContext,
+    tolerant: bool,
+) -> Rows:
+    """:func:`sequential_map` as a stream of ``(index, row)``."""
+    for index, values in enumerate(items):
+        yield index, item_task(node, plan, values, ctx, tolerant, index)
 
 
 class SequentialExecutor(Executor):
@@ -192,7 +215,7 @@ class SequentialExecutor(Executor):
         self, plan: Plan, values: dict[str, Any], ctx: RunContext, tolerant: bool, index: int
     ) -> dict[str, Any]:
         if tolerant:
-            return run_item_tolerant(plan, values, ctx, index)
+            return run_item_inline(plan, values, ctx, tolerant, index)
         return plan.run_item(values, ctx)
 
     async def arun_item(
@@ -206,12 +229,24 @@ class SequentialExecutor(Executor):
     ) -> dict[str, Any]:
         return await arun_sequential(plan, values, ctx, offload, tolerant, index)
 
+    def iter_items(
+        self,
+        node: Executor,
+        plan: Plan,
+        items: Iterable[dict[str, Any]],
+        count: int | None,
+        ctx: RunContext,
+        tolerant: bool,
+        ordered: bool = True,
+    ) -> Rows:
+        return sequential_items(node, plan, items, ctx, tolerant)
+
     def map_items(
         self,
         node: Executor,
         plan: Plan,
         items: Iterable[dict[str, Any]],
-        count: int,
+        count: int | None,
         ctx: RunContext,
         tolerant: bool,
     ) -> list[dict[str, Any]]:
@@ -273,24 +308,26 @@ class ThreadedExecutor(Executor):
     def run_item(
         self, plan: Plan, values: dict[str, Any], ctx: RunContext, tolerant: bool, index: int
     ) -> dict[str, Any]:
-        return run_levels(plan, values, ctx, self._pools.submit, tolerant, index)
+        return run_dataflow(plan, values, ctx, self._pools.submit, tolerant, index)
 
-    def map_items(
+    def iter_items(
         self,
         node: Executor,
         plan: Plan,
         items: Iterable[dict[str, Any]],
-        count: int,
+        count: int | None,
         ctx: RunContext,
         tolerant: bool,
-    ) -> list[dict[str, Any]]:
-        return submit_items(self._pools.submit, 2 * self.workers, node, plan, items, ctx, tolerant)
+        ordered: bool = True,
+    ) -> Rows:
+        submit, window = self._pools.submit, 2 * self.workers
+        return submitted_items(submit, window, node, plan, items, ctx, tolerant, ordered)
 
     def _release(self, wait: bool) -> None:
         self._pools.close(wait)
 
 
-def submit_items(
+def submitted_items(
     submit: Callable[..., Future],
     window: int,
     node: Executor,
@@ -298,14 +335,11 @@ def submit_items(
     items: Iterable[dict[str, Any]],
     ctx: RunContext,
     tolerant: bool,
-) -> list[dict[str, Any]]:
+    ordered: bool,
+) -> Rows:
     """A map over a futures executor: one task per item, at most ``window`` in flight."""
-    tasks = ((node.run_item, plan, values, ctx, tolerant, i) for i, values in enumerate(items))
-    rows, failed, error = run_ordered(submit, tasks, window)
-    if error is not None:
-        mark_item(error, ctx.depth, failed)
-        raise error
-    return rows
+    tasks = ((item_task, node, plan, values, ctx, tolerant, i) for i, values in enumerate(items))
+    return stream(submit, tasks, window, ordered)
 
 
 class AsyncExecutor(Executor):
@@ -313,8 +347,8 @@ class AsyncExecutor(Executor):
 
     ``async def`` nodes are awaited on the loop; sync nodes run in a thread pool of the same size so
     they never block it, which is what lets blocking I/O overlap without rewriting anything.
-    Works when the caller already runs a loop (Jupyter): the work then gets its own loop in a
-    helper thread while the caller waits.
+    The loop is the calling thread's own (no thread hop for coroutines); when the caller already
+    runs a loop (Jupyter) the work gets its own loop in a helper thread while the caller waits.
     """
 
     name = "async"
@@ -338,12 +372,12 @@ class AsyncExecutor(Executor):
     def run_item(
         self, plan: Plan, values: dict[str, Any], ctx: RunContext, tolerant: bool, index: int
     ) -> dict[str, Any]:
-        return run_sync(_carried(self._levels(plan, values, ctx, tolerant, index)))
+        return run_sync(_carried(self._dataflow(plan, values, ctx, tolerant, index)))
 
-    async def _levels(
+    async def _dataflow(
         self, plan: Plan, values: dict[str, Any], ctx: RunContext, tolerant: bool, index: int
     ) -> dict[str, Any]:
-        return await arun_levels(plan, values, ctx, self._offload(), tolerant, index)
+        return await arun_dataflow(plan, values, ctx, self._offload(), tolerant, index)
 
     async def arun_item(
         self,
@@ -354,87 +388,98 @@ class AsyncExecutor(Executor):
         index: int,
         offload: Offload,
     ) -> dict[str, Any]:
-        return await self._levels(plan, values, ctx, tolerant, index)
+        return await self._dataflow(plan, values, ctx, tolerant, index)
+
+    def astream(
+        self,
+        node: Executor,
+        plan: Plan,
+        items: Iterable[dict[str, Any]],
+        ctx: RunContext,
+        tolerant: bool,
+        ordered: bool = True,
+    ) -> AsyncIterator[list[tuple[int, dict[str, Any]]]]:
+        """The items as tasks on the running loop, at most ``limit`` at once: batches of
+        ``(index, row)`` as they are ready (in input order when ``ordered``)."""
+        offload = self._offload()
+
+        def start(index: int, values: dict[str, Any]) -> Awaitable[dict[str, Any]]:
+            return aitem_task(node, plan, values, ctx, tolerant, index, offload)
+
+        return astream(start, items, self.limit, ordered)
+
+    def iter_items(
+        self,
+        node: Executor,
+        plan: Plan,
+        items: Iterable[dict[str, Any]],
+        count: int | None,
+        ctx: RunContext,
+        tolerant: bool,
+        ordered: bool = True,
+    ) -> Rows:
+        try:
+            asyncio.get_running_loop()
+        except RuntimeError:
+            pass
+        else:  # the caller runs a loop: the whole map runs on a helper thread's loop
+            yield from self.map_rows(node, plan, items, ctx, tolerant, ordered)
+            return
+        # Drive the stream on this thread's loop, one ready batch at a time.
+        batches = None
+        try:
+            batches = run_sync(_carried(self._start(node, plan, items, ctx, tolerant, ordered)))
+            while True:
+                batch = run_sync(_carried(_next_batch(batches)))
+                if batch is None:
+                    return
+                yield from batch
+        finally:
+            if batches is not None:
+                run_sync(batches.aclose())
+
+    async def _start(self, *args: Any) -> AsyncIterator[list[tuple[int, dict[str, Any]]]]:
+        return self.astream(*args)
 
     def map_items(
         self,
         node: Executor,
         plan: Plan,
         items: Iterable[dict[str, Any]],
-        count: int,
+        count: int | None,
         ctx: RunContext,
         tolerant: bool,
     ) -> list[dict[str, Any]]:
-        return run_sync(_carried(self._amap(node, plan, items, ctx, tolerant)))
+        return [row for _, row in self.map_rows(node, plan, items, ctx, tolerant, True)]
 
-    async def _amap(
+    def map_rows(
         self,
         node: Executor,
         plan: Plan,
         items: Iterable[dict[str, Any]],
         ctx: RunContext,
         tolerant: bool,
-    ) -> list[dict[str, Any]]:
-        """Items as tasks on this loop, at most ``limit`` at once, under the scheduling error rule."""
-        import asyncio
+        ordered: bool,
+    ) -> list[tuple[int, dict[str, Any]]]:
+        """Every ``(index, row)`` from one trip to the loop."""
 
-        offload = self._offload()
-        slots = asyncio.Semaphore(self.limit)
-        rows: list[Any] = []
-        live: dict[int, asyncio.Task[Any]] = {}
-        errors: dict[int, BaseException] = {}
-        stop = [-1]  # index of the failure that wins so far (-1: none)
+        async def collect() -> list[tuple[int, dict[str, Any]]]:
+            rows: list[tuple[int, dict[str, Any]]] = []
+            async for batch in self.astream(node, plan, items, ctx, tolerant, ordered):
+                rows.extend(batch)
+            return rows
 
-        def finished(index: int, task: asyncio.Task[Any]) -> None:
-            live.pop(index, None)
-            slots.release()
-            if task.cancelled():
-                return
-            exc = task.exception()
-            if exc is None:
-                rows[index] = task.result()
-                return
-            errors[index] = exc
-            if stop[0] < 0 or index < stop[0]:
-                stop[0] = index
-                for other, pending in list(live.items()):
-                    if other > index:
-                        pending.cancel()
-
-        try:
-            for index, values in enumerate(items):
-                await slots.acquire()
-                if stop[0] >= 0:
-                    slots.release()
-                    break
-                rows.append(None)
-                task = asyncio.ensure_future(
-                    node.arun_item(plan, values, ctx, tolerant, index, offload)
-                )
-                live[index] = task
-                task.add_done_callback(partial(finished, index))
-            while live:
-                await asyncio.wait(list(live.values()))
-        except BaseException:
-            # Ctrl-C or cancellation: stop every item; sync work already running in the pool
-            # finishes its current step, nothing new starts.
-            remaining = list(live.values())
-            for task in remaining:
-                task.cancel()
-            await asyncio.gather(*remaining, return_exceptions=True)
-            raise
-        if errors:
-            first = min(errors)
-            error = errors[first]
-            mark_item(error, ctx.depth, first)
-            raise error
-        return rows
+        return run_sync(_carried(collect()))
 
     def _release(self, wait: bool) -> None:
         self._pools.close(wait)
 
     def __repr__(self) -> str:
         return f"AsyncExecutor(max_workers={self.limit})"
+
+
+async def _next_batch(batches: AsyncIterator[Any]) -> Any:
+    return await anext(batches, None)
 
 
 def _carried(coro: Any) -> Any:
@@ -480,30 +525,29 @@ class CustomExecutor(Executor):
     def run_item(
         self, plan: Plan, values: dict[str, Any], ctx: RunContext, tolerant: bool, index: int
     ) -> dict[str, Any]:
-        return run_levels(plan, values, ctx, self.submit, tolerant, index, inline_single=False)
+        return run_dataflow(plan, values, ctx, self.submit, tolerant, index, inline_single=False)
 
-    def map_items(
+    def iter_items(
         self,
         node: Executor,
         plan: Plan,
         items: Iterable[dict[str, Any]],
-        count: int,
+        count: int | None,
         ctx: RunContext,
         tolerant: bool,
-    ) -> list[dict[str, Any]]:
-        if self.remote():
-            from .remote import PlanSpec, in_worker, map_chunks
+        ordered: bool = True,
+    ) -> Rows:
+        if not self.remote():
+            submit, window = self.submit, 2 * self.workers
+            return submitted_items(submit, window, node, plan, items, ctx, tolerant, ordered)
+        from .remote import PlanSpec, in_worker, remote_items
 
-            if in_worker() or count == 0:
-                return sequential_map(node, plan, items, ctx, tolerant)
-            on_error = "continue" if tolerant else "raise"
-            where = f"a worker process of {type(self.target).__name__}"
-            spec = PlanSpec.for_call(plan, ctx, getattr(node, "inner", node), on_error, where)
-            rows: list[dict[str, Any]] = []
-            for chunk in map_chunks(self.target.submit, spec, items, count, self.workers, ctx):
-                rows.extend(chunk)
-            return rows
-        return submit_items(self.submit, 2 * self.workers, node, plan, items, ctx, tolerant)
+        if in_worker():
+            return sequential_items(node, plan, items, ctx, tolerant)
+        on_error = "continue" if tolerant else "raise"
+        where = f"a worker process of {type(self.target).__name__}"
+        spec = PlanSpec.for_call(plan, ctx, getattr(node, "inner", node), on_error, where)
+        return remote_items(self.target.submit, spec, items, count, self.workers, ctx, ordered)
 
     def remote(self) -> bool:
         """Whether the executor runs tasks in other processes (asked once, with a tiny task).

@@ -4,7 +4,7 @@ item and the items of a map are scheduled."""
 from __future__ import annotations
 
 import weakref
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 from typing import Any
 
 from ..context import RunContext
@@ -72,6 +72,24 @@ class HypernodesEngine:
         node: Any = self._node if ctx.dispatcher is None else ObservedItems(self._node)
         with self._node.lease(), self._map.lease():
             return self._map.map_items(node, plan, items, count, ctx, tolerant)
+
+    def imap(
+        self,
+        plan: Plan,
+        items: Iterable[dict[str, Any]],
+        count: int | None,
+        ctx: RunContext,
+        on_error: str = "raise",
+        ordered: bool = True,
+    ) -> Iterator[tuple[int, dict[str, Any]]]:
+        """Run every item; yield ``(index, row)`` in input order, or as items finish."""
+        if on_error not in ("raise", "continue"):
+            raise MapError(f"on_error must be 'raise' or 'continue', got {on_error!r}")
+        node: Any = self._node if ctx.dispatcher is None else ObservedItems(self._node)
+        with self._node.lease(), self._map.lease():
+            yield from self._map.iter_items(
+                node, plan, items, count, ctx, on_error == "continue", ordered
+            )
 
     def shutdown(self, wait: bool = True) -> None:
         """Stop the workers this engine started (now, or when the calls still running end)."""

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import os
 import threading
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 from concurrent.futures import Executor as FuturesExecutor
 from concurrent.futures.process import BrokenProcessPool
 from typing import Any, Literal
@@ -21,8 +21,8 @@ from typing import Any, Literal
 from ..context import RunContext
 from ..exceptions import ExecutorError
 from ..plan import Plan
-from .executors import Executor, sequential_map
-from .remote import PlanSpec, in_worker, map_chunks
+from .executors import Executor, sequential_items
+from .remote import PlanSpec, in_worker, remote_items
 
 _WHERE = "a worker process of map_executor='parallel'"
 
@@ -63,24 +63,24 @@ class ParallelExecutor(Executor):
     ) -> dict[str, Any]:
         raise ExecutorError("ParallelExecutor schedules map items only, not the nodes of an item")
 
-    def map_items(
+    def iter_items(
         self,
         node: Executor,
         plan: Plan,
         items: Iterable[dict[str, Any]],
-        count: int,
+        count: int | None,
         ctx: RunContext,
         tolerant: bool,
-    ) -> list[dict[str, Any]]:
+        ordered: bool = True,
+    ) -> Iterator[tuple[int, dict[str, Any]]]:
         if in_worker() or count == 0:
-            return sequential_map(node, plan, items, ctx, tolerant)
+            yield from sequential_items(node, plan, items, ctx, tolerant)
+            return
         on_error = "continue" if tolerant else "raise"
         spec = PlanSpec.for_call(plan, ctx, getattr(node, "inner", node), on_error, _WHERE)
         pool = self._get_pool()
-        rows: list[dict[str, Any]] = []
         try:
-            for chunk_rows in map_chunks(pool.submit, spec, items, count, self.workers, ctx):
-                rows.extend(chunk_rows)
+            yield from remote_items(pool.submit, spec, items, count, self.workers, ctx, ordered)
         except KeyboardInterrupt:
             self._kill(pool)
             raise
@@ -91,7 +91,6 @@ class ParallelExecutor(Executor):
                 "memory, or a crash in C code); the next map starts new workers"
             )
             raise
-        return rows
 
     # -- processes ---------------------------------------------------------------------------
 

@@ -37,7 +37,7 @@ from ..exceptions import HyperNodesError, UnpicklableError
 from ..graph import PipelineGraph
 from ..plan import Plan, compile_plan, mark_item
 from .executors import SequentialExecutor
-from .scheduling import stream_ordered
+from .scheduling import stream
 
 #: compiled plans in this (worker) process, by spec token, most recently used last
 _COMPILED: OrderedDict[str, _WorkerPlan] = OrderedDict()
@@ -149,30 +149,39 @@ class PlanSpec:
 
     def receive(self, reply: Reply | bytes, ctx: RunContext) -> list[dict[str, Any]]:
         """Replay a chunk's events and cache writes here; raise its error or return its rows."""
+        rows, error = self.accept(reply, ctx)
+        if error is not None:
+            raise error
+        return rows
+
+    def accept(
+        self, reply: Reply | bytes, ctx: RunContext
+    ) -> tuple[list[dict[str, Any]], BaseException | None]:
+        """Replay a chunk's events and cache writes here; its rows, and the error that stopped it
+        (the rows are those of the items before the failing one)."""
         if not isinstance(reply, Reply):
             reply = pickle.loads(reply)
         if reply.events and ctx.dispatcher is not None:
             ctx.dispatcher.replay(reply.events)
         if reply.writes and ctx.cache is not None:
             ctx.cache.import_writes(reply.writes)
-        if reply.error is not None:
-            raise reply.error
-        return reply.rows
+        return reply.rows, reply.error
 
 
-def map_chunks(
+def remote_items(
     submit: Any,
     spec: PlanSpec,
     items: Iterable[dict[str, Any]],
-    count: int,
+    count: int | None,
     workers: int,
     ctx: RunContext,
+    ordered: bool = True,
     chunk_size: int | None = None,
     window: int | None = None,
-) -> Iterator[list[dict[str, Any]]]:
+) -> Iterator[tuple[int, dict[str, Any]]]:
     """Run ``items`` in chunks through ``submit(run_chunk, token, blob, chunk, start)`` (which
-    returns a ``concurrent.futures.Future``) and yield each chunk's rows in input order, after
-    replaying its events and cache writes here.
+    returns a ``concurrent.futures.Future``) and yield ``(index, row)``, in input order or chunk
+    by chunk as they complete, after replaying each chunk's events and cache writes here.
 
     At most ``window`` chunks (default ``2 * workers``) are in flight, so a long map holds only
     that many; the default chunk size spreads ``count`` items over about four chunks per worker,
@@ -182,16 +191,31 @@ def map_chunks(
     tasks = (
         (run_chunk, spec.token, spec.blob, blob, start) for start, blob in spec.chunks(items, size)
     )
-    for reply in stream_ordered(submit, tasks, window or 2 * workers):
-        yield spec.receive(reply, ctx)
+    starts: list[int] = []
+
+    def numbered() -> Iterator[tuple[Any, ...]]:
+        for task in tasks:
+            starts.append(task[4])
+            yield task
+
+    for position, reply in stream(submit, numbered(), window or 2 * workers, ordered):
+        start = starts[position]
+        rows, error = spec.accept(reply, ctx)
+        for offset, row in enumerate(rows):
+            yield start + offset, row
+        if error is not None:
+            raise error
 
 
 #: most items sent to a worker in one task by default
 MAX_CHUNK = 1024
 
 
-def default_chunk_size(count: int, workers: int) -> int:
-    """About four chunks per worker (so that uneven items even out), at most :data:`MAX_CHUNK`."""
+def default_chunk_size(count: int | None, workers: int) -> int:
+    """About four chunks per worker (so that uneven items even out), at most :data:`MAX_CHUNK`;
+    for an unknown count, small chunks first would be ideal, so a moderate fixed size."""
+    if count is None:
+        return 64
     return max(1, min(MAX_CHUNK, -(-count // (max(1, workers) * 4))))
 
 

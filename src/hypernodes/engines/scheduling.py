@@ -1,21 +1,23 @@
-"""The loops that every executor shares: the steps of one item by generation, and many tasks in
-input order with one error rule.
+"""The scheduler core every executor shares: the steps of one item by dataflow, and many tasks
+streamed back in input order under one error policy.
 
-Executors differ only in *where* a step or an item runs (this thread, a thread pool, an event
-loop, a worker process).  What runs is always ``plan.steps_for`` then ``plan.run_step`` (or
-``plan.arun_step`` for an ``async def`` node), so caching and callbacks behave the same everywhere.
+Executors differ only in *how a task is submitted* (this thread, a thread pool, an event loop, a
+worker process).  What runs is always ``plan.steps_for`` then ``plan.run_step`` (or
+``plan.arun_step`` for an ``async def`` node), so caching, callbacks, retries and timeouts behave
+the same everywhere.
 
-Error rule, the same for steps of one generation and for items of a map: the failure with the
-lowest index wins, as if the tasks had run one after the other.  When task ``i`` fails, tasks
-after ``i`` that have not started are cancelled and not waited for; tasks before ``i`` are
-finished, since one of them could fail too and would then be the one a sequential run raises.
+Error policy (:class:`Policy`), the same for the steps of one item and the items of a map: with
+``raise`` the failure that a sequential run would meet first wins - the lowest step of the plan,
+the lowest item of the map - and nothing new starts once a failure is seen; with ``continue`` a
+failing step's outputs, and everything computed from them, become :class:`~hypernodes.ItemError`
+values and every other step and item still runs.
 """
 
 from __future__ import annotations
 
 import asyncio
 from collections import deque
-from collections.abc import Awaitable, Callable, Iterable, Iterator, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Iterator, Sequence
 from concurrent.futures import FIRST_COMPLETED, Future, wait
 from typing import Any
 
@@ -29,17 +31,61 @@ POLL_SECONDS = 0.2
 
 Submit = Callable[..., Future]
 Offload = Callable[..., Awaitable[Any]]
-Failures = dict[str, ItemError]
+
+
+class Policy:
+    """What a failing step does to its item: ``raise`` it, or ``continue`` with error values.
+
+    A policy object lives for one item; with ``continue`` it collects the item's failures
+    (output name -> :class:`ItemError`).
+    """
+
+    __slots__ = ("failed",)
+
+    def __init__(self, tolerant: bool) -> None:
+        #: output name -> its error (``continue``); None with ``raise``
+        self.failed: dict[str, ItemError] | None = {} if tolerant else None
+
+    @property
+    def tolerant(self) -> bool:
+        return self.failed is not None
+
+    def blocked(self, step: Step) -> bool:
+        """Whether ``step`` reads a failed value; its outputs then inherit that error."""
+        failed = self.failed
+        if not failed:
+            return False
+        for key in step.arg_keys:
+            error = failed.get(key)
+            if error is not None:
+                failed.update(dict.fromkeys(step.store, error))
+                return True
+        return False
+
+    def record(self, exc: BaseException, step: Step, ctx: RunContext, index: int) -> None:
+        """Keep ``exc`` as the value of ``step``'s outputs (``continue``), or raise it."""
+        if self.failed is None or not isinstance(exc, Exception):
+            raise exc
+        locate_failure(exc, step, ctx)
+        mark_item(exc, ctx.depth, index)
+        add_failure_note(exc)
+        self.failed.update(dict.fromkeys(step.store, ItemError(exc, step.name, index)))
+
+    def row(self, plan: Plan, values: dict[str, Any]) -> dict[str, Any]:
+        """The item's outputs, with the error value in place of what could not be computed."""
+        failed = self.failed
+        if not failed:
+            return plan.extract(values)
+        return {name: failed.get(name, values.get(name)) for name in plan.output_names}
 
 
 # ---------------------------------------------------------------------------------------------
-# One step
+# The steps of one item
 
 
 def located_step(plan: Plan, step: Step, values: dict[str, Any], ctx: RunContext) -> dict[str, Any]:
-    """Run ``step`` through ``plan.run_step`` (which records the step on a failure) and return the
-    values it stored, so that an executor whose workers hold a copy of ``values`` (another process)
-    can send the outputs back."""
+    """Run ``step`` through ``plan.run_step`` and return the values it stored, so that an executor
+    whose workers hold a copy of ``values`` can send the outputs back."""
     plan.run_step(step, values, ctx)
     stored = {key: values[key] for key in step.store}
     if RAN_KEY in values:  # tell a copied item's owner that a node really ran (callbacks)
@@ -47,99 +93,69 @@ def located_step(plan: Plan, step: Step, values: dict[str, Any], ctx: RunContext
     return stored
 
 
-def item_error(exc: BaseException, step: Step, ctx: RunContext, index: int) -> ItemError:
-    """The error value for the outputs of ``step`` in map item ``index`` (``on_error="continue"``)."""
-    locate_failure(exc, step, ctx)
-    mark_item(exc, ctx.depth, index)
-    add_failure_note(exc)
-    return ItemError(exc, step.name, index)
-
-
-def blocked_by(step: Step, failed: Failures) -> ItemError | None:
-    """The error of a failed upstream value ``step`` reads, if any."""
-    for key in step.arg_keys:
-        error = failed.get(key)
-        if error is not None:
-            return error
-    return None
-
-
-def unblocked(batch: Sequence[Step], failed: Failures) -> list[Step]:
-    """The steps of ``batch`` that can run; the outputs of the others inherit their input's error."""
-    runnable = []
-    for step in batch:
-        error = blocked_by(step, failed)
-        if error is None:
-            runnable.append(step)
-        else:
-            failed.update(dict.fromkeys(step.store, error))
-    return runnable
-
-
-def row(plan: Plan, values: dict[str, Any], failed: Failures | None) -> dict[str, Any]:
-    """The outputs of one item, with the error value in place of what could not be computed."""
-    if not failed:
-        return plan.extract(values)
-    return {name: failed[name] if name in failed else values[name] for name in plan.output_names}
-
-
-# ---------------------------------------------------------------------------------------------
-# The steps of one item
-
-
-def run_segment(
+def run_inline(
     plan: Plan,
     steps: Iterable[Step],
     values: dict[str, Any],
     ctx: RunContext,
-    failed: Failures | None,
+    policy: Policy,
     index: int,
 ) -> None:
-    """Run ``steps`` one after the other in this thread.
-
-    With ``failed`` (a dict, ``on_error="continue"``) a failing step's outputs and everything that
-    reads them become error values and the other steps still run; without it the error is raised.
-    """
-    if failed is None:
+    """Run ``steps`` one after the other in this thread."""
+    if policy.failed is None:
         for step in steps:
-            located_step(plan, step, values, ctx)
+            plan.run_step(step, values, ctx)
         return
     for step in steps:
-        if failed:
-            error = blocked_by(step, failed)
-            if error is not None:
-                failed.update(dict.fromkeys(step.store, error))
-                continue
+        if policy.blocked(step):
+            continue
         try:
             plan.run_step(step, values, ctx)
         except Exception as exc:
-            failed.update(dict.fromkeys(step.store, item_error(exc, step, ctx, index)))
+            policy.record(exc, step, ctx, index)
 
 
-def run_item_tolerant(
-    plan: Plan, values: dict[str, Any], ctx: RunContext, index: int
+def run_item_inline(
+    plan: Plan, values: dict[str, Any], ctx: RunContext, tolerant: bool, index: int
 ) -> dict[str, Any]:
-    """One item with ``on_error="continue"``, its steps one after the other."""
-    failed: Failures = {}
-    run_segment(plan, plan.steps_for(values, ctx), values, ctx, failed, index)
-    return row(plan, values, failed)
+    """One item, its steps one after the other (``continue`` policy or instrumented runs)."""
+    policy = Policy(tolerant)
+    run_inline(plan, plan.steps_for(values, ctx), values, ctx, policy, index)
+    return policy.row(plan, values)
 
 
-def pending_levels(plan: Plan, values: dict[str, Any], ctx: RunContext) -> Iterator[list[Step]]:
-    """The generations of the steps that ``plan.steps_for`` says still have to run."""
-    steps = plan.steps_for(values, ctx)
-    if steps is plan.steps:
-        for level in plan.levels:
-            yield list(level)
-        return
-    grouped: dict[int, list[Step]] = {}
-    for step in steps:
-        grouped.setdefault(step.level, []).append(step)
-    for level in sorted(grouped):
-        yield grouped[level]
+class _Flow:
+    """Dataflow bookkeeping for one item: which steps wait for which, and which are ready."""
+
+    __slots__ = ("steps", "waiting", "consumers", "ready", "order")
+
+    def __init__(self, plan: Plan, steps: Sequence[Step]) -> None:
+        self.steps = steps
+        producer = {key: step for step in steps for key in step.store}
+        #: step -> how many of its producers among ``steps`` have not finished
+        self.waiting: dict[int, int] = {}
+        self.consumers: dict[int, list[Step]] = {id(step): [] for step in steps}
+        self.order = {id(step): i for i, step in enumerate(steps)}
+        ready: list[Step] = []
+        for step in steps:
+            producers = {id(producer[k]) for k in step.arg_keys if k in producer}
+            for p in producers:
+                self.consumers[p].append(step)
+            self.waiting[id(step)] = len(producers)
+            if not producers:
+                ready.append(step)
+        self.ready = ready
+
+    def finished(self, step: Step) -> None:
+        """``step`` is done (or failed under ``continue``): release the steps that read it."""
+        for consumer in self.consumers[id(step)]:
+            key = id(consumer)
+            self.waiting[key] -= 1
+            if self.waiting[key] == 0:
+                self.ready.append(consumer)
 
 
-def run_levels(
+def run_dataflow(
     plan: Plan,
     values: dict[str, Any],
     ctx: RunContext,
@@ -148,40 +164,57 @@ def run_levels(
     index: int,
     inline_single: bool = True,
 ) -> dict[str, Any]:
-    """One item, generation by generation: the steps of a generation go to ``submit`` together.
+    """One item with each step starting as soon as its own inputs are ready.
 
-    A generation of one step runs in this thread when ``inline_single`` (no hop for a chain).
+    Ready steps go to ``submit``; when only one step can run and nothing else is in flight it
+    runs in this thread (``inline_single``), so a chain costs no thread hops.
     """
-    failed: Failures | None = {} if tolerant else None
-    for batch in pending_levels(plan, values, ctx):
-        if failed:
-            batch = unblocked(batch, failed)
-        if not batch:
-            continue
-        if len(batch) == 1 and inline_single:
-            run_segment(plan, batch, values, ctx, failed, index)
-            continue
-        futures = [submit(located_step, plan, step, values, ctx) for step in batch]
-        if failed is None:
-            results, _, error = gather_ordered(futures)
-            if error is not None:
-                raise error
-            for result in results:
-                values.update(result)
-            continue
-        wait_all(futures)
-        for step, future in zip(batch, futures):
-            exc = future.exception()
-            if exc is None:
-                values.update(future.result())
-            elif isinstance(exc, Exception):
-                failed.update(dict.fromkeys(step.store, item_error(exc, step, ctx, index)))
-            else:
-                raise exc
-    return row(plan, values, failed)
+    policy = Policy(tolerant)
+    steps = plan.steps_for(values, ctx)
+    flow = _Flow(plan, steps)
+    running: dict[Future, Step] = {}
+    errors: list[tuple[int, BaseException]] = []
+    try:
+        while (flow.ready and not errors) or running:
+            while flow.ready and not errors:
+                step = flow.ready.pop(0)
+                if policy.blocked(step):
+                    flow.finished(step)
+                    continue
+                if inline_single and not running and not flow.ready:
+                    try:
+                        plan.run_step(step, values, ctx)
+                    except BaseException as exc:
+                        if policy.failed is None or not isinstance(exc, Exception):
+                            raise
+                        policy.record(exc, step, ctx, index)
+                    flow.finished(step)
+                    continue
+                running[submit(located_step, plan, step, values, ctx)] = step
+            if not running:
+                break
+            done, _ = wait(running, timeout=POLL_SECONDS, return_when=FIRST_COMPLETED)
+            for future in sorted(done, key=lambda f: flow.order[id(running[f])]):
+                step = running.pop(future)
+                exc = future.exception()
+                if exc is None:
+                    values.update(future.result())
+                elif policy.failed is None or not isinstance(exc, Exception):
+                    errors.append((flow.order[id(step)], exc))
+                    continue
+                else:
+                    policy.record(exc, step, ctx, index)
+                flow.finished(step)
+    except BaseException:
+        for future in running:
+            future.cancel()
+        raise
+    if errors:
+        raise min(errors, key=lambda pair: pair[0])[1]
+    return policy.row(plan, values)
 
 
-async def arun_levels(
+async def arun_dataflow(
     plan: Plan,
     values: dict[str, Any],
     ctx: RunContext,
@@ -189,35 +222,51 @@ async def arun_levels(
     tolerant: bool,
     index: int,
 ) -> dict[str, Any]:
-    """One item on an event loop, generation by generation: ``async def`` steps are awaited on the
-    loop, the others go to ``offload`` (a thread pool) so they do not block it."""
-    failed: Failures | None = {} if tolerant else None
+    """:func:`run_dataflow` on an event loop: ``async def`` steps are awaited on the loop, the
+    others go to ``offload`` (a thread pool) so they do not block it."""
+    policy = Policy(tolerant)
+    steps = plan.steps_for(values, ctx)
+    flow = _Flow(plan, steps)
+    running: dict[asyncio.Future[Any], Step] = {}
+    errors: list[tuple[int, BaseException]] = []
 
-    def start(step: Step) -> Awaitable[Any]:
+    def start(step: Step) -> asyncio.Future[Any]:
         if step.arun is not None:
-            return plan.arun_step(step, values, ctx)
-        return offload(located_step, plan, step, values, ctx)
+            return asyncio.ensure_future(plan.arun_step(step, values, ctx))
+        return asyncio.ensure_future(offload(located_step, plan, step, values, ctx))
 
-    for batch in pending_levels(plan, values, ctx):
-        if failed:
-            batch = unblocked(batch, failed)
-        if not batch:
-            continue
-        if failed is None:
-            if len(batch) == 1:
-                await start(batch[0])
-            else:
-                _, error = await agather_ordered([start(step) for step in batch])
-                if error is not None:
-                    raise error
-            continue
-        outcomes = await asyncio.gather(*(start(step) for step in batch), return_exceptions=True)
-        for step, outcome in zip(batch, outcomes):
-            if isinstance(outcome, Exception):
-                failed.update(dict.fromkeys(step.store, item_error(outcome, step, ctx, index)))
-            elif isinstance(outcome, BaseException):
-                raise outcome
-    return row(plan, values, failed)
+    try:
+        while (flow.ready and not errors) or running:
+            while flow.ready and not errors:
+                step = flow.ready.pop(0)
+                if policy.blocked(step):
+                    flow.finished(step)
+                    continue
+                running[start(step)] = step
+            if not running:
+                break
+            done, _ = await asyncio.wait(running, return_when=asyncio.FIRST_COMPLETED)
+            for task in sorted(done, key=lambda t: flow.order[id(running[t])]):
+                step = running.pop(task)
+                exc = task.exception()
+                if exc is None:
+                    result = task.result()
+                    if result is not None:
+                        values.update(result)
+                elif policy.failed is None or not isinstance(exc, Exception):
+                    errors.append((flow.order[id(step)], exc))
+                    continue
+                else:
+                    policy.record(exc, step, ctx, index)
+                flow.finished(step)
+    except BaseException:
+        for task in running:
+            task.cancel()
+        await asyncio.gather(*running, return_exceptions=True)
+        raise
+    if errors:
+        raise min(errors, key=lambda pair: pair[0])[1]
+    return policy.row(plan, values)
 
 
 async def arun_sequential(
@@ -232,33 +281,65 @@ async def arun_sequential(
     trip to ``offload``; ``async def`` steps are awaited on the loop in between."""
     if not tolerant and not any(step.arun is not None for step in plan.steps):
         return await offload(plan.run_item, values, ctx)
-    failed: Failures | None = {} if tolerant else None
+    policy = Policy(tolerant)
     segment: list[Step] = []
     for step in plan.steps_for(values, ctx):
         if step.arun is None:
             segment.append(step)
             continue
         if segment:
-            await offload(run_segment, plan, segment, values, ctx, failed, index)
+            await offload(run_inline, plan, segment, values, ctx, policy, index)
             segment = []
-        if failed is not None:
-            error = blocked_by(step, failed)
-            if error is not None:
-                failed.update(dict.fromkeys(step.store, error))
-                continue
-            try:
-                await plan.arun_step(step, values, ctx)
-            except Exception as exc:
-                failed.update(dict.fromkeys(step.store, item_error(exc, step, ctx, index)))
-        else:
+        if policy.blocked(step):
+            continue
+        try:
             await plan.arun_step(step, values, ctx)
+        except Exception as exc:
+            policy.record(exc, step, ctx, index)
     if segment:
-        await offload(run_segment, plan, segment, values, ctx, failed, index)
-    return row(plan, values, failed)
+        await offload(run_inline, plan, segment, values, ctx, policy, index)
+    return policy.row(plan, values)
 
 
 # ---------------------------------------------------------------------------------------------
-# Many tasks in order
+# Many tasks, streamed back
+
+
+def item_task(
+    node: Any, plan: Plan, values: dict[str, Any], ctx: RunContext, tolerant: bool, index: int
+) -> dict[str, Any]:
+    """Run map item ``index`` with the node executor ``node``; a failure is marked with the index."""
+    try:
+        return node.run_item(plan, values, ctx, tolerant, index)
+    except BaseException as exc:
+        mark_item(exc, ctx.depth, index)
+        raise
+
+
+async def aitem_task(
+    node: Any,
+    plan: Plan,
+    values: dict[str, Any],
+    ctx: RunContext,
+    tolerant: bool,
+    index: int,
+    offload: Offload,
+) -> dict[str, Any]:
+    """:func:`item_task` on an event loop."""
+    try:
+        return await node.arun_item(plan, values, ctx, tolerant, index, offload)
+    except BaseException as exc:
+        mark_item(exc, ctx.depth, index)
+        raise
+
+
+def stream(
+    submit: Submit, tasks: Iterable[tuple[Any, ...]], window: int, ordered: bool = True
+) -> Iterator[tuple[int, Any]]:
+    """``(task index, result)`` of ``tasks`` run through ``submit``, in order or as completed."""
+    if ordered:
+        return enumerate(stream_ordered(submit, tasks, window))
+    return stream_completed(submit, tasks, window)
 
 
 def stream_ordered(submit: Submit, tasks: Iterable[tuple[Any, ...]], window: int) -> Iterator[Any]:
@@ -321,12 +402,74 @@ def stream_completed(
             if not in_flight:
                 return
             done, _ = wait(in_flight, timeout=POLL_SECONDS, return_when=FIRST_COMPLETED)
-            for future in done:
+            for future in sorted(done, key=in_flight.__getitem__):
                 index = in_flight.pop(future)
                 yield index, future.result()
     finally:
         for future in in_flight:
             future.cancel()
+
+
+async def astream(
+    start: Callable[[int, Any], Awaitable[Any]],
+    items: Iterable[Any],
+    window: int,
+    ordered: bool = True,
+) -> AsyncIterator[list[tuple[int, Any]]]:
+    """The event-loop twin of :func:`stream`: ``start(index, item)`` for each item as a task, at
+    most ``window`` at once, yielding batches of ``(index, result)`` as they are ready.
+
+    Ordered, a result waits for the ones before it and the lowest failing index wins; unordered,
+    the first failure seen is raised.  Either way nothing new starts after a failure, and the
+    tasks still running are cancelled when the stream ends early.
+    """
+    source = enumerate(items)
+    running: dict[asyncio.Future[Any], int] = {}
+    ready: dict[int, Any] = {}
+    next_index = 0
+    failed: tuple[int, BaseException] | None = None
+    exhausted = False
+    try:
+        while True:
+            while not exhausted and failed is None and len(running) < window:
+                pair = next(source, None)
+                if pair is None:
+                    exhausted = True
+                    break
+                running[asyncio.ensure_future(start(*pair))] = pair[0]
+            if not running:
+                break
+            done, _ = await asyncio.wait(running, return_when=asyncio.FIRST_COMPLETED)
+            batch: list[tuple[int, Any]] = []
+            for task in sorted(done, key=running.__getitem__):
+                index = running.pop(task)
+                if task.cancelled():
+                    continue
+                exc = task.exception()
+                if exc is not None:
+                    if failed is None or index < failed[0]:
+                        failed = (index, exc)
+                        for other, where in running.items():
+                            if where > index or not ordered:
+                                other.cancel()
+                elif ordered:
+                    ready[index] = task.result()
+                else:
+                    batch.append((index, task.result()))
+            while next_index in ready:
+                batch.append((next_index, ready.pop(next_index)))
+                next_index += 1
+            if batch:
+                yield batch
+            if failed is not None and (not ordered or next_index >= failed[0]):
+                break
+        if failed is not None:
+            raise failed[1]
+    finally:
+        for task in running:
+            task.cancel()
+        if running:
+            await asyncio.gather(*running, return_exceptions=True)
 
 
 def wait_all(futures: Iterable[Future]) -> None:
@@ -339,89 +482,3 @@ def wait_all(futures: Iterable[Future]) -> None:
         for future in pending:
             future.cancel()
         raise
-
-
-def gather_ordered(futures: Sequence[Future]) -> tuple[list[Any], int, BaseException | None]:
-    """Results of already submitted ``futures`` in order, under the module's error rule.
-
-    Returns ``(results, failed_index, error)``; ``error`` is ``None`` when all succeeded.
-    """
-    return run_ordered(_submitted, ((f,) for f in futures), len(futures) or 1)
-
-
-def _submitted(future: Future) -> Future:
-    return future
-
-
-def run_ordered(
-    submit: Submit, tasks: Iterable[tuple[Any, ...]], window: int
-) -> tuple[list[Any], int, BaseException | None]:
-    """Submit ``tasks`` (argument tuples for ``submit``) keeping at most ``window`` in flight, and
-    collect their results in order under the module's error rule.
-
-    Tasks are drawn from ``tasks`` lazily, so a map over many items holds only ``window`` of them.
-    Returns ``(results, failed_index, error)``; on Ctrl-C the pending tasks are cancelled.
-    """
-    source = iter(tasks)
-    results: list[Any] = []
-    in_flight: dict[Future, int] = {}
-    first = -1  # index of the failure that wins so far
-    error: BaseException | None = None
-    try:
-        while True:
-            while first < 0 and len(in_flight) < window:
-                args = next(source, None)
-                if args is None:
-                    break
-                in_flight[submit(*args)] = len(results)
-                results.append(None)
-            if not in_flight:
-                break
-            done, _ = wait(in_flight, timeout=POLL_SECONDS, return_when=FIRST_COMPLETED)
-            for future in done:
-                position = in_flight.pop(future, None)
-                if position is None or future.cancelled():
-                    continue
-                exc = future.exception()
-                if exc is None:
-                    results[position] = future.result()
-                elif first < 0 or position < first:
-                    first, error = position, exc
-                    for other, where in list(in_flight.items()):
-                        if where > position:
-                            other.cancel()
-                            del in_flight[other]
-    except BaseException:
-        for future in in_flight:
-            future.cancel()
-        raise
-    return results, first, error
-
-
-async def agather_ordered(aws: Sequence[Awaitable[Any]]) -> tuple[list[Any], BaseException | None]:
-    """:func:`gather_ordered` for awaitables on the running loop: ``(results, error)``."""
-    tasks = [asyncio.ensure_future(aw) for aw in aws]
-    position = {task: i for i, task in enumerate(tasks)}
-    pending = set(tasks)
-    first, error = len(tasks), None
-    try:
-        while pending:
-            done, pending = await asyncio.wait(pending, return_when=asyncio.FIRST_COMPLETED)
-            for task in done:
-                if task.cancelled():
-                    continue
-                exc = task.exception()
-                i = position[task]
-                if exc is not None and i < first:
-                    first, error = i, exc
-                    for other in pending:
-                        if position[other] > i:
-                            other.cancel()
-                    pending = {t for t in pending if position[t] < i}
-    except BaseException:
-        for task in tasks:
-            task.cancel()
-        raise
-    if error is not None:
-        return [], error
-    return [task.result() for task in tasks], None

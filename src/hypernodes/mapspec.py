@@ -1,0 +1,110 @@
+"""``MapSpec``: what a map runs over (input names and how their values combine), checked once.
+
+``Pipeline.map``/``imap`` and ``as_node(map_over=...)`` both describe a map this way, so names,
+modes and value checks are validated in one place and the items are made in one place.
+"""
+
+from __future__ import annotations
+
+import itertools
+from collections.abc import Iterable, Iterator, Mapping, Sequence, Sized
+from dataclasses import dataclass
+from typing import Any, Literal
+
+from .exceptions import MapError
+
+MAP_MODES = ("zip", "product")
+MapMode = Literal["zip", "product"]
+
+
+@dataclass(frozen=True, slots=True)
+class MapSpec:
+    """The inputs a map runs over (``names``) and how their values combine (``mode``)."""
+
+    names: tuple[str, ...]
+    mode: MapMode = "zip"
+
+    @classmethod
+    def of(cls, map_over: str | Sequence[str] | None, map_mode: str = "zip") -> MapSpec:
+        """Validate ``map_over`` (one name or a list of distinct names) and ``map_mode``."""
+        names = (map_over,) if isinstance(map_over, str) else tuple(map_over or ())
+        if not names or not all(isinstance(n, str) for n in names):
+            raise MapError(f"map_over must name one input or a list of inputs, got {map_over!r}")
+        if len(set(names)) != len(names):
+            raise MapError(f"map_over names an input twice: {list(names)}")
+        if map_mode not in MAP_MODES:
+            raise MapError(f"map_mode must be 'zip' or 'product', got {map_mode!r}")
+        return cls(names, map_mode)  # type: ignore[arg-type]
+
+    def check_inputs(self, inputs: Mapping[str, Any], root_args: Sequence[str], label: str) -> None:
+        """Every mapped name must be an input of the pipeline and have a value."""
+        for name in self.names:
+            if name not in root_args:
+                raise MapError(
+                    f"map_over names {name!r}, but pipeline {label!r} takes no input {name!r}; "
+                    f"its inputs are {list(root_args)}"
+                )
+            if name not in inputs:
+                raise MapError(f"map_over names {name!r}, but inputs has no value for it")
+
+    def columns(self, inputs: Mapping[str, Any], lazy: bool = False) -> list[Iterable[Any]]:
+        """The mapped values, one column per name, checked to be sequences of items.
+
+        With ``lazy`` an iterator is kept as it is (a stream); otherwise it is read into a list.
+        """
+        lazy = lazy and self.mode == "zip"  # a product reads every column anyway
+        return [_as_column(inputs[name], name, lazy) for name in self.names]
+
+    def count(self, columns: Sequence[Iterable[Any]]) -> int | None:
+        """How many items the columns make (None when a lazy column has no length)."""
+        lengths = [len(c) if isinstance(c, Sized) else None for c in columns]
+        if self.mode == "zip":
+            known = {n for n in lengths if n is not None}
+            if len(known) > 1:
+                detail = ", ".join(
+                    f"{n}: {k}" for n, k in zip(self.names, lengths) if k is not None
+                )
+                raise MapError(
+                    f"map_mode='zip' needs lists of one length, got {detail}; "
+                    "use map_mode='product' for every combination"
+                )
+            return known.pop() if known and None not in lengths else None
+        total = 1
+        for n in lengths:
+            if n is None:
+                return None
+            total *= n
+        return total
+
+    def items(
+        self, base: dict[str, Any], columns: Sequence[Iterable[Any]]
+    ) -> Iterator[dict[str, Any]]:
+        """One value dict per item: ``base`` plus that item's mapped values."""
+        names = self.names
+        if len(names) == 1:
+            (name,) = names
+            for value in columns[0]:
+                item = base.copy()
+                item[name] = value
+                yield item
+            return
+        combos = zip(*columns, strict=True) if self.mode == "zip" else itertools.product(*columns)
+        for combo in combos:
+            item = base.copy()
+            item.update(zip(names, combo))
+            yield item
+
+
+def _as_column(value: Any, name: str, lazy: bool) -> Iterable[Any]:
+    if isinstance(value, (list, tuple, range)):
+        return value
+    if isinstance(value, (str, bytes, bytearray, Mapping, set, frozenset)) or not isinstance(
+        value, Iterable
+    ):
+        raise MapError(
+            f"map_over input {name!r} must be a sequence of values (list, tuple, range, array), "
+            f"got {type(value).__name__}; pass [value] to map over a single item"
+        )
+    if lazy and not isinstance(value, Sized):
+        return value
+    return list(value)
