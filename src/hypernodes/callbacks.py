@@ -25,6 +25,7 @@ HOOKS = (
     "on_node_start",
     "on_node_end",
     "on_node_cached",
+    "on_node_retry",
     "on_error",
     "on_nested_pipeline_end",
     "on_map_item_cached",
@@ -115,6 +116,18 @@ class PipelineCallback:
 
     def on_node_cached(self, *, node: str, signature: str, context: CallbackContext) -> None:
         """A node's outputs came from the cache instead of a call."""
+
+    def on_node_retry(
+        self,
+        *,
+        node: str,
+        attempt: int,
+        error: BaseException,
+        delay: float,
+        context: CallbackContext,
+    ) -> None:
+        """A node raised ``error`` and is called again (retry number ``attempt``) after ``delay``
+        seconds (``@node(retries=...)``)."""
 
     def on_error(self, *, node: str | None, error: BaseException, context: CallbackContext) -> None:
         """A node raised ``error`` (``node`` is ``None`` if the failure was outside a node)."""

@@ -13,9 +13,6 @@ from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from typing import TYPE_CHECKING, Any
 
-from .cache import item as _cache
-from .node import Node
-
 if TYPE_CHECKING:
     from .context import RunContext
     from .plan import Plan, Step
@@ -26,45 +23,8 @@ RAN_KEY = "\x00events:ran"
 _clock = time.perf_counter
 
 
-def run_step(plan: Plan, step: Step, values: dict[str, Any], ctx: RunContext) -> None:
-    """Run one step (through the cache's two halves when a cache is set) with node events around
-    it, or nested-pipeline events for a pipeline step."""
-    action = _cache.before_step(plan, step, values) if ctx.cache is not None else None
-    if action is _cache.SKIP:  # signed once its inputs existed, and then found in the cache
-        ctx.dispatcher.emit("on_node_cached", node=step.name, signature="", context=ctx.cb)
-        return
-    if type(step.node) is not Node:
-        _run_nested(step, values, ctx)
-    else:
-        start = _node_started(step, values, ctx)
-        try:
-            step.run(values, ctx)
-        except Exception as exc:
-            ctx.dispatcher.emit("on_error", node=step.name, error=exc, context=ctx.cb)
-            raise
-        _node_finished(step, values, ctx, start)
-    if action is not None:
-        _cache.after_step(step, values, action)
-
-
-async def arun_step(plan: Plan, step: Step, values: dict[str, Any], ctx: RunContext) -> None:
-    """:func:`run_step` for an ``async def`` node awaited on the running loop."""
-    action = _cache.before_step(plan, step, values) if ctx.cache is not None else None
-    if action is _cache.SKIP:
-        ctx.dispatcher.emit("on_node_cached", node=step.name, signature="", context=ctx.cb)
-        return
-    start = _node_started(step, values, ctx)
-    try:
-        await step.arun(values, ctx)  # type: ignore[misc]
-    except Exception as exc:
-        ctx.dispatcher.emit("on_error", node=step.name, error=exc, context=ctx.cb)
-        raise
-    _node_finished(step, values, ctx, start)
-    if action is not None:
-        _cache.after_step(step, values, action)
-
-
-def _node_started(step: Step, values: dict[str, Any], ctx: RunContext) -> float:
+def node_started(step: Step, values: dict[str, Any], ctx: RunContext) -> float:
+    """``on_node_start`` (when handled); the start time for :func:`node_finished`."""
     dispatcher = ctx.dispatcher
     if dispatcher.listeners["on_node_start"]:
         inputs = {n: values[k] for n, k in zip(step.node.inputs, step.arg_keys, strict=True)}
@@ -72,7 +32,8 @@ def _node_started(step: Step, values: dict[str, Any], ctx: RunContext) -> float:
     return _clock()
 
 
-def _node_finished(step: Step, values: dict[str, Any], ctx: RunContext, start: float) -> None:
+def node_finished(step: Step, values: dict[str, Any], ctx: RunContext, start: float) -> None:
+    """Mark that a node really ran, and ``on_node_end`` (when handled)."""
     values[RAN_KEY] = True
     if ctx.flag is not None:
         ctx.flag.mark()
@@ -88,26 +49,30 @@ def _node_finished(step: Step, values: dict[str, Any], ctx: RunContext, start: f
         )
 
 
-def _run_nested(step: Step, values: dict[str, Any], ctx: RunContext) -> None:
-    dispatcher, context = ctx.dispatcher, ctx.cb
-    parent = ctx.path[-1]
-    dispatcher.emit("on_nested_pipeline_start", parent=parent, pipeline=step.name, context=context)
-    start = _clock()
-    try:
-        step.run(values, ctx)
-        if ctx.flag is not None and ctx.flag.ran:  # a node of the nested pipeline ran
-            values[RAN_KEY] = True
-    except Exception as exc:
-        dispatcher.emit("on_error", node=step.name, error=exc, context=context)
-        raise
-    finally:
-        dispatcher.emit(
-            "on_nested_pipeline_end",
-            parent=parent,
-            pipeline=step.name,
-            duration=_clock() - start,
-            context=context,
-        )
+def nested_started(step: Step, ctx: RunContext) -> float:
+    """``on_nested_pipeline_start`` for a pipeline step; the start time."""
+    ctx.dispatcher.emit(
+        "on_nested_pipeline_start", parent=ctx.path[-1], pipeline=step.name, context=ctx.cb
+    )
+    return _clock()
+
+
+def nested_finished(step: Step, values: dict[str, Any], ctx: RunContext, start: float) -> None:
+    """A pipeline step finished: mark the item if a node of it ran, ``on_nested_pipeline_end``."""
+    if ctx.flag is not None and ctx.flag.ran:  # a node of the nested pipeline ran
+        values[RAN_KEY] = True
+    nested_ended(step, ctx, start)
+
+
+def nested_ended(step: Step, ctx: RunContext, start: float) -> None:
+    """``on_nested_pipeline_end`` (after success or failure)."""
+    ctx.dispatcher.emit(
+        "on_nested_pipeline_end",
+        parent=ctx.path[-1],
+        pipeline=step.name,
+        duration=_clock() - start,
+        context=ctx.cb,
+    )
 
 
 def cached_steps(plan: Plan, running: Sequence[Step], ctx: RunContext) -> None:

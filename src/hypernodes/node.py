@@ -38,6 +38,29 @@ def _check_output_name(output_name: Any, where: str) -> tuple[str, ...]:
     return names
 
 
+def _check_retries(retries: Any, where: str) -> int:
+    if isinstance(retries, bool) or not isinstance(retries, int) or retries < 0:
+        raise InvalidNodeError(f"{where}: retries must be a whole number >= 0, got {retries!r}")
+    return retries
+
+
+def _check_retry_on(retry_on: Any, where: str) -> tuple[type[BaseException], ...]:
+    kinds = retry_on if isinstance(retry_on, tuple) else (retry_on,)
+    if not kinds or not all(isinstance(k, type) and issubclass(k, BaseException) for k in kinds):
+        raise InvalidNodeError(
+            f"{where}: retry_on must be an exception class or a tuple of them, got {retry_on!r}"
+        )
+    return kinds
+
+
+def _check_number(value: Any, what: str, where: str, positive: bool = False) -> float:
+    ok = isinstance(value, (int, float)) and not isinstance(value, bool)
+    if not ok or value < 0 or (positive and value == 0):
+        bound = "> 0" if positive else ">= 0"
+        raise InvalidNodeError(f"{where}: {what} must be a number {bound}, got {value!r}")
+    return float(value)
+
+
 class Node:
     """One function as a pipeline step.
 
@@ -57,6 +80,11 @@ class Node:
         cache: bool = True,
         cache_version: str | int | None = None,
         name: str | None = None,
+        retries: int = 0,
+        retry_on: type[BaseException] | tuple[type[BaseException], ...] = (Exception,),
+        retry_delay: float = 0.0,
+        backoff: float = 1.0,
+        timeout: float | None = None,
     ) -> None:
         if isinstance(func, Node):
             func = func.func
@@ -97,6 +125,16 @@ class Node:
         self.is_async: bool = _is_async(func)
         self.cache = cache
         self.cache_version = cache_version
+        where = f"node {self.name!r}"
+        #: how many more attempts after a failure in ``retry_on`` (0: none)
+        self.retries: int = _check_retries(retries, where)
+        self.retry_on: tuple[type[BaseException], ...] = _check_retry_on(retry_on, where)
+        self.retry_delay: float = _check_number(retry_delay, "retry_delay", where)
+        self.backoff: float = _check_number(backoff, "backoff", where)
+        #: seconds one call may take (None: no limit); see hypernodes.layers.timeout
+        self.timeout: float | None = (
+            None if timeout is None else _check_number(timeout, "timeout", where, positive=True)
+        )
         self.__name__ = fname
         self.__qualname__ = getattr(func, "__qualname__", fname)
         self.__module__ = getattr(func, "__module__", None)  # type: ignore[assignment]
@@ -144,7 +182,13 @@ class Node:
 
     def __repr__(self) -> str:
         outs = self.outputs[0] if len(self.outputs) == 1 else "(" + ", ".join(self.outputs) + ")"
-        return f"{self.name}({', '.join(self.inputs)}) -> {outs}"
+        options = []
+        if self.retries:
+            options.append(f"retries={self.retries}")
+        if self.timeout is not None:
+            options.append(f"timeout={self.timeout:g}")
+        shown = f" [{', '.join(options)}]" if options else ""
+        return f"{self.name}({', '.join(self.inputs)}) -> {outs}{shown}"
 
     def __reduce__(self) -> tuple[Any, ...]:
         # ``@node`` replaces a module-level function by its Node, so pickling the function by
@@ -206,6 +250,11 @@ def node(
     cache: bool = ...,
     cache_version: str | int | None = ...,
     name: str | None = ...,
+    retries: int = ...,
+    retry_on: type[BaseException] | tuple[type[BaseException], ...] = ...,
+    retry_delay: float = ...,
+    backoff: float = ...,
+    timeout: float | None = ...,
 ) -> Callable[[Callable[..., Any]], Node]: ...
 @overload
 def node(
@@ -214,6 +263,11 @@ def node(
     cache: bool = ...,
     cache_version: str | int | None = ...,
     name: str | None = ...,
+    retries: int = ...,
+    retry_on: type[BaseException] | tuple[type[BaseException], ...] = ...,
+    retry_delay: float = ...,
+    backoff: float = ...,
+    timeout: float | None = ...,
 ) -> Callable[[Callable[..., Any]], Node]: ...
 
 
@@ -225,18 +279,35 @@ def node(
     cache: bool = True,
     cache_version: str | int | None = None,
     name: str | None = None,
+    retries: int = 0,
+    retry_on: type[BaseException] | tuple[type[BaseException], ...] = (Exception,),
+    retry_delay: float = 0.0,
+    backoff: float = 1.0,
+    timeout: float | None = None,
 ) -> Any:
     """Turn a function into a :class:`Node`: ``@node``, ``@node(output_name="y")`` or ``@node("y")``.
 
     ``output_name`` may be a tuple; the function then returns a tuple of that length and each element
     becomes its own output.  ``cache=False`` keeps the node out of the cache; ``cache_version`` is a
-    salt: change it to force a recompute.
+    salt: change it to force a recompute.  ``retries`` more attempts are made when the function
+    raises one of ``retry_on``, waiting ``retry_delay`` seconds, multiplied by ``backoff`` after
+    each retry.  ``timeout`` (seconds) fails a call that runs longer with
+    :class:`~hypernodes.exceptions.NodeTimeoutError` (see ``docs/reliability.md``).
     """
     if isinstance(func, (str, tuple)):
         if output_name is not None:
             raise InvalidNodeError("give output_name once, positionally or by keyword")
         output_name, func = func, None
-    options: Mapping[str, Any] = {"cache": cache, "cache_version": cache_version, "name": name}
+    options: Mapping[str, Any] = {
+        "cache": cache,
+        "cache_version": cache_version,
+        "name": name,
+        "retries": retries,
+        "retry_on": retry_on,
+        "retry_delay": retry_delay,
+        "backoff": backoff,
+        "timeout": timeout,
+    }
     if func is None:
         return lambda f: Node(f, output_name, **options)
     return Node(func, output_name, **options)

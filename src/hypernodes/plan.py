@@ -19,6 +19,8 @@ from .cache import item as _cache
 from .context import RunContext
 from .exceptions import MissingInputError, OutputShapeError, UnknownOutputError
 from .graph import PipelineGraph
+from .layers.retry import aretrying, retrying
+from .layers.timeout import atimed, timed
 from .node import Node
 
 Runner = Callable[[dict[str, Any], RunContext], None]
@@ -37,6 +39,18 @@ class Step:
     run: Runner
     #: for an ``async def`` node: the awaitable twin of ``run``, awaited on the caller's event loop
     arun: AsyncRunner | None = None
+    #: position in the plan's steps
+    index: int = 0
+
+    def call(self, *args: Any) -> dict[str, Any]:
+        """Call the node with its arguments in ``arg_keys`` order; its stored outputs by name.
+
+        A pure call (with the node's retries and timeout, an ``async def`` node run to completion)
+        that changes nothing else, for engines that call steps as tasks or inside UDFs.
+        """
+        values = dict(zip(self.arg_keys, args, strict=True))
+        self.run(values, None)  # type: ignore[arg-type]
+        return {name: values[name] for name in self.store}
 
 
 class Plan:
@@ -52,6 +66,7 @@ class Plan:
         "extract",
         "cache_plan",
         "specs",
+        "_composed",
     )
 
     def __init__(
@@ -78,6 +93,8 @@ class Plan:
         self.cache_plan: Any = None
         #: picklable specs of this plan for other processes, by context (engines.remote)
         self.specs: dict[Any, Any] = {}
+        #: step runners with layers, by (cache set, callbacks set): see :meth:`composed`
+        self._composed: dict[tuple[bool, bool], tuple[tuple[Any, ...], tuple[Any, ...]]] = {}
 
     def seed(self, values: dict[str, Any]) -> dict[str, Any]:
         """A fresh value dict for one item: the plan's constants plus ``values``."""
@@ -89,13 +106,19 @@ class Plan:
 
     def run_item(self, values: dict[str, Any], ctx: RunContext) -> dict[str, Any]:
         """Run every step for one item (``values`` is filled in place) and return the outputs."""
-        try:
-            if ctx.instrumented:
+        if ctx.instrumented:
+            runners = self.composed(ctx)[0]
+            step = None
+            try:
                 for step in self.steps_for(values, ctx):
-                    self.run_step(step, values, ctx)
-            else:
-                for run in self.runners:
-                    run(values, ctx)
+                    runners[step.index](values, ctx)
+            except Exception as exc:
+                locate_failure(exc, step, ctx)
+                raise
+            return self.extract(values)
+        try:
+            for run in self.runners:
+                run(values, ctx)
         except Exception as exc:
             locate_failure(exc, self.failed_step(values), ctx)
             raise
@@ -105,8 +128,8 @@ class Plan:
         """The steps that still have to run for this item.
 
         Without a cache that is every step.  This is the hook where a cache loads hits into
-        ``values`` and drops the steps it need not run; executors that schedule steps themselves
-        (by ``levels``) call it first, then :meth:`run_step` for each step returned.
+        ``values`` and drops the steps it need not run; schedulers call it first, then
+        :meth:`run_step` for each step returned.
         """
         if ctx.cache is None:
             return self.steps
@@ -115,36 +138,50 @@ class Plan:
             events.cached_steps(self, steps, ctx)
         return steps
 
+    def composed(self, ctx: RunContext) -> tuple[tuple[Any, ...], tuple[Any, ...]]:
+        """The step runners, and their async twins, with the layers ``ctx`` needs around them
+        (cache, events); composed on first use for each kind of context."""
+        key = (ctx.cache is not None, ctx.dispatcher is not None)
+        found = self._composed.get(key)
+        if found is None:
+            from .layers import acompose, compose
+            from .layers.cache import CacheLayer
+            from .layers.events import EVENTS
+
+            layers: list[Any] = []
+            if key[0]:
+                layers.append(CacheLayer(self))
+            if key[1]:
+                layers.append(EVENTS)
+            found = (
+                tuple(compose(step, layers) for step in self.steps),
+                tuple(
+                    acompose(step, layers) if step.arun is not None else None for step in self.steps
+                ),
+            )
+            self._composed[key] = found
+        return found
+
     def run_step(self, step: Step, values: dict[str, Any], ctx: RunContext) -> None:
-        """Run one step with whatever the context asks for around it (cache writes, callbacks)."""
+        """Run one step with the layers the context asks for around it (cache, callbacks)."""
         try:
-            if ctx.dispatcher is not None:
-                events.run_step(self, step, values, ctx)
-            elif ctx.cache is None:
-                step.run(values, ctx)
+            if ctx.instrumented:
+                self.composed(ctx)[0][step.index](values, ctx)
             else:
-                _cache.run_step(self, step, values, ctx)
+                step.run(values, ctx)
         except Exception as exc:
             # Name this step: with a cache, steps before it may have been skipped, not stored.
             locate_failure(exc, step, ctx)
             raise
 
     async def arun_step(self, step: Step, values: dict[str, Any], ctx: RunContext) -> None:
-        """:meth:`run_step` for a step with an ``arun`` (an ``async def`` node), awaited natively.
-
-        The async executor calls this instead of ``run_step`` so that the coroutine runs on its
-        event loop without a thread hop; whatever wraps ``run_step`` must wrap this too.
-        """
+        """:meth:`run_step` for a step with an ``arun`` (an ``async def`` node), awaited natively
+        on the running loop, with the same layers."""
         try:
-            if not ctx.instrumented:
-                await step.arun(values, ctx)  # type: ignore[misc]
-            elif ctx.dispatcher is not None:
-                await events.arun_step(self, step, values, ctx)
+            if ctx.instrumented:
+                await self.composed(ctx)[1][step.index](values, ctx)
             else:
-                action = _cache.before_step(self, step, values)
-                if action is not _cache.SKIP:
-                    await step.arun(values, ctx)  # type: ignore[misc]
-                    _cache.after_step(step, values, action)
+                await step.arun(values, ctx)  # type: ignore[misc]
         except Exception as exc:
             locate_failure(exc, step, ctx)
             raise
@@ -266,7 +303,7 @@ def compile_plan(
             run = item.make_runner(wiring, store)
         keys = tuple(key for _, key in wiring)
         arun = _async_node_runner(item, wiring, store) if getattr(item, "is_async", False) else None
-        steps.append(Step(item, item.name, keys, store, level, run, arun))
+        steps.append(Step(item, item.name, keys, store, level, run, arun, len(steps)))
     return Plan(steps, constants, requested, provided)
 
 
@@ -293,14 +330,26 @@ def _missing_error(
 
 
 def _node_runner(node: Node, wiring: list[tuple[str, str]], store: tuple[str, ...]) -> Runner:
-    """A closure that calls ``node``'s function with its arguments from the values dict."""
+    """A closure that calls ``node``'s function with its arguments from the values dict (with
+    its timeout and retries, when it has them)."""
+    run = _bare_runner(node, wiring, store)
+    if node.retries:
+        run = retrying(run, node)
+    return run
+
+
+def _bare_runner(node: Node, wiring: list[tuple[str, str]], store: tuple[str, ...]) -> Runner:
     func: Callable[..., Any] = node.func
     if node.is_async:
         coroutine_function = func
+        if node.timeout is not None:
+            coroutine_function = atimed(func, node.timeout, node.name)
 
         def func(*args: Any, **kwargs: Any) -> Any:
             return run_sync(coroutine_function(*args, **kwargs))
 
+    elif node.timeout is not None:
+        func = timed(func, node.timeout, node.name)
     if node.keyword_only:
         func = _keyword_adapter(func, node, wiring)
     keys = tuple(key for _, key in wiring)
@@ -360,9 +409,20 @@ def _async_node_runner(
 ) -> AsyncRunner:
     """The coroutine twin of :func:`_node_runner` for an ``async def`` node: awaits the function
     on the running loop instead of driving it to completion with :func:`run_sync`."""
+    arun = _bare_async_runner(node, wiring, store)
+    if node.retries:
+        arun = aretrying(arun, node)
+    return arun
+
+
+def _bare_async_runner(
+    node: Node, wiring: list[tuple[str, str]], store: tuple[str, ...]
+) -> AsyncRunner:
     func: Callable[..., Any] = node.func
     if node.keyword_only:
         func = _keyword_adapter(func, node, wiring)
+    if node.timeout is not None:
+        func = atimed(func, node.timeout, node.name)
     keys = tuple(key for _, key in wiring)
     outputs = node.outputs
     if len(outputs) == 1:

@@ -1,0 +1,104 @@
+"""The timeout wrapper: a node call that runs longer than the node's ``timeout`` raises
+:class:`~hypernodes.exceptions.NodeTimeoutError`.
+
+How the call is stopped depends on where it runs:
+
+- ``async def`` nodes are cancelled (``asyncio.wait_for``);
+- a sync node in a process's main thread with no other alarm set (the caller of a sequential
+  run, a ``"parallel"`` worker process) is interrupted by ``SIGALRM``, like Ctrl-C would be;
+- elsewhere (a thread of a threaded or async executor) Python cannot stop a thread: the call is
+  left running in a daemon thread and its result is thrown away, while the item fails at once.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import signal
+import threading
+from collections.abc import Callable
+from functools import partial
+from typing import Any
+
+from ..exceptions import NodeTimeoutError
+
+_HAS_ALARM = hasattr(signal, "setitimer") and hasattr(signal, "SIGALRM")
+
+
+def _error(name: str, limit: float) -> NodeTimeoutError:
+    return NodeTimeoutError(
+        f"node {name!r} ran longer than its timeout of {limit:g} s; raise @node(timeout=...) "
+        "if it needs more time"
+    )
+
+
+def timed(func: Callable[..., Any], limit: float, name: str) -> Callable[..., Any]:
+    """``func`` stopped (or abandoned) after ``limit`` seconds."""
+
+    def call_with_timeout(*args: Any, **kwargs: Any) -> Any:
+        call = partial(func, *args, **kwargs)
+        if _alarm_free():
+            return _by_alarm(call, limit, name)
+        return _by_thread(call, limit, name)
+
+    return call_with_timeout
+
+
+def _alarm_free() -> bool:
+    """Whether this is the main thread and no interval timer (another timeout, pytest-timeout)
+    is set: only then may ``SIGALRM`` interrupt the call."""
+    return (
+        _HAS_ALARM
+        and threading.current_thread() is threading.main_thread()
+        and signal.getitimer(signal.ITIMER_REAL)[0] == 0
+    )
+
+
+def _by_alarm(call: Callable[[], Any], limit: float, name: str) -> Any:
+    armed = [True]
+
+    def on_alarm(signum: int, frame: Any) -> None:
+        if armed[0]:
+            armed[0] = False
+            raise _error(name, limit)
+
+    previous = signal.signal(signal.SIGALRM, on_alarm)
+    signal.setitimer(signal.ITIMER_REAL, limit)
+    try:
+        return call()
+    finally:
+        armed[0] = False
+        signal.setitimer(signal.ITIMER_REAL, 0)
+        signal.signal(signal.SIGALRM, previous)
+
+
+def _by_thread(call: Callable[[], Any], limit: float, name: str) -> Any:
+    box: dict[str, Any] = {}
+
+    def target() -> None:
+        try:
+            box["value"] = call()
+        except BaseException as exc:
+            box["error"] = exc
+
+    thread = threading.Thread(target=target, name=f"hypernodes-timeout-{name}", daemon=True)
+    thread.start()
+    thread.join(limit)
+    if thread.is_alive():
+        raise _error(name, limit)
+    if "error" in box:
+        raise box["error"]
+    return box["value"]
+
+
+def atimed(func: Callable[..., Any], limit: float, name: str) -> Callable[..., Any]:
+    """An ``async def`` function cancelled after ``limit`` seconds."""
+
+    async def acall_with_timeout(*args: Any, **kwargs: Any) -> Any:
+        try:
+            return await asyncio.wait_for(func(*args, **kwargs), limit)
+        except TimeoutError as exc:
+            if not isinstance(exc.__cause__, asyncio.CancelledError):
+                raise  # the node's own TimeoutError
+            raise _error(name, limit) from None
+
+    return acall_with_timeout
