@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import os
 import pickle
+import signal
 import subprocess
 import sys
 import textwrap
@@ -14,9 +15,9 @@ from pathlib import Path
 import pytest
 from engine_cases import add_one, double, minus_three, neighbours, picky, triple
 
-from hypernodes import HypernodesEngine, Pipeline, node
+from hypernodes import HypernodesEngine, ItemError, Pipeline, node
 from hypernodes.engines import ParallelExecutor, remote
-from hypernodes.exceptions import ExecutorError, UnpicklableError
+from hypernodes.exceptions import ExecutorError, UnpicklableError, WorkerCrashedError
 
 pytestmark = pytest.mark.timeout(90)
 
@@ -175,24 +176,42 @@ def test_bad_backend_is_refused():
         ParallelExecutor(backend="threads")
 
 
-def test_a_crashed_worker_is_reported_and_the_next_map_works(engine):
+def test_a_crashed_worker_names_the_item_and_the_next_map_works(engine):
     @node(output_name="y")
     def crash(x: int) -> int:
         if x == 3:
             os._exit(1)
         return x
 
-    from concurrent.futures.process import BrokenProcessPool
-
-    with pytest.raises(BrokenProcessPool) as info:
+    with pytest.raises(WorkerCrashedError, match="map item 3 killed the worker") as info:
         Pipeline([crash], engine=engine).map({"x": range(6)}, map_over="x")
-    assert any("worker process" in note for note in info.value.__notes__)
+    assert info.value.items == [3]
     assert Pipeline([add_one], engine=engine).map({"x": [1]}, map_over="x") == [{"a": 2}]
+
+
+@pytest.mark.parametrize("how", ["exit", "sigkill"])
+def test_a_crashing_item_loses_only_its_own_row(engine, how):
+    @node(output_name="y")
+    def crash_on_seven(x: int) -> int:
+        if x == 7:
+            if how == "exit":
+                os._exit(3)
+            os.kill(os.getpid(), signal.SIGKILL)
+        return x * 2
+
+    rows = Pipeline([crash_on_seven], engine=engine).map(
+        {"x": range(40)}, map_over="x", on_error="continue"
+    )
+    assert len(rows) == 40
+    assert [r["y"] for i, r in enumerate(rows) if i != 7] == [2 * x for x in range(40) if x != 7]
+    failed = rows[7]["y"]
+    assert isinstance(failed, ItemError) and isinstance(failed.exception, WorkerCrashedError)
+    assert failed.index == 7
 
 
 MAIN_SCRIPT = textwrap.dedent(
     """
-    from hypernodes import HypernodesEngine, Pipeline, node
+    from hypernodes import HypernodesEngine, ItemError, Pipeline, node
 
     @node(output_name="y")
     def square(x: int) -> int:

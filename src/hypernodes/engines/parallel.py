@@ -12,17 +12,20 @@ bytes).  Without loky the standard library's ``ProcessPoolExecutor`` is used.
 from __future__ import annotations
 
 import os
+import pickle
 import threading
 from collections.abc import Iterable, Iterator
 from concurrent.futures import Executor as FuturesExecutor
+from concurrent.futures import ThreadPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
+from functools import partial
 from typing import Any, Literal
 
 from ..context import RunContext
 from ..exceptions import ExecutorError
 from ..plan import Plan
 from .executors import Executor, sequential_items
-from .remote import PlanSpec, in_worker, remote_items
+from .remote import PlanSpec, Reply, crashed_reply, in_worker, merge_replies, remote_items
 
 _WHERE = "a worker process of map_executor='parallel'"
 
@@ -57,6 +60,8 @@ class ParallelExecutor(Executor):
         self.workers = max_workers or _cpu_count()
         self._pool: FuturesExecutor | None = None
         self._pool_lock = threading.Lock()
+        #: held while the items of a chunk that crashed a worker are run one by one
+        self._isolating = threading.Lock()
 
     def run_item(
         self, plan: Plan, values: dict[str, Any], ctx: RunContext, tolerant: bool, index: int
@@ -78,19 +83,23 @@ class ParallelExecutor(Executor):
             return
         on_error = "continue" if tolerant else "raise"
         spec = PlanSpec.for_call(plan, ctx, getattr(node, "inner", node), on_error, _WHERE)
-        pool = self._get_pool()
-        try:
-            yield from remote_items(pool.submit, spec, items, count, self.workers, ctx, ordered)
-        except KeyboardInterrupt:
-            self._kill(pool)
-            raise
-        except BrokenProcessPool as exc:
-            self._discard(pool)
-            exc.add_note(
-                "hypernodes: a worker process of map_executor='parallel' died (killed, out of "
-                "memory, or a crash in C code); the next map starts new workers"
-            )
-            raise
+        window = 2 * self.workers
+        with ThreadPoolExecutor(window, thread_name_prefix="hypernodes-parallel") as relays:
+            chunks = _Chunks(self, spec)
+            try:
+                yield from remote_items(
+                    partial(relays.submit, chunks.run),
+                    spec,
+                    items,
+                    count,
+                    self.workers,
+                    ctx,
+                    ordered,
+                )
+            except KeyboardInterrupt:
+                chunks.stopped = True
+                self._kill(self._pool)
+                raise
 
     # -- processes ---------------------------------------------------------------------------
 
@@ -106,8 +115,10 @@ class ParallelExecutor(Executor):
                 self._pool = None
         pool.shutdown(wait=False)
 
-    def _kill(self, pool: FuturesExecutor) -> None:
+    def _kill(self, pool: FuturesExecutor | None) -> None:
         """Stop at once: cancel queued chunks and kill the workers (after Ctrl-C)."""
+        if pool is None:
+            return
         with self._pool_lock:
             if self._pool is pool:
                 self._pool = None
@@ -126,8 +137,69 @@ class ParallelExecutor(Executor):
         return f"ParallelExecutor(max_workers={self.workers}, backend={self.backend!r})"
 
 
-def _call(submit: Any, *args: Any) -> Any:
-    return submit(*args)
+class _Chunks:
+    """Runs chunks on the executor's pool from relay threads, surviving crashed workers.
+
+    When a worker dies, every chunk in flight fails with it.  Each such chunk is run again whole
+    on new workers (most were only bystanders); a chunk that crashes again is run one item at a
+    time, so that only the item that kills its worker fails - with
+    :class:`~hypernodes.exceptions.WorkerCrashedError`, as its row's value under
+    ``on_error="continue"``.
+    """
+
+    def __init__(self, executor: ParallelExecutor, spec: PlanSpec) -> None:
+        self.executor = executor
+        self.spec = spec
+        self.stopped = False
+
+    def run(self, fn: Any, token: str, blob: bytes, chunk: bytes, start: int) -> Reply | bytes:
+        try:
+            return self._once(fn, token, blob, chunk, start)
+        except BrokenProcessPool:
+            pass
+        # One chunk at a time is isolated, so that its items do not die with another's culprit.
+        with self.executor._isolating:
+            try:
+                return self._once(fn, token, blob, chunk, start)
+            except BrokenProcessPool:
+                pass
+            replies: list[Reply] = []
+            for offset, values in enumerate(pickle.loads(chunk)):
+                reply = self._single(fn, token, blob, values, start + offset)
+                replies.append(reply)
+                if reply.error is not None:
+                    break
+            return merge_replies(replies)
+
+    def _single(
+        self, fn: Any, token: str, blob: bytes, values: dict[str, Any], index: int
+    ) -> Reply:
+        """One item alone; a crash is blamed on it when it happens twice in a row."""
+        single = self.spec.dump_items([values], index)
+        for attempt in range(2):
+            try:
+                return pickle.loads(self._once(fn, token, blob, single, index))
+            except BrokenProcessPool as exc:
+                if attempt == 1:
+                    return crashed_reply(self.spec, index, _describe_crash(exc))
+        raise AssertionError("unreachable")
+
+    def _once(self, fn: Any, *args: Any) -> bytes:
+        if self.stopped:
+            raise KeyboardInterrupt
+        pool = self.executor._get_pool()
+        try:
+            return pool.submit(fn, *args).result()
+        except BrokenProcessPool:
+            if self.stopped:
+                raise KeyboardInterrupt from None
+            self.executor._discard(pool)
+            raise
+
+
+def _describe_crash(exc: BaseException) -> str:
+    text = str(exc).strip().splitlines()
+    return text[0] if text else type(exc).__name__
 
 
 def _cpu_count() -> int:

@@ -84,7 +84,7 @@ class PlanSpec:
     error messages (``"a worker process of map_executor='parallel'"``).
     """
 
-    __slots__ = ("token", "blob", "constants", "where", "_refs")
+    __slots__ = ("token", "blob", "constants", "outputs", "tolerant", "where", "_refs")
 
     def __init__(
         self, plan: Plan, ctx: RunContext, node_executor: Any, on_error: str, where: str
@@ -92,6 +92,8 @@ class PlanSpec:
         import cloudpickle
 
         self.constants = plan.constants
+        self.outputs = plan.output_names
+        self.tolerant = on_error == "continue"
         self.where = where
         nodes = [step.node for step in plan.steps]
         label = ctx.path[-1] if ctx.path else "pipeline"
@@ -231,6 +233,36 @@ def _weak(objects: tuple[Any, ...]) -> tuple[Any, ...] | None:
         except TypeError:
             return None
     return tuple(refs)
+
+
+def crashed_reply(spec: PlanSpec, index: int, detail: str) -> Reply:
+    """The reply for map item ``index`` that killed its worker process even when run alone:
+    an :class:`~hypernodes.ItemError` row under ``continue``, else the error."""
+    from ..exceptions import WorkerCrashedError
+    from ..item_error import ItemError
+
+    error = WorkerCrashedError(
+        f"map item {index} killed the worker process running it, also when run alone ({detail}); "
+        "the other items were not affected",
+        [index],
+    )
+    if spec.tolerant:
+        failed = ItemError(error, None, index)
+        return Reply([dict.fromkeys(spec.outputs, failed)])
+    return Reply([], error=error)
+
+
+def merge_replies(replies: Sequence[Reply]) -> Reply:
+    """One reply for consecutive chunks: rows, events and writes in order, the first error."""
+    merged = Reply([])
+    for reply in replies:
+        merged.rows.extend(reply.rows)
+        merged.events.extend(reply.events)
+        merged.writes.extend(reply.writes)
+        if reply.error is not None:
+            merged.error = reply.error
+            break
+    return merged
 
 
 def split(
