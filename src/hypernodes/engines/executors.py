@@ -294,7 +294,8 @@ class _LevelPools:
 class ThreadedExecutor(Executor):
     """Threads: independent nodes, or map items, run at the same time.
 
-    ``max_workers`` threads per nesting level (default: the number of CPUs).  Good for I/O and for
+    ``max_workers`` threads per nesting level (default ``min(32, CPUs + 4)``, the standard
+    library's I/O-friendly default).  Good for I/O and for
     work that releases the GIL (numpy, pandas, most C extensions).
     """
 
@@ -302,7 +303,7 @@ class ThreadedExecutor(Executor):
 
     def __init__(self, max_workers: int | None = None) -> None:
         super().__init__(max_workers)
-        self.workers = max_workers or os.cpu_count() or 1
+        self.workers = max_workers or min(32, (os.cpu_count() or 1) + 4)
         self._pools = _LevelPools(self.workers, "hypernodes-threaded")
 
     def run_item(
