@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import copy
-from collections.abc import Iterable, Iterator, Mapping, Sequence
+from collections.abc import AsyncIterator, Iterable, Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
 
@@ -261,6 +261,91 @@ class Pipeline:
         finally:
             stream.close()
 
+    # -- on the caller's event loop --------------------------------------------------------
+
+    async def arun(
+        self, inputs: Mapping[str, Any] | None = None, output_name: OutputName = None
+    ) -> dict[str, Any]:
+        """:meth:`run` for code already on an event loop (FastAPI handlers, notebooks).
+
+        ``async def`` nodes are awaited on the caller's loop (no thread hop); sync nodes run in
+        threads so they never block it.
+        """
+        ctx = self._root_context()
+        inputs = dict(inputs or {})
+        if self._bound:
+            inputs = {**self._bound, **inputs}
+        try:
+            plan = self.plan(_outputs_key(output_name), frozenset(inputs))
+            engine = ctx.engine
+            if ctx.dispatcher is None:
+                return await _arun_on(engine, plan, plan.seed(inputs), ctx)
+            with events.observe_run(ctx, ctx.path[-1], inputs) as box:
+                box["outputs"] = result = await _arun_on(engine, plan, plan.seed(inputs), ctx)
+            return result
+        except Exception as exc:
+            add_failure_note(exc)
+            raise
+
+    async def amap(
+        self,
+        inputs: Mapping[str, Any],
+        map_over: str | Sequence[str],
+        map_mode: Literal["zip", "product"] = "zip",
+        output_name: OutputName = None,
+        return_format: Literal["list", "columns"] = "list",
+        on_error: Literal["raise", "continue"] = "raise",
+    ) -> list[dict[str, Any]] | dict[str, list[Any]]:
+        """:meth:`map` for code already on an event loop; see :meth:`aimap`."""
+        if return_format not in ("list", "columns"):
+            raise MapError(f"return_format must be 'list' or 'columns', got {return_format!r}")
+        rows = [
+            row async for _, row in self.aimap(inputs, map_over, map_mode, output_name, on_error)
+        ]
+        if return_format == "columns":
+            names = _outputs_key(output_name) or self.output_names
+            return {name: [row[name] for row in rows] for name in names}
+        return rows
+
+    async def aimap(
+        self,
+        inputs: Mapping[str, Any],
+        map_over: str | Sequence[str],
+        map_mode: Literal["zip", "product"] = "zip",
+        output_name: OutputName = None,
+        on_error: Literal["raise", "continue"] = "raise",
+        ordered: bool = True,
+    ) -> AsyncIterator[tuple[int, dict[str, Any]]]:
+        """:meth:`imap` for code already on an event loop: ``async for index, row in ...``.
+
+        With a sequential or async map executor the items run as tasks on the caller's loop;
+        with threads or processes the loop awaits their rows without blocking.
+        """
+        _check_on_error(on_error)
+        ctx = self._root_context()
+        spec = MapSpec.of(map_over, map_mode)
+        try:
+            plan, items, count = self._prepared(
+                dict(inputs), spec, _outputs_key(output_name), ctx, lazy=True
+            )
+            engine = ctx.engine
+            if hasattr(engine, "aimap"):
+                rows = engine.aimap(plan, items, count, ctx, on_error, ordered)
+            else:
+                from .engines.hypernodes import _bridge
+
+                rows = _bridge(self._imap_rows(engine, plan, items, count, ctx, on_error, ordered))
+            if ctx.dispatcher is None:
+                async for pair in rows:
+                    yield pair
+                return
+            with events.observe_map(ctx, ctx.path[-1], count):
+                async for pair in rows:
+                    yield pair
+        except Exception as exc:
+            add_failure_note(exc)
+            raise
+
     # -- internals shared with nested pipelines and engines ----------------------------------
 
     def _root_context(self) -> RunContext:
@@ -342,16 +427,27 @@ class Pipeline:
         ordered: bool,
     ) -> Iterator[tuple[int, dict[str, Any]]]:
         plan, items, count = self._prepared(inputs, spec, outputs, ctx, lazy=True)
-        engine = ctx.engine
-        if hasattr(engine, "imap"):
-            rows = engine.imap(plan, items, count, ctx, on_error, ordered)
-        else:  # an engine with map only: one batch
-            rows = enumerate(engine.map(plan, items, count, ctx, on_error=on_error))
+        rows = self._imap_rows(ctx.engine, plan, items, count, ctx, on_error, ordered)
         if ctx.dispatcher is None:
             yield from rows
             return
         with events.observe_map(ctx, ctx.path[-1], count):
             yield from rows
+
+    @staticmethod
+    def _imap_rows(
+        engine: Any,
+        plan: Plan,
+        items: Iterator[dict[str, Any]],
+        count: int | None,
+        ctx: RunContext,
+        on_error: str,
+        ordered: bool,
+    ) -> Iterator[tuple[int, dict[str, Any]]]:
+        if hasattr(engine, "imap"):
+            return engine.imap(plan, items, count, ctx, on_error, ordered)
+        # an engine with map only: one batch
+        return enumerate(engine.map(plan, items, count, ctx, on_error=on_error))
 
     def _map_columns(
         self,
@@ -384,6 +480,17 @@ def _outputs_key(output_name: OutputName) -> tuple[str, ...] | None:
             f"output_name must be a string or a list of strings, got {output_name!r}"
         )
     return names
+
+
+async def _arun_on(
+    engine: Any, plan: Plan, values: dict[str, Any], ctx: RunContext
+) -> dict[str, Any]:
+    if hasattr(engine, "arun"):
+        return await engine.arun(plan, values, ctx)
+    import asyncio
+
+    # an engine without an async path: run it in a thread, the loop keeps running
+    return await asyncio.get_running_loop().run_in_executor(None, engine.run, plan, values, ctx)
 
 
 def _check_on_error(on_error: str) -> None:

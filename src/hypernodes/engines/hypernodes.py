@@ -3,15 +3,26 @@ item and the items of a map are scheduled."""
 
 from __future__ import annotations
 
+import asyncio
+import os
 import weakref
-from collections.abc import Iterable, Iterator
+from collections.abc import AsyncIterator, Iterable, Iterator
+from functools import partial
 from typing import Any
 
 from ..context import RunContext
 from ..events import ObservedItems
 from ..exceptions import MapError
 from ..plan import Plan, run_items
-from .executors import Executor, SequentialExecutor, make_executor
+from .executors import (
+    AsyncExecutor,
+    Executor,
+    SequentialExecutor,
+    _LevelPools,
+    current_level,
+    make_executor,
+)
+from .scheduling import Offload, aitem_task, astream
 
 
 class HypernodesEngine:
@@ -42,8 +53,10 @@ class HypernodesEngine:
         self.max_workers = max_workers
         self._sequential_nodes = isinstance(self._node, SequentialExecutor)
         self._sequential = self._sequential_nodes and isinstance(self._map, SequentialExecutor)
+        #: threads for sync nodes of arun/amap calls made on a caller's event loop
+        self._aio = _LevelPools(min(32, (os.cpu_count() or 1) + 4), "hypernodes-aio")
         # Workers of an engine that is dropped without shutdown() stop when it is collected.
-        self._finalizer = weakref.finalize(self, _release, (self._node, self._map))
+        self._finalizer = weakref.finalize(self, _release, (self._node, self._map), self._aio)
 
     def run(self, plan: Plan, values: dict[str, Any], ctx: RunContext) -> dict[str, Any]:
         """Run one item."""
@@ -91,10 +104,54 @@ class HypernodesEngine:
                 node, plan, items, count, ctx, on_error == "continue", ordered
             )
 
+    # -- on the caller's event loop -------------------------------------------------------------
+
+    def _offload(self) -> Offload:
+        loop = asyncio.get_running_loop()
+        return partial(loop.run_in_executor, self._aio.get(current_level() + 1))
+
+    async def arun(self, plan: Plan, values: dict[str, Any], ctx: RunContext) -> dict[str, Any]:
+        """Run one item on the running event loop: ``async def`` nodes are awaited on it, sync
+        nodes run in threads so they never block it."""
+        with self._node.lease():
+            return await self._node.arun_item(plan, values, ctx, False, 0, self._offload())
+
+    async def aimap(
+        self,
+        plan: Plan,
+        items: Iterable[dict[str, Any]],
+        count: int | None,
+        ctx: RunContext,
+        on_error: str = "raise",
+        ordered: bool = True,
+    ) -> AsyncIterator[tuple[int, dict[str, Any]]]:
+        """:meth:`imap` for a caller on an event loop.  With a sequential or async map executor
+        the items are tasks on the caller's loop; other map executors (threads, processes) run as
+        they always do while the loop waits for their rows without blocking."""
+        if on_error not in ("raise", "continue"):
+            raise MapError(f"on_error must be 'raise' or 'continue', got {on_error!r}")
+        tolerant = on_error == "continue"
+        if not isinstance(self._map, (SequentialExecutor, AsyncExecutor)):
+            async for pair in _bridge(self.imap(plan, items, count, ctx, on_error, ordered)):
+                yield pair
+            return
+        node: Any = self._node if ctx.dispatcher is None else ObservedItems(self._node)
+        offload = self._offload()
+        window = self._map.limit if isinstance(self._map, AsyncExecutor) else 1
+
+        def start(index: int, values: dict[str, Any]) -> Any:
+            return aitem_task(node, plan, values, ctx, tolerant, index, offload)
+
+        with self._node.lease(), self._map.lease():
+            async for batch in astream(start, items, window, ordered):
+                for pair in batch:
+                    yield pair
+
     def shutdown(self, wait: bool = True) -> None:
         """Stop the workers this engine started (now, or when the calls still running end)."""
         self._node.shutdown(wait)
         self._map.shutdown(wait)
+        self._aio.close(wait)
 
     def __enter__(self) -> HypernodesEngine:
         return self
@@ -117,9 +174,26 @@ def _label(spec: Any) -> str:
     return repr(spec) if isinstance(spec, str) else type(spec).__name__
 
 
-def _release(executors: tuple[Executor, ...]) -> None:
+def _release(executors: tuple[Executor, ...], aio: _LevelPools) -> None:
     for executor in executors:
         executor.shutdown(wait=False)
+    aio.close(False)
+
+
+async def _bridge(rows: Iterator[Any]) -> AsyncIterator[Any]:
+    """Rows of a blocking iterator, each fetched in a thread so the event loop keeps running."""
+    loop = asyncio.get_running_loop()
+    done = object()
+    try:
+        while True:
+            pair = await loop.run_in_executor(None, next, rows, done)
+            if pair is done:
+                return
+            yield pair
+    finally:
+        close = getattr(rows, "close", None)
+        if close is not None:
+            await loop.run_in_executor(None, close)
 
 
 _DEFAULT: HypernodesEngine | None = None
