@@ -103,7 +103,9 @@ def test_aimap_streams_rows_and_errors_like_imap():
     assert isinstance(rows[3][1]["checked"], ItemError)
     with pytest.raises(ValueError, match="six") as info:
         asyncio.run(collect())
-    assert info.value.__notes__ == ["hypernodes: raised by node 'check' of pipeline p[item 3]"]
+    assert info.value.__notes__ == [
+        "hypernodes: raised by node 'check' of pipeline p[item 3]; inputs: parsed=6"
+    ]
 
 
 def test_async_api_reports_callback_events():

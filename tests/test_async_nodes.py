@@ -48,7 +48,7 @@ def test_async_node_errors_keep_type():
     try:
         Pipeline([broken], name="p").run({"x": 1})
     except LookupError as exc:
-        assert exc.__notes__ == ["hypernodes: raised by node 'broken' of pipeline p"]
+        assert exc.__notes__ == ["hypernodes: raised by node 'broken' of pipeline p; inputs: x=1"]
     else:  # pragma: no cover - the run must raise
         raise AssertionError("expected LookupError")
 

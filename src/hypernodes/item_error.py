@@ -3,7 +3,7 @@ not compute."""
 
 from __future__ import annotations
 
-from typing import NoReturn
+from typing import Any, NoReturn
 
 
 class ItemError:
@@ -16,15 +16,24 @@ class ItemError:
     (as long as no real output is falsy); ``isinstance(value, ItemError)`` is the exact test.
     """
 
-    __slots__ = ("exception", "node", "index")
+    __slots__ = ("exception", "node", "index", "inputs")
 
-    def __init__(self, exception: BaseException, node: str | None, index: int) -> None:
+    def __init__(
+        self,
+        exception: BaseException,
+        node: str | None,
+        index: int,
+        inputs: dict[str, Any] | None = None,
+    ) -> None:
         #: the exception the node raised (with a note naming node, pipeline and item)
         self.exception = exception
         #: the name of the node that raised
         self.node = node
         #: the position of the item in the map's input
         self.index = index
+        #: what the failing node was called with, by input name, to re-run it by hand
+        #: (``node_function(**error.inputs)``); None where it is not known (a crashed worker)
+        self.inputs = inputs
 
     def __bool__(self) -> bool:
         return False
@@ -34,7 +43,7 @@ class ItemError:
         raise self.exception
 
     def __reduce__(self) -> tuple[object, ...]:
-        return (ItemError, (self.exception, self.node, self.index))
+        return (ItemError, (self.exception, self.node, self.index, self.inputs))
 
     def __repr__(self) -> str:
         exc = self.exception

@@ -113,14 +113,14 @@ class Plan:
                 for step in self.steps_for(values, ctx):
                     runners[step.index](values, ctx)
             except Exception as exc:
-                locate_failure(exc, step, ctx)
+                locate_failure(exc, step, ctx, values)
                 raise
             return self.extract(values)
         try:
             for run in self.runners:
                 run(values, ctx)
         except Exception as exc:
-            locate_failure(exc, self.failed_step(values), ctx)
+            locate_failure(exc, self.failed_step(values), ctx, values)
             raise
         return self.extract(values)
 
@@ -171,7 +171,7 @@ class Plan:
                 step.run(values, ctx)
         except Exception as exc:
             # Name this step: with a cache, steps before it may have been skipped, not stored.
-            locate_failure(exc, step, ctx)
+            locate_failure(exc, step, ctx, values)
             raise
 
     async def arun_step(self, step: Step, values: dict[str, Any], ctx: RunContext) -> None:
@@ -183,7 +183,7 @@ class Plan:
             else:
                 await step.arun(values, ctx)  # type: ignore[misc]
         except Exception as exc:
-            locate_failure(exc, step, ctx)
+            locate_failure(exc, step, ctx, values)
             raise
 
     def failed_step(self, values: dict[str, Any]) -> Step | None:
@@ -466,24 +466,46 @@ _WHERE = "__hypernodes_where__"
 
 
 class _Where:
-    __slots__ = ("node", "path", "items", "noted")
+    __slots__ = ("node", "path", "items", "noted", "inputs")
 
     def __init__(self, node: str | None, path: tuple[str, ...]) -> None:
         self.node = node
         self.path = path
         self.items: dict[int, int] = {}
         self.noted = False
+        #: the failing step's inputs by name (None when unknown)
+        self.inputs: dict[str, Any] | None = None
 
 
-def locate_failure(exc: BaseException, step: Step | None, ctx: RunContext) -> None:
-    """Record on ``exc`` the node that raised it and the pipeline path, once (innermost wins)."""
+def locate_failure(
+    exc: BaseException,
+    step: Step | None,
+    ctx: RunContext,
+    values: dict[str, Any] | None = None,
+) -> None:
+    """Record on ``exc`` the node that raised it, its inputs and the pipeline path, once
+    (the innermost place wins)."""
     if getattr(exc, _WHERE, None) is not None:
         return
     where = _Where(step.name if step is not None else None, ctx.path)
+    if step is not None and values is not None:
+        where.inputs = step_inputs(step, values)
     try:
         setattr(exc, _WHERE, where)
     except (AttributeError, TypeError):  # an exception type that takes no attributes
         exc.add_note(describe(where))
+
+
+def step_inputs(step: Step, values: dict[str, Any]) -> dict[str, Any]:
+    """What ``step`` was called with, by the node's input names (for error notes)."""
+    names = step.node.inputs if isinstance(step.node, Node) else step.arg_keys
+    return {name: values[key] for name, key in zip(names, step.arg_keys) if key in values}
+
+
+def failure_inputs(exc: BaseException) -> dict[str, Any] | None:
+    """The inputs of the node that raised ``exc``, if recorded."""
+    where = getattr(exc, _WHERE, None)
+    return where.inputs if where is not None else None
 
 
 def mark_item(exc: BaseException, depth: int, index: int) -> None:
@@ -502,13 +524,25 @@ def add_failure_note(exc: BaseException) -> None:
 
 
 def describe(where: _Where) -> str:
-    """``node 'f' of pipeline outer[item 2] > inner[item 0]``: where a node error happened."""
+    """``node 'f' of pipeline outer[item 2] > inner[item 0]; inputs: x=1``: where a node error
+    happened, and with what (each value's repr cut to about 100 characters)."""
     parts = [
         f"{name}[item {where.items[depth]}]" if depth in where.items else name
         for depth, name in enumerate(where.path)
     ]
     node = f"node {where.node!r}" if where.node else "a step"
-    return f"hypernodes: raised by {node} of pipeline {' > '.join(parts)}"
+    text = f"hypernodes: raised by {node} of pipeline {' > '.join(parts)}"
+    if where.inputs:
+        text += "; inputs: " + ", ".join(f"{k}={_short(v)}" for k, v in where.inputs.items())
+    return text
+
+
+def _short(value: Any, limit: int = 100) -> str:
+    try:
+        text = repr(value)
+    except Exception as exc:  # a repr that raises must not hide the real error
+        text = f"<{type(value).__name__}: repr failed: {exc}>"
+    return text if len(text) <= limit else text[: limit - 3] + "..."
 
 
 def run_items(plan: Plan, items: Iterable[dict[str, Any]], ctx: RunContext) -> list[dict[str, Any]]:

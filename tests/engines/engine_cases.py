@@ -279,7 +279,7 @@ def _raise_expected() -> Any:
     # Items 4 and 8 both fail; the first one is raised, as a sequential run would.
     return (
         "no multiples of four: 4",
-        ["hypernodes: raised by node 'picky' of pipeline picky[item 4]"],
+        ["hypernodes: raised by node 'picky' of pipeline picky[item 4]; inputs: x=4"],
     )
 
 
@@ -299,7 +299,9 @@ def _nested_raise_expected() -> Any:
     # item 1 of the outer map has xs = [7, 8, 9]: inner item 1 (x=8) fails.
     return (
         "no multiples of four: 8",
-        ["hypernodes: raised by node 'picky' of pipeline outer[item 1] > inner[item 1]"],
+        [
+            "hypernodes: raised by node 'picky' of pipeline outer[item 1] > inner[item 1]; inputs: x=8"
+        ],
     )
 
 

@@ -69,7 +69,7 @@ def test_imap_raises_the_first_failing_item_after_the_rows_before_it(engines, ex
             seen.append(index)
     assert seen == [0, 1, 2, 3, 4]
     assert info.value.__notes__ == [
-        "hypernodes: raised by node 'fails_on_five' of pipeline p[item 5]"
+        "hypernodes: raised by node 'fails_on_five' of pipeline p[item 5]; inputs: y=50"
     ]
 
 

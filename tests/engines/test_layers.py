@@ -164,7 +164,9 @@ def test_a_timeout_raises_naming_the_node_item_and_limit(engines, node_executor)
     ) as info:
         pipeline.map({"x": [0, 1]}, map_over="x")
     assert time.perf_counter() - start < 10
-    assert info.value.__notes__ == ["hypernodes: raised by node 'sleeps' of pipeline p[item 1]"]
+    assert info.value.__notes__ == [
+        "hypernodes: raised by node 'sleeps' of pipeline p[item 1]; inputs: x=1"
+    ]
 
 
 def test_step_call_is_a_pure_call_of_one_node():

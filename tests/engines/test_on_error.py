@@ -53,8 +53,9 @@ def test_raise_cancels_the_remaining_items(engines, kind):
     with pytest.raises(KeyError) as info:
         pipeline.map({"x": range(300)}, map_over="x")
     elapsed = time.perf_counter() - start
-    assert "hypernodes: raised by node 'slow_and_fails_at_five' of pipeline p[item 5]" in (
-        info.value.__notes__
+    assert (
+        "hypernodes: raised by node 'slow_and_fails_at_five' of pipeline p[item 5]; inputs: x=5"
+        in (info.value.__notes__)
     )
     time.sleep(0.1)  # anything still running has finished; nothing new may start
     assert len(STARTED) < 20  # 300 items would take 3 s on two workers
@@ -77,7 +78,7 @@ def test_the_lowest_failing_item_is_raised_like_a_sequential_run(engines, kind):
     with pytest.raises(ValueError, match="item 3, slow to fail") as info:
         pipeline.map({"x": range(10)}, map_over="x")
     assert info.value.__notes__ == [
-        "hypernodes: raised by node 'fails_late_or_early' of pipeline p[item 3]"
+        "hypernodes: raised by node 'fails_late_or_early' of pipeline p[item 3]; inputs: x=3"
     ]
 
 
@@ -119,8 +120,9 @@ def test_continue_attempts_every_item_and_keeps_what_it_can(engines, kind):
             assert (error.node, error.index) == ("picky", i)
             assert isinstance(error.exception, ValueError)
             assert error.exception.__notes__ == [
-                f"hypernodes: raised by node 'picky' of pipeline p[item {i}]"
+                f"hypernodes: raised by node 'picky' of pipeline p[item {i}]; inputs: x={i}"
             ]
+            assert error.inputs == {"x": i}  # enough to re-run the node by hand
             assert f"item={i}" in repr(error) and "ValueError" in repr(error)
         else:
             assert row["picky"] == i and row["after_picky"] == i + 100
@@ -145,7 +147,7 @@ def test_continue_through_a_failing_nested_pipeline(engines, kind):
     error = columns["picky"][1]
     assert isinstance(error, ItemError) and (error.node, error.index) == ("checker", 1)
     assert error.exception.__notes__ == [
-        "hypernodes: raised by node 'picky' of pipeline outer[item 1] > checker"
+        "hypernodes: raised by node 'picky' of pipeline outer[item 1] > checker; inputs: x=4"
     ]
 
 

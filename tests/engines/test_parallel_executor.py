@@ -80,7 +80,9 @@ def test_item_index_of_a_failure_counts_across_chunks(engine):
     pipeline = Pipeline([picky], engine=engine, name="p")
     with pytest.raises(ValueError, match="no multiples of four: 1500") as info:
         pipeline.map({"x": [1] * 1499 + [1500] + [1] * 500}, map_over="x")
-    assert info.value.__notes__ == ["hypernodes: raised by node 'picky' of pipeline p[item 1499]"]
+    assert info.value.__notes__ == [
+        "hypernodes: raised by node 'picky' of pipeline p[item 1499]; inputs: x=1500"
+    ]
 
 
 def test_unpicklable_node_names_the_node_and_what_to_do(engine):
@@ -141,7 +143,9 @@ def test_processpool_fallback_gives_the_same_results():
         ]
         with pytest.raises(ValueError) as info:
             pipeline.map({"x": [0, 2, 3, 5]}, map_over="x")  # b == 8 for x == 3
-        assert info.value.__notes__ == ["hypernodes: raised by node 'picky' of pipeline p[item 2]"]
+        assert info.value.__notes__ == [
+            "hypernodes: raised by node 'picky' of pipeline p[item 2]; inputs: b=8"
+        ]
 
 
 def test_a_process_based_executor_of_the_users_runs_nodes_and_items():
@@ -163,7 +167,7 @@ def test_a_process_based_executor_of_the_users_runs_nodes_and_items():
             with pytest.raises(ValueError) as info:
                 Pipeline([picky], engine=engine, name="p").map({"x": [1, 4]}, map_over="x")
             assert info.value.__notes__ == [
-                "hypernodes: raised by node 'picky' of pipeline p[item 1]"
+                "hypernodes: raised by node 'picky' of pipeline p[item 1]; inputs: x=4"
             ]
             engine.shutdown()
         assert user_pool.submit(pow, 3, 2).result() == 9  # still the user's, still running

@@ -150,5 +150,5 @@ def test_an_error_travels_in_the_reply_with_its_type_and_item():
 
     add_failure_note(info.value)
     assert info.value.__notes__ == [
-        "hypernodes: raised by node 'fails_on_three' of pipeline p[item 11]"
+        "hypernodes: raised by node 'fails_on_three' of pipeline p[item 11]; inputs: x=3"
     ]

@@ -24,7 +24,7 @@ from typing import Any
 from ..context import RunContext
 from ..events import RAN_KEY
 from ..item_error import ItemError
-from ..plan import Plan, Step, add_failure_note, locate_failure, mark_item
+from ..plan import Plan, Step, add_failure_note, failure_inputs, locate_failure, mark_item
 
 #: how often a waiting caller wakes up, so that Ctrl-C reaches the main thread promptly
 POLL_SECONDS = 0.2
@@ -62,14 +62,17 @@ class Policy:
                 return True
         return False
 
-    def record(self, exc: BaseException, step: Step, ctx: RunContext, index: int) -> None:
+    def record(
+        self, exc: BaseException, step: Step, ctx: RunContext, index: int, values: dict[str, Any]
+    ) -> None:
         """Keep ``exc`` as the value of ``step``'s outputs (``continue``), or raise it."""
         if self.failed is None or not isinstance(exc, Exception):
             raise exc
-        locate_failure(exc, step, ctx)
+        locate_failure(exc, step, ctx, values)
         mark_item(exc, ctx.depth, index)
         add_failure_note(exc)
-        self.failed.update(dict.fromkeys(step.store, ItemError(exc, step.name, index)))
+        error = ItemError(exc, step.name, index, failure_inputs(exc))
+        self.failed.update(dict.fromkeys(step.store, error))
 
     def row(self, plan: Plan, values: dict[str, Any]) -> dict[str, Any]:
         """The item's outputs, with the error value in place of what could not be computed."""
@@ -112,7 +115,7 @@ def run_inline(
         try:
             plan.run_step(step, values, ctx)
         except Exception as exc:
-            policy.record(exc, step, ctx, index)
+            policy.record(exc, step, ctx, index, values)
 
 
 def run_item_inline(
@@ -187,7 +190,7 @@ def run_dataflow(
                     except BaseException as exc:
                         if policy.failed is None or not isinstance(exc, Exception):
                             raise
-                        policy.record(exc, step, ctx, index)
+                        policy.record(exc, step, ctx, index, values)
                     flow.finished(step)
                     continue
                 running[submit(located_step, plan, step, values, ctx)] = step
@@ -203,7 +206,7 @@ def run_dataflow(
                     errors.append((flow.order[id(step)], exc))
                     continue
                 else:
-                    policy.record(exc, step, ctx, index)
+                    policy.record(exc, step, ctx, index, values)
                 flow.finished(step)
     except BaseException:
         for future in running:
@@ -257,7 +260,7 @@ async def arun_dataflow(
                     errors.append((flow.order[id(step)], exc))
                     continue
                 else:
-                    policy.record(exc, step, ctx, index)
+                    policy.record(exc, step, ctx, index, values)
                 flow.finished(step)
     except BaseException:
         for task in running:
@@ -295,7 +298,7 @@ async def arun_sequential(
         try:
             await plan.arun_step(step, values, ctx)
         except Exception as exc:
-            policy.record(exc, step, ctx, index)
+            policy.record(exc, step, ctx, index, values)
     if segment:
         await offload(run_inline, plan, segment, values, ctx, policy, index)
     return policy.row(plan, values)
