@@ -12,8 +12,9 @@ import pandas as pd
 import pytest
 from cache_faults import cache_messages
 
+import hypernodes.cache as hn_cache
 from hypernodes import DiskCache, MemoryCache, Pipeline, node
-from hypernodes.cache import keys, register_hasher, value_token
+from hypernodes.cache import keys, value_token
 
 pytestmark = pytest.mark.usefixtures("fresh_cache_warnings")
 
@@ -131,14 +132,14 @@ def test_cache_register_hasher_makes_a_foreign_type_cacheable(cache: Any, clean_
     assert len(calls) == 2  # uncached, with one warning naming the type
     assert any("Blob" in m for m in cache_messages(record))
 
-    register_hasher(Blob, lambda blob: bytes(blob.buffer))
+    hn_cache.register_hasher(Blob, lambda blob: bytes(blob.buffer))
     for data in (b"abc", b"abc", b"xyz", GpuBlob(b"abc")):
         value = data if isinstance(data, Blob) else Blob(data)
         assert pipeline.run({"value": value}) == {"seen": bytes(value.buffer)}
     assert len(calls) == 5  # abc, xyz and the subclass (tagged by its own class) ran
 
     # the closest registered class wins, like functools.singledispatch
-    @register_hasher(GpuBlob)
+    @hn_cache.register_hasher(GpuBlob)
     def _gpu(blob: GpuBlob) -> tuple[str, bytes]:
         return ("gpu", bytes(blob.buffer))
 
@@ -149,6 +150,6 @@ def test_cache_register_hasher_makes_a_foreign_type_cacheable(cache: Any, clean_
 def test_cache_register_hasher_refuses_builtin_types():
     for builtin in (int, str, list, dict, object):
         with pytest.raises(TypeError, match="cannot be overridden"):
-            register_hasher(builtin, repr)
+            hn_cache.register_hasher(builtin, repr)
     with pytest.raises(TypeError, match="takes a class"):
-        register_hasher("Blob", repr)  # type: ignore[arg-type]
+        hn_cache.register_hasher("Blob", repr)  # type: ignore[arg-type]

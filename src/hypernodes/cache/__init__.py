@@ -5,18 +5,21 @@ outputs under a signature of its code, environment and inputs, per map item; see
 ``register_hasher(type, fn)`` teaches the cache to hash a type it does not know.
 """
 
-from .base import Cache, CacheWarning, CacheWriteError
+from .base import Cache, CacheTimeout, CacheWarning, CacheWriteError
 from .disk import DiskCache
+from .keyfile import default_key_file
 from .keys import Unhashable, register_hasher, value_digest, value_token
 from .memory import MemoryCache
 
 __all__ = [
     "Cache",
+    "CacheTimeout",
     "CacheWarning",
     "CacheWriteError",
     "DiskCache",
     "MemoryCache",
     "Unhashable",
+    "default_key_file",
     "register_hasher",
     "value_digest",
     "value_token",
