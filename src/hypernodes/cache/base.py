@@ -68,17 +68,24 @@ _HEADER = len(_MAGIC) + _TAG
 class EntrySigner:
     """Signs and verifies entries with a secret (any length, at least 16 bytes recommended)."""
 
-    __slots__ = ("_base",)
+    __slots__ = ("_base", "_by_length")
 
     def __init__(self, secret: bytes) -> None:
         # BLAKE2b keys are at most 64 bytes: derive one of fixed size from the secret.
         derived = hashlib.blake2b(secret, digest_size=32, person=b"hypernodes-cache").digest()
         self._base = hashlib.blake2b(key=derived, digest_size=_TAG)
+        #: key length -> keyed state that has absorbed that length (keys are all one length)
+        self._by_length: dict[int, Any] = {}
 
     def tag(self, key: bytes, payload: bytes) -> bytes:
-        """The MAC of ``payload`` stored under ``key`` (a keyed state is copied, not rebuilt)."""
-        mac = self._base.copy()
-        mac.update(len(key).to_bytes(4, "big") + key)
+        """The MAC of ``len(key)``, ``key`` and ``payload``; a prepared keyed state is copied."""
+        state = self._by_length.get(len(key))
+        if state is None:
+            state = self._base.copy()
+            state.update(len(key).to_bytes(4, "big"))
+            self._by_length[len(key)] = state
+        mac = state.copy()
+        mac.update(key)
         mac.update(payload)
         return mac.digest()
 
