@@ -122,7 +122,9 @@ class _Store(diskcache.Cache):
     (diskcache retries those statements for a fixed 60 s whatever its timeout.)
     """
 
-    def __init__(self, directory: str, timeout: float, **settings: Any) -> None:
+    def __init__(
+        self, directory: str, timeout: float = 60.0, disk: Any = None, **settings: Any
+    ) -> None:
         self._open_timeout = timeout
         super().__init__(directory, timeout=timeout, disk=_PrivateDisk, **settings)
 
