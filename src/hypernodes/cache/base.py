@@ -2,19 +2,24 @@
 
 from __future__ import annotations
 
+import hashlib
+import hmac
 import pickle
 import threading
 import warnings
 from collections.abc import Sequence
 from typing import Any, Protocol, runtime_checkable
 
-import xxhash
-
-_digest_of = xxhash.xxh3_128_digest
+from ..exceptions import HyperNodesError
 
 
 class CacheWarning(UserWarning):
-    """Something made a result uncached (unhashable input, unpicklable output, corrupt entry)."""
+    """Something made a result uncached (unhashable input, unpicklable output, corrupt entry,
+    a cache that cannot be read or written)."""
+
+
+class CacheTimeout(HyperNodesError, TimeoutError):
+    """Another process held a ``DiskCache``'s database lock longer than its ``timeout``."""
 
 
 class CacheWriteError(Exception):
@@ -51,31 +56,65 @@ class Cache(Protocol):
 
 
 # ---------------------------------------------------------------------------------------------
-# Entry format: magic, 16-byte xxh3-128 checksum of the payload, pickle payload.
+# Entry format: magic, 16-byte keyed BLAKE2b tag of (cache key, payload), pickle payload.
+# The tag is a MAC: only a holder of the secret key can make an entry that verifies, so a row
+# written by anyone else (or for another key, or torn, or flipped) is refused before unpickling.
 
-_MAGIC = b"HN1"
-_HEADER = len(_MAGIC) + 16
+_MAGIC = b"HN2"
+_TAG = 16
+_HEADER = len(_MAGIC) + _TAG
 
 
-def dump_entry(value: Any) -> bytes:
-    """Pickle ``value`` into a checksummed entry; raises :class:`CacheWriteError`."""
+class EntrySigner:
+    """Signs and verifies entries with a secret (any length, at least 16 bytes recommended)."""
+
+    __slots__ = ("_base", "_by_length")
+
+    def __init__(self, secret: bytes) -> None:
+        # BLAKE2b keys are at most 64 bytes: derive one of fixed size from the secret.
+        derived = hashlib.blake2b(secret, digest_size=32, person=b"hypernodes-cache").digest()
+        self._base = hashlib.blake2b(key=derived, digest_size=_TAG)
+        #: key length -> keyed state that has absorbed that length (keys are all one length)
+        self._by_length: dict[int, Any] = {}
+
+    def tag(self, key: bytes, payload: bytes) -> bytes:
+        """The MAC of ``len(key)``, ``key`` and ``payload``; a prepared keyed state is copied."""
+        state = self._by_length.get(len(key))
+        if state is None:
+            state = self._base.copy()
+            state.update(len(key).to_bytes(4, "big"))
+            self._by_length[len(key)] = state
+        mac = state.copy()
+        mac.update(key)
+        mac.update(payload)
+        return mac.digest()
+
+
+def dump_entry(value: Any, signer: EntrySigner, key: bytes) -> bytes:
+    """Pickle ``value`` into an authenticated entry for ``key``; raises :class:`CacheWriteError`."""
     try:
         payload = pickle.dumps(value, protocol=pickle.HIGHEST_PROTOCOL)
     except Exception as exc:  # pickling raises all sorts: TypeError, PicklingError, AttributeError
         raise CacheWriteError(f"cannot pickle a {type(value).__name__}: {exc}") from exc
-    return _MAGIC + _digest_of(payload) + payload
+    return _MAGIC + signer.tag(key, payload) + payload
 
 
-def load_entry(blob: Any) -> Any:
-    """The value in an entry made by :func:`dump_entry`; raises :class:`CorruptEntry`."""
+def load_entry(blob: Any, signer: EntrySigner, key: bytes) -> Any:
+    """The value in an entry made by :func:`dump_entry` for ``key``; raises :class:`CorruptEntry`.
+
+    Nothing is unpickled unless the tag verifies.
+    """
     if not isinstance(blob, bytes | bytearray | memoryview):
         raise CorruptEntry(f"entry is a {type(blob).__name__}, not bytes")
     blob = bytes(blob)
     if len(blob) < _HEADER or blob[: len(_MAGIC)] != _MAGIC:
-        raise CorruptEntry("entry is truncated or has no header")
+        raise CorruptEntry("entry is truncated or has no header (or an older format)")
     payload = blob[_HEADER:]
-    if _digest_of(payload) != blob[len(_MAGIC) : _HEADER]:
-        raise CorruptEntry("checksum mismatch (truncated or corrupted)")
+    if not hmac.compare_digest(signer.tag(key, payload), blob[len(_MAGIC) : _HEADER]):
+        raise CorruptEntry(
+            "checksum/authentication failed: truncated, corrupted, or written without this "
+            "cache's key"
+        )
     try:
         return pickle.loads(payload)
     except Exception as exc:

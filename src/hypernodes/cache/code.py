@@ -2,10 +2,13 @@
 
 A function is identified by a normalized form of its bytecode (instructions, constants, names;
 no line numbers, no docstring, so comments, blank lines and docstrings do not count), the values
-of its closure cells, and what it references at module level: functions and classes from the
-user's own modules (hashed the same way, recursively), plain-data constants, and attributes of
-user modules it reaches as ``module.name``.  Functions and classes from the standard library and
-installed packages count by qualified name only: upgrading a library does not invalidate.
+of its closure cells and default arguments, and what it references at module level: functions
+and classes from the user's own modules (hashed the same way, recursively), plain-data
+constants, and attributes of user modules it reaches as ``module.name``, whether the module is
+imported at module level or inside the function (``from helpers import h`` in the body).
+Functions and classes from the standard library and installed packages count by qualified name
+only: upgrading a library does not invalidate.  Not tracked: names looked up dynamically
+(``getattr(module, "h")``, ``importlib.import_module("helpers")``).
 
 Digests are memoized per function object together with cheap checks (is ``helper`` still the same
 object in the module namespace, is the closure cell unchanged, is a referenced list still equal),
@@ -14,7 +17,10 @@ so redefining a helper in a notebook or reloading a module invalidates exactly w
 
 from __future__ import annotations
 
+import dis
 import functools
+import importlib
+import importlib.util
 import os
 import sys
 import sysconfig
@@ -25,7 +31,7 @@ from typing import Any
 
 import xxhash
 
-from .keys import Unhashable, qualified_name, value_token
+from .keys import Unhashable, _hasher_for, qualified_name, value_token
 
 _digest_of = xxhash.xxh3_128_digest
 _CO_HAS_DOCSTRING = 0x4000000  # Python 3.14+
@@ -199,7 +205,112 @@ def _compute_function(func: FunctionType, checks: list[tuple[Any, ...]]) -> byte
         part = b"-" if obj is _MISSING else _reference(obj, names, checks)
         if part is not None:
             parts.append(b"c%d=" % i + part)
+    defaults = [(b"%d" % i, v) for i, v in enumerate(func.__defaults__ or ())]
+    defaults += [(k.encode(), v) for k, v in sorted((func.__kwdefaults__ or {}).items())]
+    for label, value in defaults:  # `def helper(x, scale=2)`: editing the 2 is a code edit
+        part = _reference(value, names, checks)
+        parts.append(b"d" + label + b"=" + (b"-" if part is None else part))
+    if _IMPORT_NAME in code.co_code[::2] or _has_nested_imports(code):
+        parts.extend(_import_parts(func, code, names, checks))
     return _join(parts)
+
+
+# ---------------------------------------------------------------------------------------------
+# Imports inside a function body: `from helpers import h`, `import helpers`, `from . import x`
+
+_IMPORT_NAME = dis.opmap["IMPORT_NAME"]
+_CONST_LOADS = frozenset({"LOAD_CONST", "LOAD_SMALL_INT"})
+
+
+def _has_nested_imports(code: CodeType) -> bool:
+    return any(
+        isinstance(c, CodeType) and (_IMPORT_NAME in c.co_code[::2] or _has_nested_imports(c))
+        for c in code.co_consts
+    )
+
+
+def _imports(code: CodeType) -> list[tuple[str, int, tuple[str, ...]]]:
+    """``(name, level, fromlist)`` of every import statement in ``code`` and nested code."""
+    found: list[tuple[str, int, tuple[str, ...]]] = []
+    recent: list[Any] = []  # the constants loaded just before: level, then fromlist
+    for ins in dis.get_instructions(code):
+        if ins.opname in _CONST_LOADS:
+            recent = [*recent[-1:], ins.argval]
+            continue
+        if ins.opname == "IMPORT_NAME":
+            level, fromlist = recent if len(recent) == 2 else (0, None)
+            found.append(
+                (
+                    ins.argval,
+                    level if isinstance(level, int) else 0,
+                    tuple(fromlist) if isinstance(fromlist, tuple) else (),
+                )
+            )
+        recent = []
+    for const in code.co_consts:
+        if isinstance(const, CodeType):
+            found.extend(_imports(const))
+    return found
+
+
+def _import_parts(
+    func: FunctionType, code: CodeType, names: list[str], checks: list[tuple[Any, ...]]
+) -> list[bytes]:
+    """What the user modules a function imports in its body add to its digest: the attributes
+    it uses of them, hashed like module-level references (libraries and stdlib add nothing)."""
+    parts: list[bytes] = []
+    package = func.__globals__.get("__package__")
+    for name, level, fromlist in sorted(set(_imports(code))):
+        if level:
+            try:
+                name = importlib.util.resolve_name("." * level + name, package)
+            except (ImportError, ValueError):
+                continue
+        module = _user_module(name, checks)
+        if module is None:
+            continue
+        if not fromlist or fromlist == ("*",):
+            part = _reference(module, names, checks)
+            if part is not None:
+                parts.append(b"i" + name.encode() + b"=" + part)
+            continue
+        namespace = module.__dict__
+        for attr_name in fromlist:
+            attr = namespace.get(attr_name, _MISSING)
+            if attr is _MISSING:  # `from pkg import sub` of a submodule not imported yet
+                attr = _user_module(f"{name}.{attr_name}", checks) or _MISSING
+            checks.append((_GLOBAL, namespace, attr_name, attr))
+            if attr is _MISSING:
+                continue
+            part = _reference(attr, names, checks)
+            if part is not None:
+                parts.append(b"i" + name.encode() + b":" + attr_name.encode() + b"=" + part)
+    return parts
+
+
+def _user_module(name: str, checks: list[tuple[Any, ...]]) -> ModuleType | None:
+    """The user's module ``name``, imported if needed (it is the user's own code, which the
+    function imports anyway when it runs); ``None`` for stdlib, libraries and failures."""
+    top = name.partition(".")[0]
+    if not name or top in sys.stdlib_module_names or top in ("hypernodes", "builtins"):
+        return None
+    module = sys.modules.get(name)
+    if module is None:
+        try:
+            spec = importlib.util.find_spec(name)
+        except (ImportError, ValueError):
+            return None
+        origin = getattr(spec, "origin", None)
+        if not origin or not os.path.isabs(origin) or not _is_user_module_name(name, origin):
+            return None
+        try:
+            module = importlib.import_module(name)
+        except Exception:  # it will fail the same way when the function runs
+            return None
+    if not is_user_module(module):
+        return None
+    checks.append((_GLOBAL, sys.modules, name, module))  # re-imported: hash again
+    return module
 
 
 def _join(parts: list[bytes]) -> bytes:
@@ -236,7 +347,11 @@ def _reference(obj: Any, names: list[str], checks: list[tuple[Any, ...]]) -> byt
 
     if isinstance(obj, Node):
         return _callable(obj.func, checks)
-    if _plain_size(obj, _PLAIN_LIMIT) is not None or hasattr(type(obj), "__cache_key__"):
+    if (
+        _plain_size(obj, _PLAIN_LIMIT) is not None
+        or hasattr(type(obj), "__cache_key__")
+        or _hasher_for(type(obj)) is not None
+    ):
         try:
             return value_token(obj)
         except Unhashable:

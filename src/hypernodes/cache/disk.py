@@ -2,137 +2,524 @@
 
 Built on the ``diskcache`` package (SQLite in WAL mode for the index and small values, one file
 per large value, written completely before the row that points to it is committed).  Each entry
-is a checksummed pickle (see :mod:`hypernodes.cache.base`), so a truncated or corrupted entry is
-detected, dropped with a warning and recomputed, never returned.
+is a pickle behind a MAC keyed with a secret kept outside the cache directory (see
+:mod:`hypernodes.cache.keyfile`), so a truncated, corrupted or forged entry is refused before it
+is unpickled, dropped with a warning and recomputed.
+
+A cache never costs the caller its results: an unreadable index is moved aside and rebuilt, a
+write that fails (disk full, I/O error) is a warning, and a cache that cannot be opened at all
+runs the pipeline uncached.  Only a lock held by another process past ``timeout`` raises
+:class:`~hypernodes.cache.base.CacheTimeout`.
 """
 
 from __future__ import annotations
 
 import contextlib
+import errno
 import os
 import sqlite3
 import threading
+import time
 from collections.abc import Sequence
 from typing import Any
 
 import diskcache
 
-from .base import CacheWriteError, CorruptEntry, dump_entry, load_entry, warn_once
+from .base import (
+    CacheTimeout,
+    CacheWriteError,
+    CorruptEntry,
+    EntrySigner,
+    dump_entry,
+    load_entry,
+    warn_once,
+)
+from .keyfile import MIN_KEY_BYTES, KeyFileError, default_key_file, load_key
 
 _UNLIMITED = 2**62
 _BATCH_SELECT = "SELECT key, mode, filename, value FROM Cache WHERE raw = 1 AND key IN (%s)"
+_DB = diskcache.core.DBNAME  # "cache.db"
+#: seconds before a cache that could not be opened is tried again
+_REOPEN_DELAY = 30.0
+
+
+# ---------------------------------------------------------------------------------------------
+# What went wrong: SQLite's primary result codes, and OSError numbers
+
+
+def _kind(exc: BaseException) -> str:
+    """``"locked"``, ``"corrupt"``, ``"full"`` or ``"io"`` for an error of the store."""
+    if isinstance(exc, diskcache.Timeout):
+        return "locked"
+    if isinstance(exc, sqlite3.Error):
+        code = getattr(exc, "sqlite_errorcode", None)
+        if code is not None:
+            primary = code & 0xFF
+            if primary in (5, 6):  # SQLITE_BUSY, SQLITE_LOCKED
+                return "locked"
+            if primary in (11, 26):  # SQLITE_CORRUPT, SQLITE_NOTADB
+                return "corrupt"
+            if primary == 13:  # SQLITE_FULL
+                return "full"
+            return "io"
+        text = str(exc).lower()
+        if "locked" in text:
+            return "locked"
+        if "malformed" in text or "not a database" in text:
+            return "corrupt"
+        return "full" if "full" in text else "io"
+    if isinstance(exc, OSError) and exc.errno in (errno.ENOSPC, errno.EDQUOT):
+        return "full"
+    return "io"
+
+
+_STORE_ERRORS = (sqlite3.Error, OSError, diskcache.Timeout)
+
+
+# ---------------------------------------------------------------------------------------------
+# diskcache, made private to the user and bounded by our timeout when it opens
+
+
+def _private_opener(path: str, flags: int) -> int:
+    return os.open(path, flags, 0o600)
+
+
+class _PrivateDisk(diskcache.Disk):
+    """Value files created 0600 in 0700 folders; a partly written file (disk full) is removed."""
+
+    def _write(self, full_path: str, iterator: Any, mode: str, encoding: str | None = None) -> int:
+        top = self._directory
+        folder = os.path.dirname(full_path)
+        for count in range(1, 11):
+            current = top
+            for part in os.path.relpath(folder, top).split(os.sep):
+                current = os.path.join(current, part)
+                with contextlib.suppress(OSError):
+                    os.mkdir(current, 0o700)
+            try:
+                writer = open(full_path, mode, encoding=encoding, opener=_private_opener)  # noqa: SIM115
+            except OSError:
+                if count == 10:
+                    raise
+                continue
+            try:
+                with writer:
+                    size = 0
+                    for chunk in iterator:
+                        size += len(chunk)
+                        writer.write(chunk)
+                return size
+            except BaseException:
+                with contextlib.suppress(OSError):
+                    os.unlink(full_path)
+                raise
+        raise OSError(f"cannot create {full_path}")  # pragma: no cover - the loop returns or raises
+
+
+class _Store(diskcache.Cache):
+    """``diskcache.Cache`` whose set-up statements wait for a lock at most ``timeout`` seconds.
+
+    (diskcache retries those statements for a fixed 60 s whatever its timeout.)
+    """
+
+    def __init__(
+        self, directory: str, timeout: float = 60.0, disk: Any = None, **settings: Any
+    ) -> None:
+        self._open_timeout = timeout
+        super().__init__(directory, timeout=timeout, disk=_PrivateDisk, **settings)
+
+    @property
+    def _sql_retry(self) -> Any:
+        sql = self._sql
+        limit = self._open_timeout
+
+        def execute(statement: str, *args: Any, **kwargs: Any) -> Any:
+            start = time.monotonic()
+            pause = 0.001
+            while True:
+                try:
+                    return sql(statement, *args, **kwargs)
+                except sqlite3.OperationalError as exc:
+                    if _kind(exc) != "locked" or time.monotonic() - start >= limit:
+                        raise
+                    time.sleep(pause)
+                    pause = min(pause * 2, 0.05)
+
+        return execute
+
+
+class _OpenFailed(Exception):
+    """The cache cannot be opened for a reason other than a lock (disk full, no permission)."""
+
+
+def _as_secret(key: bytes | str) -> bytes:
+    secret = key.encode() if isinstance(key, str) else bytes(key)
+    if len(secret) < MIN_KEY_BYTES:
+        raise ValueError(f"a DiskCache key must have at least {MIN_KEY_BYTES} bytes")
+    return secret
 
 
 class DiskCache:
-    """A persistent cache in the directory ``path`` (created if missing).
+    """A persistent cache in the directory ``path`` (created if missing, private to the user).
 
     Safe for many threads and processes at once: writes are atomic SQLite transactions, so no
     reader sees a half-written entry and concurrent writers lose nothing.  A ``DiskCache`` pickles
     as its settings and reopens the directory in the process that unpickles it, so it can be
     handed to worker processes.  ``size_limit`` (bytes) turns on eviction of the oldest entries;
-    by default nothing is evicted.  ``timeout`` is how long to wait for a busy database.
+    by default nothing is evicted.  ``timeout`` is how long to wait for a lock another process
+    holds; past it, :class:`~hypernodes.cache.base.CacheTimeout` is raised.
+
+    Entries are authenticated with a secret: by default the per-user key file (see
+    :func:`~hypernodes.cache.keyfile.default_key_file`), else ``key_file=`` or ``key=`` (bytes,
+    at least 16) for a cache that several machines or users share.
     """
 
     def __init__(
-        self, path: str | os.PathLike[str], size_limit: int | None = None, timeout: float = 60.0
+        self,
+        path: str | os.PathLike[str],
+        size_limit: int | None = None,
+        timeout: float = 60.0,
+        *,
+        key: bytes | str | None = None,
+        key_file: str | os.PathLike[str] | None = None,
     ) -> None:
+        if key is not None and key_file is not None:
+            raise ValueError("DiskCache takes key= or key_file=, not both")
         self.path = os.fspath(path)
         self.size_limit = size_limit
         self.timeout = timeout
+        self._key = None if key is None else _as_secret(key)
+        #: the file holding the secret (``None`` when ``key=`` was given)
+        self.key_file: str | None = None
+        if key is None:
+            self.key_file = os.path.abspath(os.fspath(key_file or default_key_file()))
+        self._reset()
+
+    def _reset(self) -> None:
         self._store: diskcache.Cache | None = None
-        self._lock = threading.Lock()
+        self._signer: EntrySigner | None = None
+        self._lock = threading.RLock()
         self._batched = True
+        self._retry_at = 0.0
+
+    # -- opening ------------------------------------------------------------------------------
 
     @property
     def store(self) -> diskcache.Cache:
-        """The underlying ``diskcache.Cache`` (opened on first use in each process)."""
-        store = self._store
-        if store is None:
-            with self._lock:
-                if self._store is None:
-                    self._store = self._open()
-                store = self._store
+        """The underlying ``diskcache.Cache`` (opened on first use in each process).
+
+        Raises if the cache cannot be opened (the pipeline itself runs uncached then).
+        """
+        store = self._get(strict=True)
+        assert store is not None
         return store
 
+    def _get(self, strict: bool = False) -> diskcache.Cache | None:
+        """The open store, or ``None`` while it cannot be opened (warned about once)."""
+        store = self._store
+        if store is not None:
+            return store
+        with self._lock:
+            if self._store is not None:
+                return self._store
+            if not strict and time.monotonic() < self._retry_at:
+                return None
+            try:
+                self._store = self._open()
+            except _OpenFailed as exc:
+                self._retry_at = time.monotonic() + _REOPEN_DELAY
+                if strict:
+                    raise OSError(str(exc)) from exc.__cause__
+                warn_once(
+                    ("open", self.path),
+                    f"DiskCache({self.path!r}) cannot be opened, so this run is not cached "
+                    f"(results are unaffected): {exc}",
+                )
+            return self._store
+
     def _open(self) -> diskcache.Cache:
+        try:
+            secret = self._key if self._key is not None else load_key(self.key_file or "")
+        except KeyFileError as exc:
+            raise _OpenFailed(str(exc)) from exc
+        self._signer = EntrySigner(secret)
+        for attempt in range(2):
+            try:
+                created = self._prepare()
+                store = self._connect()
+            except _STORE_ERRORS as exc:
+                kind = _kind(exc)
+                if kind == "locked":
+                    raise self._timeout_error(exc) from exc
+                if kind == "corrupt" and attempt == 0 and self._quarantine(exc):
+                    continue
+                raise _OpenFailed(f"{type(exc).__name__}: {exc}") from exc
+            if created is not None:
+                # A new index: value files older than it belong to no entry (a deleted or
+                # quarantined index, a killed process); reclaim them.
+                with contextlib.suppress(*_STORE_ERRORS):
+                    self._sweep(store, before=created)
+            return store
+        raise AssertionError("unreachable")  # pragma: no cover
+
+    def _prepare(self) -> float | None:
+        """Create the directory (0700) and an empty index (0600) if missing.
+
+        Returns the time the index was created by this call, else ``None``.  SQLite gives the
+        ``-wal`` and ``-shm`` files the index's permissions.
+        """
+        os.makedirs(self.path, mode=0o700, exist_ok=True)
+        db = os.path.join(self.path, _DB)
+        if os.path.exists(db):
+            return None
+        for suffix in ("-wal", "-shm"):  # left over from an index that was deleted
+            with contextlib.suppress(FileNotFoundError):
+                os.unlink(db + suffix)
+        created = time.time()
+        try:
+            os.close(os.open(db, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600))
+        except FileExistsError:
+            return None
+        return created
+
+    def _connect(self) -> diskcache.Cache:
         settings: dict[str, Any] = {
             "statistics": 0,
             "tag_index": 0,
             "eviction_policy": "none" if self.size_limit is None else "least-recently-stored",
             "size_limit": _UNLIMITED if self.size_limit is None else self.size_limit,
         }
-        return diskcache.Cache(self.path, timeout=self.timeout, **settings)
+        return _Store(self.path, self.timeout, **settings)
+
+    def _timeout_error(self, exc: BaseException) -> CacheTimeout:
+        return CacheTimeout(
+            f"DiskCache({self.path!r}): another process has held the cache's database lock for "
+            f"more than timeout={self.timeout} s ({type(exc).__name__}: {exc}). Find that "
+            "process (a stopped or hung run), or give DiskCache a larger timeout."
+        )
+
+    # -- an unreadable index ------------------------------------------------------------------
+
+    def _quarantine(self, exc: BaseException) -> bool:
+        """Move an unreadable index aside (``cache.db.corrupt-<time>``); False if it reads fine.
+
+        The index is checked again first, so that a process that saw the old index does not
+        move aside the fresh one another process has just built.
+        """
+        db = os.path.join(self.path, _DB)
+        if not _unreadable(db):
+            return True  # someone rebuilt it already: open again
+        stamp = time.strftime("%Y%m%d-%H%M%S") + f"-{os.getpid()}"
+        moved = []
+        for suffix in ("", "-wal", "-shm"):
+            target = f"{db}{suffix}.corrupt-{stamp}"
+            try:
+                os.replace(db + suffix, target)
+            except FileNotFoundError:
+                continue
+            except OSError:
+                return False
+            moved.append(os.path.basename(target))
+        warn_once(
+            ("corrupt-index", self.path),
+            f"DiskCache({self.path!r}): its index {_DB} is unreadable ({exc}); moved it aside "
+            f"as {', '.join(moved) or 'nothing'} and started an empty cache (results are "
+            "unaffected; earlier entries are recomputed)",
+        )
+        return True
+
+    def _recover(self, store: diskcache.Cache, exc: BaseException) -> None:
+        """After a query found the index corrupt: close, move it aside, reopen on next use."""
+        with self._lock:
+            if self._store is not store:
+                return  # another thread recovered already
+            self._store = None
+            with contextlib.suppress(*_STORE_ERRORS):
+                store.close()
+            with contextlib.suppress(OSError):
+                self._quarantine(exc)
+
+    # -- orphaned value files -----------------------------------------------------------------
+
+    def _sweep(self, store: diskcache.Cache, before: float | None) -> int:
+        """Delete value files no entry points to (only those older than ``before`` if given)."""
+        rows = store._sql("SELECT filename FROM Cache WHERE filename IS NOT NULL").fetchall()
+        referenced = {os.path.normpath(name) for (name,) in rows}
+        removed = 0
+        for outer in _hex_dirs(self.path):
+            for inner in _hex_dirs(outer.path):
+                with os.scandir(inner.path) as entries:
+                    files = [e for e in entries if e.name.endswith(".val") and e.is_file()]
+                for entry in files:
+                    if os.path.join(outer.name, inner.name, entry.name) in referenced:
+                        continue
+                    with contextlib.suppress(OSError):
+                        if before is None or entry.stat().st_mtime < before:
+                            os.unlink(entry.path)
+                            removed += 1
+                with contextlib.suppress(OSError):
+                    os.rmdir(inner.path)
+            with contextlib.suppress(OSError):
+                os.rmdir(outer.path)
+        return removed
+
+    def reclaim(self, older_than: float = 60.0) -> int:
+        """Delete value files that no entry points to and that are older than ``older_than``
+        seconds (left by a process killed while writing); returns how many were deleted.
+
+        Files younger than that may belong to a write another process has not committed yet.
+        """
+        store = self.store
+        return self._sweep(store, before=time.time() - older_than)
 
     # -- the store protocol -----------------------------------------------------------------
 
     def get_many(self, keys: Sequence[bytes]) -> dict[bytes, Any]:
-        """The values stored under those of ``keys`` that are present and intact.
+        """The values stored under those of ``keys`` that are present and authentic.
 
         Reads all of ``keys`` in one SQLite query on diskcache's own table (a warm map item then
-        costs one round trip, not one per output); falls back on ``diskcache.Cache.get`` per key
-        if that table ever looks different.
+        costs one round trip, not one per output).  A failed read is a miss with a warning; a
+        corrupt index is moved aside (see :meth:`_quarantine`); only a lock held past
+        ``timeout`` raises.
         """
-        store = self.store
-        blobs: list[tuple[bytes, Any]] = []
-        try:
-            if self._batched and len(keys) > 1:
-                blobs = self._fetch_batch(store, keys)
-            else:
-                for key in keys:
-                    blob = store.get(key, retry=True)
-                    if blob is not None:
-                        blobs.append((key, blob))
-        except (sqlite3.Error, OSError, diskcache.Timeout) as exc:
-            warn_once(
-                ("read", self.path, type(exc)),
-                f"DiskCache({self.path!r}): read failed, treating it as a miss: {exc}",
-            )
+        if not keys:
+            return {}
+        store = self._store
+        if store is None:
+            store = self._get()
+            if store is None:
+                return {}
+        start = time.monotonic()
+        while True:
+            try:
+                blobs = self._fetch(store, keys)
+                break
+            except _STORE_ERRORS as exc:
+                kind = _kind(exc)
+                if kind == "locked":
+                    self._wait_or_raise(start, exc)
+                    continue
+                if kind == "corrupt":
+                    self._recover(store, exc)
+                    return {}
+                warn_once(
+                    ("read", self.path, type(exc)),
+                    f"DiskCache({self.path!r}): read failed, treating it as a miss: {exc}",
+                )
+                return {}
+        signer = self._signer
+        assert signer is not None
         found: dict[bytes, Any] = {}
         for key, blob in blobs:
             try:
-                found[key] = load_entry(blob)
+                found[key] = load_entry(blob, signer, key)
             except CorruptEntry as exc:
                 warn_once(
-                    ("corrupt", self.path, key),
+                    ("corrupt", self.path),
                     f"DiskCache({self.path!r}): dropping a corrupt entry ({exc}); "
                     "it will be recomputed",
                 )
-                self._discard(key)
+                self._discard(store, key)
         return found
 
-    def _fetch_batch(
-        self, store: diskcache.Cache, keys: Sequence[bytes]
-    ) -> list[tuple[bytes, Any]]:
-        query = _BATCH_SELECT % ",".join("?" * len(keys))
-        try:
-            rows = store._sql(query, list(keys)).fetchall()
-            fetch = store._disk.fetch
-        except (AttributeError, sqlite3.OperationalError):  # a diskcache with another layout
-            self._batched = False
-            return [(k, b) for k in keys if (b := store.get(k, retry=True)) is not None]
-        blobs = []
-        for key, mode, filename, value in rows:
+    def _wait_or_raise(self, start: float, exc: BaseException) -> None:
+        """Between two attempts while another process holds the lock; raise past ``timeout``."""
+        if time.monotonic() - start >= self.timeout:
+            raise self._timeout_error(exc) from exc
+        time.sleep(0.01)
+
+    def _fetch(self, store: diskcache.Cache, keys: Sequence[bytes]) -> list[tuple[bytes, Any]]:
+        if self._batched:
+            query = _BATCH_SELECT % ",".join("?" * len(keys))
             try:
-                blobs.append((bytes(key), fetch(mode, filename, value, False)))
-            except OSError:  # its file was removed after the row was read: a miss
-                continue
-        return blobs
+                rows = store._sql(query, list(keys)).fetchall()
+                fetch = store._disk.fetch
+            except AttributeError:  # a diskcache with another layout
+                self._batched = False
+            except sqlite3.OperationalError as exc:
+                if "no such" not in str(exc):
+                    raise
+                self._batched = False
+            else:
+                blobs = []
+                for key, mode, filename, value in rows:
+                    try:
+                        blobs.append((bytes(key), fetch(mode, filename, value, False)))
+                    except OSError:  # its file was removed after the row was read: a miss
+                        continue
+                return blobs
+        return [(k, b) for k in keys if (b := store.get(k, retry=False)) is not None]
 
     def set(self, key: bytes, value: Any) -> None:
-        """Store ``value`` under ``key``; raises :class:`CacheWriteError` if it cannot."""
-        blob = dump_entry(value)
-        try:
-            self.store.set(key, blob, retry=True)
-        except (sqlite3.Error, OSError, diskcache.Timeout) as exc:
-            raise CacheWriteError(f"DiskCache({self.path!r}) could not write: {exc}") from exc
+        """Store ``value`` under ``key``.
 
-    def _discard(self, key: bytes) -> None:
-        with contextlib.suppress(sqlite3.Error, OSError, diskcache.Timeout):
-            self.store.delete(key, retry=True)
+        Raises :class:`CacheWriteError` for a value that cannot be pickled.  A write the disk
+        refuses (full, I/O error) is a :class:`CacheWarning` and the value is simply not stored;
+        a lock held past ``timeout`` raises :class:`CacheTimeout`.
+        """
+        store = self._store
+        if store is None:
+            store = self._get()
+            if store is None:
+                return
+        signer = self._signer
+        assert signer is not None
+        blob = dump_entry(value, signer, key)
+        start = time.monotonic()
+        try:
+            store.set(key, blob, retry=False)
+        except _STORE_ERRORS as exc:
+            self._write_failed(store, key, blob, exc, start)
+
+    def _write_failed(
+        self, store: diskcache.Cache, key: bytes, blob: bytes, exc: BaseException, start: float
+    ) -> None:
+        """A write begun at ``start`` raised ``exc``: wait out a lock (up to ``timeout``),
+        rebuild a corrupt index once, and turn anything else (disk full, I/O error) into one
+        warning."""
+        recovered = False
+        while True:
+            kind = _kind(exc)
+            if kind == "locked":
+                self._wait_or_raise(start, exc)
+            elif kind == "corrupt" and not recovered:
+                recovered = True
+                self._recover(store, exc)
+                fresh = self._get()
+                if fresh is None:
+                    return
+                store = fresh
+            else:
+                what = "the disk is full" if kind == "full" else "a write failed"
+                warn_once(
+                    ("write", self.path, kind),
+                    f"DiskCache({self.path!r}): {what}, so results are not being stored "
+                    f"(they are still returned): {type(exc).__name__}: {exc}",
+                )
+                return
+            try:
+                store.set(key, blob, retry=False)
+                return
+            except _STORE_ERRORS as again:
+                exc = again
+
+    def _discard(self, store: diskcache.Cache, key: bytes) -> None:
+        with contextlib.suppress(*_STORE_ERRORS):
+            store.delete(key, retry=False)
 
     def clear(self) -> None:
-        """Delete every entry."""
-        self.store.clear(retry=True)
+        """Delete every entry, every value file no entry points to, and set-aside indexes."""
+        store = self.store
+        try:
+            store.clear(retry=False)
+        except diskcache.Timeout as exc:
+            raise self._timeout_error(exc) from exc
+        self._sweep(store, before=None)
+        with os.scandir(self.path) as entries:
+            for entry in entries:
+                if entry.name.startswith(_DB) and ".corrupt-" in entry.name:
+                    with contextlib.suppress(OSError):
+                        os.unlink(entry.path)
 
     def __len__(self) -> int:
         return len(self.store)
@@ -155,9 +542,11 @@ class DiskCache:
 
     def close(self) -> None:
         """Close this process's connections (the cache reopens on next use)."""
-        if self._store is not None:
-            self._store.close()
-            self._store = None
+        with self._lock:
+            store, self._store = self._store, None
+            self._retry_at = 0.0
+        if store is not None:
+            store.close()
 
     def __enter__(self) -> DiskCache:
         return self
@@ -168,18 +557,60 @@ class DiskCache:
     # -- pickling: settings only; the child reopens the directory ------------------------------
 
     def __getstate__(self) -> dict[str, Any]:
-        return {"path": self.path, "size_limit": self.size_limit, "timeout": self.timeout}
+        # The key file travels as a path (resolved here, so workers use this process's key);
+        # a key given as bytes travels as bytes.
+        return {
+            "path": self.path,
+            "size_limit": self.size_limit,
+            "timeout": self.timeout,
+            "key": self._key,
+            "key_file": self.key_file,
+        }
 
     def __setstate__(self, state: dict[str, Any]) -> None:
         self.path = state["path"]
         self.size_limit = state["size_limit"]
         self.timeout = state["timeout"]
-        self._store = None
-        self._lock = threading.Lock()
-        self._batched = True
+        self._key = state.get("key")
+        self.key_file = state.get("key_file")
+        if self._key is None and self.key_file is None:
+            self.key_file = default_key_file()
+        self._reset()
 
     def __repr__(self) -> str:
         return f"DiskCache({self.path!r})"
 
 
-__all__ = ["CacheWriteError", "DiskCache"]
+def _hex_dirs(path: str) -> list[os.DirEntry[str]]:
+    """The two-hex-digit folders diskcache spreads value files over."""
+    try:
+        with os.scandir(path) as entries:
+            return [
+                e
+                for e in entries
+                if len(e.name) == 2
+                and all(c in "0123456789abcdef" for c in e.name)
+                and e.is_dir(follow_symlinks=False)
+            ]
+    except OSError:
+        return []
+
+
+def _unreadable(db: str) -> bool:
+    """Whether the SQLite file ``db`` exists and fails a quick integrity check."""
+    if not os.path.exists(db):
+        return False
+    try:
+        con = sqlite3.connect(db, timeout=1.0)
+    except sqlite3.Error:
+        return False  # cannot even open it (permissions): not ours to move
+    try:
+        rows = con.execute("PRAGMA quick_check(1)").fetchall()
+        return rows != [("ok",)]
+    except sqlite3.Error as exc:
+        return _kind(exc) == "corrupt"
+    finally:
+        con.close()
+
+
+__all__ = ["CacheTimeout", "CacheWriteError", "DiskCache"]

@@ -298,5 +298,6 @@ def _warn_unhashable(plan: Plan, i: int, call: CallInfo, key: str) -> None:
     warn_once(
         ("input", id(step.node), type_name),
         f"node {step.name!r} runs uncached: its input {shown!r} (a {type_name}) has no "
-        "deterministic hash; define __cache_key__() on the type to make it cacheable",
+        "deterministic hash; define __cache_key__() on the type, or teach the cache with "
+        "hypernodes.cache.register_hasher(type, fn), to make it cacheable",
     )

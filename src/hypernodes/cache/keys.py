@@ -8,21 +8,26 @@ other value becomes ``b"h"`` plus a 128-bit xxh3 digest of its tagged encoding.
 Supported: ``None``, bools, numbers, strings, bytes, tuples/lists/dicts/sets (and their
 subclasses, tagged with the class), named tuples, enums, dataclasses, ``datetime``/``Decimal``/
 ``Fraction``/``UUID``/paths, functions and classes (by code or qualified name), numpy arrays and
-scalars, pandas objects, pydantic models, any object with ``__cache_key__()`` and plain objects
-whose state is in ``__dict__``/``__slots__``.  Dicts hash independently of insertion order (entries
-are sorted by the encoding of their keys, which works for any mix of key types), like ``==`` on
-dicts; an ``OrderedDict`` keeps its order.  Anything else raises :class:`Unhashable`.
+scalars, pandas objects, pydantic models, any object with ``__cache_key__()``, types taught with
+:func:`register_hasher`, and plain objects whose state is in ``__dict__``/``__slots__``.  Dicts
+hash independently of insertion order (entries are sorted by the encoding of their keys, which
+works for any mix of key types), like ``==`` on dicts; an ``OrderedDict`` keeps its order.
+Anything else raises :class:`Unhashable`: a value is never guessed at, so it cannot cause a wrong
+hit.
 """
 
 from __future__ import annotations
 
 import dataclasses
 import enum
+import functools
 import sys
+import threading
+import weakref
 from collections import OrderedDict
 from collections.abc import Callable
 from types import BuiltinFunctionType, FunctionType, MethodType
-from typing import Any
+from typing import Any, TypeVar
 
 import xxhash
 
@@ -44,6 +49,69 @@ class Unhashable(TypeError):
 def qualified_name(obj: Any) -> str:
     """``module.QualName`` of a class or function (stable across processes)."""
     return f"{getattr(obj, '__module__', None)}.{getattr(obj, '__qualname__', obj.__name__)}"
+
+
+# ---------------------------------------------------------------------------------------------
+# The hashing registry: users teach the cache types they do not own.
+
+_T = TypeVar("_T")
+_HASHERS: dict[type, Callable[[Any], Any]] = {}
+_resolved: weakref.WeakKeyDictionary[type, Callable[[Any], Any] | None] = (
+    weakref.WeakKeyDictionary()
+)
+_registry_lock = threading.Lock()
+
+
+def register_hasher(cls: type[_T], fn: Callable[[_T], Any] | None = None) -> Any:
+    """Teach the cache to hash values of ``cls`` (and its subclasses) with ``fn``.
+
+    ``fn(value)`` returns something the cache can already hash (bytes, a string, a tuple of
+    numbers, a numpy array, ...) that identifies ``value`` by content; raising makes the value
+    unhashable (its node runs uncached with a warning).  A value's closest registered class in
+    its MRO wins (then registered abstract base classes), like ``functools.singledispatch``; a
+    registered hasher takes precedence over ``__cache_key__`` and the built-in library
+    handlers.  Builtin atoms and containers (``int``, ``str``, ``list``, ``dict``, ...) cannot be
+    overridden.  Usable as a decorator: ``@register_hasher(MyType)``.  Returns ``fn``.
+    """
+    if not isinstance(cls, type):
+        raise TypeError(f"register_hasher takes a class, got {cls!r}")
+    if cls is object or cls in _ATOMS or cls in _BY_TYPE or cls in _FAST_TOKENS:
+        raise TypeError(f"the cache's own encoding of {cls.__name__} cannot be overridden")
+    if fn is None:
+        return functools.partial(register_hasher, cls)
+    if not callable(fn):
+        raise TypeError(f"register_hasher needs a callable, got {fn!r}")
+    with _registry_lock:
+        _HASHERS[cls] = fn
+        _resolved.clear()
+    return fn
+
+
+def _hasher_for(kind: type) -> Callable[[Any], Any] | None:
+    """The registered hasher that applies to ``kind`` (memoized per class), or ``None``."""
+    if not _HASHERS:
+        return None
+    try:
+        return _resolved[kind]
+    except KeyError:
+        pass
+    except TypeError:  # a class that cannot be weakly referenced: resolve every time
+        return _resolve(kind)
+    found = _resolve(kind)
+    with _registry_lock:
+        _resolved[kind] = found
+    return found
+
+
+def _resolve(kind: type) -> Callable[[Any], Any] | None:
+    hashers = dict(_HASHERS)
+    for klass in kind.__mro__:
+        if klass in hashers:
+            return hashers[klass]
+    for klass, fn in hashers.items():  # abstract base classes a type is registered with
+        if issubclass(kind, klass):
+            return fn
+    return None
 
 
 # ---------------------------------------------------------------------------------------------
@@ -100,8 +168,11 @@ def value_digest(obj: Any) -> bytes:
     hasher = _new_hasher()
     try:
         _Encoder(hasher.update).encode(obj)
-    except Unhashable:
-        raise
+    except Unhashable as exc:
+        outer = type(obj).__name__
+        if exc.type_name == outer or exc.type_name.startswith(outer + " "):
+            raise
+        raise Unhashable(f"{outer} holding a {exc.type_name}", f": {exc}") from exc
     except Exception as exc:  # a __cache_key__ or a library hasher that failed, deep nesting
         raise Unhashable(type(obj).__name__, f" ({type(exc).__name__}: {exc})") from exc
     return hasher.digest()
@@ -226,6 +297,11 @@ _BY_TYPE: dict[type, Callable[[_Encoder, Any], None]] = {
 def _generic(enc: _Encoder, obj: Any) -> None:
     """Everything without an exact-type handler, most specific rule first."""
     kind = type(obj)
+    hasher = _hasher_for(kind)
+    if hasher is not None:
+        enc.tag(b"U", obj)
+        enc.encode(hasher(obj))
+        return
     custom = getattr(kind, "__cache_key__", None)
     if custom is not None and not isinstance(obj, type):
         enc.tag(b"K", obj)
@@ -251,21 +327,47 @@ def _generic(enc: _Encoder, obj: Any) -> None:
     if isinstance(obj, tuple) and hasattr(kind, "_fields"):  # named tuple
         enc.tag(b"n", obj)
         enc.sequence(obj, len(obj))
+        _enc_extra_state(enc, obj)
         return
     for base, handler in _SUBCLASSABLE:
         if isinstance(obj, base):
             enc.tag(b"x", obj)
             handler(enc, base(obj) if base is not dict else obj)
+            _enc_extra_state(enc, obj)  # attributes a subclass instance carries
             return
-    if isinstance(obj, (FunctionType, MethodType, BuiltinFunctionType, type)):
+    if isinstance(obj, (FunctionType, MethodType, BuiltinFunctionType, type, functools.partial)):
         from .code import callable_digest  # code hashing needs keys; import on demand
 
         enc.write(b"C")
         enc.write(callable_digest(obj))
+        func = obj.__func__ if isinstance(obj, MethodType) else obj
+        if isinstance(func, FunctionType):
+            _enc_function_data(enc, func)
         return
     if isinstance(obj, type(sys)):
         raise Unhashable("module")
     _enc_object_state(enc, obj)
+
+
+def _enc_function_data(enc: _Encoder, func: FunctionType) -> None:
+    """What a function value carries besides its code: closure cells and default arguments,
+    all by value (a function passed as an input is data: two closures over different arrays
+    must not share a key).  Anything without a deterministic hash makes the input unhashable."""
+    cells = func.__closure__ or ()
+    enc.write(b"%d(" % len(cells))
+    for cell in cells:
+        try:
+            contents = cell.cell_contents
+        except ValueError:  # an empty cell
+            enc.write(b"-")
+            continue
+        if id(contents) in enc.active:  # a closure that refers to itself (recursion)
+            enc.write(b"R")
+            continue
+        enc.encode(contents)
+    enc.write(b")")
+    enc.encode(func.__defaults__)
+    enc.encode(func.__kwdefaults__)
 
 
 def _enc_dict_subclass(enc: _Encoder, obj: dict[Any, Any]) -> None:
@@ -287,8 +389,8 @@ _SUBCLASSABLE: tuple[tuple[type, Callable[[_Encoder, Any], None]], ...] = (
 )
 
 
-def _enc_object_state(enc: _Encoder, obj: Any) -> None:
-    """A plain object: its class plus the state in ``__dict__`` and ``__slots__``."""
+def _instance_state(obj: Any) -> tuple[dict[str, Any], bool]:
+    """The state in ``obj``'s ``__dict__`` and ``__slots__``, and whether it has either."""
     state: dict[str, Any] = {}
     has_state = False
     attrs = getattr(obj, "__dict__", None)
@@ -305,8 +407,23 @@ def _enc_object_state(enc: _Encoder, obj: Any) -> None:
                 state[slot] = getattr(obj, slot)
             except AttributeError:
                 continue
+    return state, has_state
+
+
+def _enc_extra_state(enc: _Encoder, obj: Any) -> None:
+    """The ``__dict__``/``__slots__`` state of an instance of a subclass of a builtin type."""
+    state, _ = _instance_state(obj)
+    enc.mapping(state.items(), ordered=False)
+
+
+def _enc_object_state(enc: _Encoder, obj: Any) -> None:
+    """A plain object: its class plus the state in ``__dict__`` and ``__slots__``."""
+    state, has_state = _instance_state(obj)
     if not has_state:
-        raise Unhashable(type(obj).__name__, " (define __cache_key__() on it to make it cacheable)")
+        raise Unhashable(
+            type(obj).__name__,
+            " (define __cache_key__() on it or register_hasher() for it to make it cacheable)",
+        )
     enc.tag(b"O", obj)
     enc.mapping(state.items(), ordered=False)
 
@@ -326,6 +443,8 @@ def _numpy(enc: _Encoder, obj: Any) -> bool:
             enc.write(memoryview(np.ascontiguousarray(obj)).cast("B"))
         else:  # pragma: no cover - exotic dtypes
             raise Unhashable(f"numpy array of dtype {obj.dtype}")
+        if type(obj) is not np.ndarray:  # a subclass: its attributes (a mask, a unit) count
+            _enc_extra_state(enc, obj)
         return True
     if isinstance(obj, np.generic):
         enc.tag(b"g", obj)
@@ -347,21 +466,31 @@ def _pandas(enc: _Encoder, obj: Any) -> bool:
     try:
         if isinstance(obj, pd.DataFrame):
             enc.tag(b"P", obj)
-            enc.encode([str(t) for t in obj.dtypes])
-            enc.encode(list(obj.columns))
-            enc.encode(hash_object(obj.index).to_numpy())
+            enc.encode([_pandas_dtype(pd, t) for t in obj.dtypes])
+            _pandas_index(enc, pd, obj.columns, values="list")
+            _pandas_index(enc, pd, obj.index, values="hash")
             enc.encode(hash_object(obj, index=False).to_numpy())
             return True
         if isinstance(obj, pd.Series):
             enc.tag(b"P", obj)
-            enc.encode(str(obj.dtype))
+            enc.encode(_pandas_dtype(pd, obj.dtype))
             enc.encode(obj.name)
+            _pandas_index(enc, pd, obj.index, values=None)  # labels are in the hash below
             enc.encode(hash_object(obj, index=True).to_numpy())
             return True
         if isinstance(obj, pd.Index):
             enc.tag(b"P", obj)
-            enc.encode(str(obj.dtype))
-            enc.encode(hash_object(obj).to_numpy())
+            _pandas_index(enc, pd, obj, values="hash")
+            return True
+        if isinstance(obj, pd.Categorical):
+            enc.tag(b"P", obj)
+            enc.encode(_pandas_dtype(pd, obj.dtype))
+            enc.encode(obj.codes)
+            return True
+        if isinstance(obj, pd.api.extensions.ExtensionArray):
+            enc.tag(b"P", obj)
+            enc.encode(_pandas_dtype(pd, obj.dtype))
+            enc.encode(hash_object(pd.Series(obj), index=False).to_numpy())
             return True
     except TypeError as exc:  # e.g. object columns holding lists
         raise Unhashable(type(obj).__name__, f" ({exc})") from exc
@@ -369,7 +498,33 @@ def _pandas(enc: _Encoder, obj: Any) -> bool:
         enc.tag(b"P", obj)
         _enc_str(enc, obj.isoformat())
         return True
+    if isinstance(obj, pd.api.extensions.ExtensionDtype):
+        enc.tag(b"P", obj)
+        enc.encode(_pandas_dtype(pd, obj))
+        return True
     return False
+
+
+def _pandas_dtype(pd: Any, dtype: Any) -> Any:
+    """A dtype by content: a categorical one by its categories, in order, and ``ordered``."""
+    if isinstance(dtype, pd.CategoricalDtype):
+        categories = dtype.categories
+        return ("category", bool(dtype.ordered), categories if categories is not None else None)
+    return str(dtype)
+
+
+def _pandas_index(enc: _Encoder, pd: Any, index: Any, values: str | None) -> None:
+    """An index's class, dtype and level names, and its labels: hashed with pandas
+    (``values="hash"``), one by one (``"list"``, for column labels) or not at all (``None``)."""
+    enc.tag(b"I", index)
+    enc.encode(_pandas_dtype(pd, index.dtype))
+    enc.encode(list(index.names))
+    if isinstance(index, pd.MultiIndex):
+        enc.encode([_pandas_dtype(pd, t) for t in index.dtypes])
+    if values == "hash":
+        enc.encode(pd.util.hash_pandas_object(index).to_numpy())
+    elif values == "list":
+        enc.encode(list(index))
 
 
 def _pydantic(enc: _Encoder, obj: Any) -> bool:

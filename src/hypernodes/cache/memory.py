@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 import pickle
 import threading
 from collections.abc import Sequence
@@ -80,20 +81,27 @@ class MemoryCache:
         self._put(key, stored)
 
     def _put(self, key: bytes, stored: Any) -> None:
-        data = self._data
-        data[key] = stored
-        if self._journal is not None:
-            if type(stored) is _ByReference:
-                raise CacheWriteError("a value that cannot be pickled cannot leave this process")
-            self._journal.append((key, stored))
-        if self.max_entries is not None and len(data) > self.max_entries:
-            with self._lock:
-                while len(data) > self.max_entries:
-                    data.pop(next(iter(data)), None)
+        # Under the lock: eviction iterates the dict, which must not change size meanwhile, and
+        # the journal is swapped out by export_writes.  (The unbounded, journal-free fast path
+        # in ``set`` is one dict store, atomic on its own.)
+        local = type(stored) is _ByReference
+        with self._lock:
+            data = self._data
+            data[key] = stored
+            journal = self._journal
+            if journal is not None and not local:
+                journal.append((key, stored))
+            limit = self.max_entries
+            if limit is not None and len(data) > limit:
+                for old in list(itertools.islice(iter(data), len(data) - limit)):
+                    del data[old]
+        if local and journal is not None:
+            raise CacheWriteError("a value that cannot be pickled cannot leave this process")
 
     def clear(self) -> None:
         """Drop every entry."""
-        self._data.clear()
+        with self._lock:
+            self._data.clear()
 
     def __len__(self) -> int:
         return len(self._data)
@@ -104,7 +112,8 @@ class MemoryCache:
 
     def export_writes(self) -> list[tuple[bytes, Any]]:
         """Entries written since this copy was unpickled in a worker (and forget them)."""
-        journal, self._journal = self._journal or [], [] if self._journal is not None else None
+        with self._lock:
+            journal, self._journal = self._journal or [], [] if self._journal is not None else None
         return journal
 
     def import_writes(self, entries: list[tuple[bytes, Any]]) -> None:
@@ -113,7 +122,9 @@ class MemoryCache:
             self._put(key, stored)
 
     def __getstate__(self) -> dict[str, Any]:
-        entries = {k: v for k, v in list(self._data.items()) if type(v) is not _ByReference}
+        with self._lock:
+            items = list(self._data.items())
+        entries = {k: v for k, v in items if type(v) is not _ByReference}
         return {"max_entries": self.max_entries, "data": entries}
 
     def __setstate__(self, state: dict[str, Any]) -> None:

@@ -28,7 +28,7 @@ if TYPE_CHECKING:
 _digest_of = xxhash.xxh3_128_digest
 
 #: bump when the meaning of keys or the entry format changes
-FORMAT_VERSION = 1
+FORMAT_VERSION = 2
 ENV = _digest_of(
     b"hypernodes-cache:%d:%s:%d.%d"
     % (FORMAT_VERSION, sys.implementation.name.encode(), *sys.version_info[:2])
