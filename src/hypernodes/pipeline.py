@@ -13,6 +13,7 @@ import networkx as nx
 from . import events
 from ._gc import gc_paused
 from .cache.item import prepare_map
+from .callbacks import check_callbacks
 from .context import RunContext, _dispatcher
 from .exceptions import HyperNodesError, InvalidNodeError, MapError
 from .graph import PipelineGraph
@@ -51,7 +52,9 @@ class Pipeline:
             self.pgraph = PipelineGraph(items, self.label)
         self.engine = engine
         self.cache = cache
-        self.callbacks: list[Any] | None = list(callbacks) if callbacks is not None else None
+        self.callbacks: list[Any] | None = (
+            check_callbacks(callbacks) if callbacks is not None else None
+        )
         self._bound: dict[str, Any] = {}
 
     # -- description -------------------------------------------------------------------------
@@ -145,7 +148,7 @@ class Pipeline:
 
     def with_callbacks(self, callbacks: Iterable[Any] | None) -> Pipeline:
         """A copy that reports to ``callbacks``."""
-        return self._copy(callbacks=list(callbacks) if callbacks is not None else None)
+        return self._copy(callbacks=check_callbacks(callbacks) if callbacks is not None else None)
 
     def with_name(self, name: str | None) -> Pipeline:
         """A copy called ``name``."""
