@@ -101,8 +101,11 @@ class PipelineCallback:
     (strings); ``duration`` is in seconds.  An override may leave out the arguments it does not
     use; ``**kwargs`` also takes fields a later version adds.  Overrides written positionally, the
     original HyperNodes way (``on_node_end(self, node_id, outputs, duration, ctx)``), are called
-    positionally.
+    positionally.  A callback whose ``enabled`` is False receives no events and costs nothing.
     """
+
+    #: False: the callback is left out of runs (no hook of it is called, no event is built for it)
+    enabled: bool = True
 
     def on_pipeline_start(
         self, *, pipeline: str, inputs: Mapping[str, Any], context: CallbackContext, **kwargs: Any
@@ -185,7 +188,10 @@ class PipelineCallback:
 
 
 def _handles(callback: Any, hook: str) -> bool:
-    """Whether ``callback`` does something on ``hook`` (a PipelineCallback's own no-op does not)."""
+    """Whether ``callback`` does something on ``hook`` (a PipelineCallback's own no-op does not,
+    nor does a callback whose ``enabled`` is False)."""
+    if getattr(callback, "enabled", True) is False:
+        return False
     method = getattr(type(callback), hook, None)
     if method is None:
         return getattr(callback, hook, None) is not None
