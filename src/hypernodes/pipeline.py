@@ -15,7 +15,7 @@ from ._gc import gc_paused
 from .cache.item import prepare_map
 from .callbacks import check_callbacks
 from .context import RunContext, _dispatcher
-from .exceptions import HyperNodesError, InvalidNodeError, MapError
+from .exceptions import UNNAMED, HyperNodesError, InvalidNodeError, MapError, pipeline_phrase
 from .graph import PipelineGraph
 from .node import Node
 from .pipeline_node import MAP_MODES, PipelineNode
@@ -61,8 +61,8 @@ class Pipeline:
 
     @property
     def label(self) -> str:
-        """The name used in messages and paths: ``name``, or ``"pipeline"``."""
-        return self.name or "pipeline"
+        """The name used in paths and events: ``name``, or ``"pipeline"``."""
+        return self.name or UNNAMED
 
     @property
     def nodes(self) -> list[Any]:
@@ -159,7 +159,7 @@ class Pipeline:
         unknown = [k for k in values if k not in self.root_args]
         if unknown:
             raise HyperNodesError(
-                f"pipeline {self.label!r} has no input(s) {unknown} to bind; "
+                f"{pipeline_phrase(self.name)} has no input(s) {unknown} to bind; "
                 f"its inputs are {list(self.root_args)}"
             )
         return self._copy(_bound={**self._bound, **values})
@@ -169,7 +169,7 @@ class Pipeline:
         unknown = [n for n in names if n not in self._bound]
         if unknown:
             raise HyperNodesError(
-                f"pipeline {self.label!r} has no bound input(s) {unknown}; bound: {sorted(self._bound)}"
+                f"{pipeline_phrase(self.name)} has no bound input(s) {unknown}; bound: {sorted(self._bound)}"
             )
         keep = {k: v for k, v in self._bound.items() if names and k not in names}
         return self._copy(_bound=keep)
@@ -288,7 +288,7 @@ class Pipeline:
         for name in names:
             if name not in self.root_args:
                 raise MapError(
-                    f"map_over names {name!r}, but pipeline {self.label!r} takes no input {name!r}; "
+                    f"map_over names {name!r}, but {pipeline_phrase(self.name)} takes no input {name!r}; "
                     f"its inputs are {list(self.root_args)}"
                 )
             if name not in inputs:
