@@ -108,8 +108,10 @@ class Pipeline:
         show_types: bool = True,
         flatten: bool = False,
         style: str | Style | Mapping[str, Any] = "default",
+        show_legend: bool = False,
+        return_type: Literal["auto", "graphviz", "svg", "html"] = "auto",
     ) -> Any:
-        """Draw the pipeline with graphviz and return the ``graphviz.Digraph``.
+        """Draw the pipeline with graphviz.
 
         ``filename`` also writes the picture, in the format its extension names (``.svg``,
         ``.png``, ``.pdf``; ``.dot``/``.gv`` write the DOT source).  ``orient`` is the direction
@@ -117,12 +119,17 @@ class Pipeline:
         their own for ``depth`` levels (``None``: all levels); ``flatten=True`` draws every level
         without the boxes.  ``show_types`` adds the functions' type hints.  ``style`` is a theme
         name (``"default"``, ``"dark"``, ``"minimal"``) or a dict of
-        :class:`hypernodes.viz.Style` fields to override.  Needs ``pip install "hypernodes[viz]"``
+        :class:`hypernodes.viz.Style` fields to override.  ``show_legend`` adds a box explaining
+        each kind of element in the picture.  ``return_type``: ``"auto"``/``"graphviz"`` return
+        the ``graphviz.Digraph`` (Jupyter shows it as a picture), ``"svg"`` the SVG text,
+        ``"html"`` an ``IPython.display.HTML`` of it.  Needs ``pip install "hypernodes[viz]"``
         and the graphviz ``dot`` program to render.
         """
         from .viz import visualize
 
-        return visualize(self, filename, orient, depth, show_types, flatten, style)
+        return visualize(
+            self, filename, orient, depth, show_types, flatten, style, show_legend, return_type
+        )
 
     def _repr_svg_(self) -> str | None:
         """Jupyter shows the pipeline as a picture (``None``, so the repr, without graphviz)."""
