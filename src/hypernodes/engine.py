@@ -15,6 +15,8 @@ __all__ = ["Engine", "HypernodesEngine"]
 def __getattr__(name: str) -> Any:
     # Whatever hypernodes.engines offers (including engines it imports lazily, as extras).
     try:
+        if name.startswith("__"):  # not __path__ & co: this module is not the package
+            raise AttributeError(name)
         return getattr(_engines, name)
     except AttributeError:
         raise AttributeError(f"module 'hypernodes.engine' has no attribute {name!r}") from None

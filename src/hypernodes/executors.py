@@ -29,6 +29,8 @@ __all__ = [
 def __getattr__(name: str) -> Any:
     # Whatever else hypernodes.engines offers.
     try:
+        if name.startswith("__"):  # not __path__ & co: this module is not the package
+            raise AttributeError(name)
         return getattr(_engines, name)
     except AttributeError:
         raise AttributeError(f"module 'hypernodes.executors' has no attribute {name!r}") from None

@@ -77,10 +77,10 @@ def hook_caller(callback: Any, hook: str) -> Callable[..., Any]:
     if kind == "direct":
         return method
     if kind == "keywords":
-        wanted: frozenset[str] = spec
+        wanted: tuple[str, ...] = spec
 
         def by_keyword(**event: Any) -> Any:
-            return method(**{k: v for k, v in event.items() if k in wanted})
+            return method(**{k: event[k] for k in wanted})
 
         return by_keyword
 
@@ -111,7 +111,7 @@ def _style(callback: Any, hook: str, method: Any) -> tuple[str, Any]:
         takes = {p.name for p in named}
         if var_keyword or takes.issuperset(fields):
             return ("direct", None)
-        return ("keywords", frozenset(takes & set(fields)))
+        return ("keywords", tuple(f for f in fields if f in takes))
 
     if any(p.kind is p.KEYWORD_ONLY and p.default is p.empty for p in params):
         raise CallbackSignatureError(

@@ -47,6 +47,12 @@ with HypernodesEngine(map_executor="threaded", node_executor="threaded") as engi
 len(rows)
 """,
     "flat map again": 'len(flat.map({"x": list(range(60))}, map_over="x"))',
+    # the kernel's event loop is running: the async executor works from a helper thread
+    "async map in the kernel's loop": """
+with HypernodesEngine(map_executor="async", node_executor="async") as engine:
+    rows = outer.with_engine(engine).map({"xs": [[1, 2, 3, 4]] * 5}, map_over="xs")
+len(rows)
+""",
 }
 
 ANSI = re.compile(r"\x1b\[")
@@ -123,3 +129,9 @@ def test_threaded_map_of_nested_maps_is_saved_at_its_totals(executed):
 def test_a_second_run_gets_its_own_display_at_its_total(executed):
     text = bars(executed.cells[4])
     assert re.search(r"60/60", line(text, "flat (map)"))
+
+
+def test_async_map_on_the_kernels_loop_is_saved_at_its_totals(executed):
+    text = bars(executed.cells[5])
+    assert re.search(r"5/5", line(text, "outer (map)"))
+    assert re.search(r"20/20", line(text, "each (map)"))
