@@ -200,7 +200,7 @@ def _handles(callback: Any, hook: str) -> bool:
 
 def check_callbacks(callbacks: Iterable[Any]) -> list[Any]:
     """``callbacks`` as a list, after making sure each hook override can be called (one way or the
-    other); raises :class:`~hypernodes.hook_calls.CallbackSignatureError` where it cannot.  Done
+    other); raises :class:`~hypernodes.exceptions.CallbackSignatureError` where it cannot.  Done
     when callbacks are given to a pipeline, so a mistyped hook fails there, not mid-run."""
     listed = list(callbacks)
     for callback in listed:

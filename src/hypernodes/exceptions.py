@@ -69,6 +69,11 @@ class ExecutorError(HyperNodesError, ValueError):
     """An engine was configured with an executor it cannot use."""
 
 
+class CallbackSignatureError(HyperNodesError, TypeError):
+    """A callback's hook override takes arguments that neither calling style (our keywords, or
+    the original HyperNodes' positional arguments) can give it."""
+
+
 class GraphvizNotFoundError(HyperNodesError, RuntimeError):
     """Drawing a pipeline needs the ``graphviz`` Python package or the ``dot`` program, and it is
     missing; the message says how to install it."""

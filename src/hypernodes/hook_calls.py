@@ -14,7 +14,7 @@ import weakref
 from collections.abc import Callable
 from typing import Any
 
-from .exceptions import HyperNodesError
+from .exceptions import CallbackSignatureError
 
 #: the keyword arguments each hook receives, in the order the docs list them
 FIELDS: dict[str, tuple[str, ...]] = {
@@ -54,17 +54,13 @@ POSITIONAL: dict[str, tuple[tuple[str | None, ...], ...]] = {
 _POSITIONAL_KINDS = (inspect.Parameter.POSITIONAL_ONLY, inspect.Parameter.POSITIONAL_OR_KEYWORD)
 
 
-class CallbackSignatureError(HyperNodesError, TypeError):
-    """A hook override takes arguments that neither calling style can give it."""
-
-
 #: per function: how to call it (``None``: with every keyword as it is), decided once
 _STYLES: weakref.WeakKeyDictionary[Any, tuple[str, Any]] = weakref.WeakKeyDictionary()
 
 
 def hook_caller(callback: Any, hook: str) -> Callable[..., Any]:
     """A callable taking the event's keyword arguments that calls ``callback``'s ``hook`` the way
-    it was written.  Raises :class:`CallbackSignatureError` for a shape neither style fits."""
+    it was written.  Raises :class:`~hypernodes.exceptions.CallbackSignatureError` for a shape neither style fits."""
     method = getattr(callback, hook)
     function = getattr(method, "__func__", method)
     try:

@@ -14,7 +14,8 @@ from test_conformance import EXPECTED, XS, build
 
 from hypernodes import CallbackContext, DiskCache, MemoryCache, Pipeline, PipelineCallback, node
 from hypernodes.callbacks import HOOKS, CallbackWarning, Dispatcher
-from hypernodes.hook_calls import FIELDS, CallbackSignatureError
+from hypernodes.exceptions import CallbackSignatureError
+from hypernodes.hook_calls import FIELDS
 
 
 @pytest.mark.parametrize("pair", PAIRS, ids=IDS)
