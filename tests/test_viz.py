@@ -252,8 +252,11 @@ def test_import_hypernodes_does_not_import_graphviz() -> None:
 
 def test_docs_example_runs_as_written(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     page = Path(__file__).resolve().parents[1] / "docs" / "visualization.md"
-    (example,) = re.findall(r"```python\n(.*?)```", page.read_text(), re.S)
+    blocks = re.findall(r"```python\n(.*?)```", page.read_text(), re.S)
+    assert blocks
     monkeypatch.chdir(tmp_path)
-    exec(compile(example, str(page), "exec"), {"__name__": "docs_example"})
+    namespace = {"__name__": "docs_example"}
+    for block in blocks:  # in page order, sharing one namespace, as tests/test_docs.py runs them
+        exec(compile(block, str(page), "exec"), namespace)
     assert "per_doc" in (tmp_path / "corpus.svg").read_text()
     assert (tmp_path / "corpus_full.png").read_bytes().startswith(b"\x89PNG")

@@ -1,9 +1,12 @@
 """Lifecycle hooks: ``PipelineCallback``, the ``CallbackContext`` each hook receives, and the
 dispatcher that delivers events one at a time in the caller's process.
 
-Every hook is called with keyword arguments only, so an override may name just the ones it uses and
-take the rest as ``**kwargs``.  A callback that raises does not break the run: it is disabled for
-the rest of that run and a :class:`CallbackWarning` says which hook failed and why.
+Hooks are called with keyword arguments, so an override may name just the ones it uses (and take
+the rest, including fields added later, as ``**kwargs``).  Hooks written the original HyperNodes
+way, positionally (``on_node_start(self, node_id, inputs, ctx)``), are recognised when the callback
+is registered and called that way (see :mod:`hypernodes.hook_calls`).  A callback that raises does
+not break the run: it is disabled for the rest of that run and a :class:`CallbackWarning` says
+which hook failed and why.
 """
 
 from __future__ import annotations
@@ -15,6 +18,8 @@ import warnings
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
+
+from .hook_calls import hook_caller
 
 #: Every hook name, in the order a simple run emits them.
 HOOKS = (
@@ -50,7 +55,7 @@ class CallbackContext:
     ``path`` names the pipelines from the outermost down to the one that emitted the event;
     ``items`` holds, per level of ``path``, the map item index (``None`` where that level is not a
     map item).  ``state`` is one dict shared by every event of the same top-level call: key it by
-    your callback (``context.state.setdefault(id(self), {})``).  ``timestamp`` is wall-clock time
+    your callback (``context.state.setdefault(id(self), {})``); ``get``/``set`` read and write it.  ``timestamp`` is wall-clock time
     (``time.time()``) of an event relayed from a worker process, and None for a live event, which
     happens when the hook is called; ``event_time`` gives either.
     """
@@ -60,6 +65,14 @@ class CallbackContext:
     state: dict[str, Any] = field(default_factory=dict, compare=False, repr=False)
     #: when a relayed event happened (``time.time()``); None for live events, which happen now
     timestamp: float | None = None
+
+    def get(self, key: str, default: Any = None) -> Any:
+        """The value kept under ``key`` in the shared ``state`` (``default`` if none)."""
+        return self.state.get(key, default)
+
+    def set(self, key: str, value: Any) -> None:
+        """Keep ``value`` under ``key`` in the shared ``state`` for later events of the call."""
+        self.state[key] = value
 
     @property
     def event_time(self) -> float:
@@ -85,12 +98,18 @@ class CallbackContext:
 class PipelineCallback:
     """Base class for callbacks: override the hooks you need; the others do nothing.
 
-    Hooks are called with keyword arguments only.  ``node`` and ``pipeline`` arguments are names
-    (strings); ``duration`` is in seconds.
+    Hooks are called with keyword arguments.  ``node`` and ``pipeline`` arguments are names
+    (strings); ``duration`` is in seconds.  An override may leave out the arguments it does not
+    use; ``**kwargs`` also takes fields a later version adds.  Overrides written positionally, the
+    original HyperNodes way (``on_node_end(self, node_id, outputs, duration, ctx)``), are called
+    positionally.  A callback whose ``enabled`` is False receives no events and costs nothing.
     """
 
+    #: False: the callback is left out of runs (no hook of it is called, no event is built for it)
+    enabled: bool = True
+
     def on_pipeline_start(
-        self, *, pipeline: str, inputs: Mapping[str, Any], context: CallbackContext
+        self, *, pipeline: str, inputs: Mapping[str, Any], context: CallbackContext, **kwargs: Any
     ) -> None:
         """A pipeline (top-level or nested) starts one run with ``inputs``."""
 
@@ -101,20 +120,29 @@ class PipelineCallback:
         outputs: Mapping[str, Any],
         duration: float,
         context: CallbackContext,
+        **kwargs: Any,
     ) -> None:
         """A pipeline run finished with ``outputs``."""
 
     def on_node_start(
-        self, *, node: str, inputs: Mapping[str, Any], context: CallbackContext
+        self, *, node: str, inputs: Mapping[str, Any], context: CallbackContext, **kwargs: Any
     ) -> None:
         """A node is about to be called with ``inputs``."""
 
     def on_node_end(
-        self, *, node: str, outputs: Mapping[str, Any], duration: float, context: CallbackContext
+        self,
+        *,
+        node: str,
+        outputs: Mapping[str, Any],
+        duration: float,
+        context: CallbackContext,
+        **kwargs: Any,
     ) -> None:
         """A node returned ``outputs``."""
 
-    def on_node_cached(self, *, node: str, signature: str, context: CallbackContext) -> None:
+    def on_node_cached(
+        self, *, node: str, signature: str, context: CallbackContext, **kwargs: Any
+    ) -> None:
         """A node's outputs came from the cache instead of a call."""
 
     def on_node_retry(
@@ -125,47 +153,75 @@ class PipelineCallback:
         error: BaseException,
         delay: float,
         context: CallbackContext,
+        **kwargs: Any,
     ) -> None:
         """A node raised ``error`` and is called again (retry number ``attempt``) after ``delay``
         seconds (``@node(retries=...)``)."""
 
-    def on_error(self, *, node: str | None, error: BaseException, context: CallbackContext) -> None:
+    def on_error(
+        self, *, node: str | None, error: BaseException, context: CallbackContext, **kwargs: Any
+    ) -> None:
         """A node raised ``error`` (``node`` is ``None`` if the failure was outside a node)."""
 
     def on_nested_pipeline_start(
-        self, *, parent: str, pipeline: str, context: CallbackContext
+        self, *, parent: str, pipeline: str, context: CallbackContext, **kwargs: Any
     ) -> None:
         """A nested pipeline step of ``parent`` starts (``context`` is the parent's)."""
 
     def on_nested_pipeline_end(
-        self, *, parent: str, pipeline: str, duration: float, context: CallbackContext
+        self,
+        *,
+        parent: str,
+        pipeline: str,
+        duration: float,
+        context: CallbackContext,
+        **kwargs: Any,
     ) -> None:
         """A nested pipeline step of ``parent`` finished."""
 
-    def on_map_start(self, *, pipeline: str, total: int, context: CallbackContext) -> None:
+    def on_map_start(
+        self, *, pipeline: str, total: int, context: CallbackContext, **kwargs: Any
+    ) -> None:
         """``pipeline`` starts mapping over ``total`` items."""
 
     def on_map_end(
-        self, *, pipeline: str, total: int, duration: float, context: CallbackContext
+        self, *, pipeline: str, total: int, duration: float, context: CallbackContext, **kwargs: Any
     ) -> None:
         """A map finished."""
 
-    def on_map_item_start(self, *, index: int, context: CallbackContext) -> None:
+    def on_map_item_start(self, *, index: int, context: CallbackContext, **kwargs: Any) -> None:
         """Map item ``index`` starts."""
 
-    def on_map_item_end(self, *, index: int, duration: float, context: CallbackContext) -> None:
+    def on_map_item_end(
+        self, *, index: int, duration: float, context: CallbackContext, **kwargs: Any
+    ) -> None:
         """Map item ``index`` finished (computed, cached, or failed)."""
 
-    def on_map_item_cached(self, *, index: int, context: CallbackContext) -> None:
+    def on_map_item_cached(self, *, index: int, context: CallbackContext, **kwargs: Any) -> None:
         """Every node of map item ``index`` came from the cache."""
 
 
 def _handles(callback: Any, hook: str) -> bool:
-    """Whether ``callback`` does something on ``hook`` (a PipelineCallback's own no-op does not)."""
+    """Whether ``callback`` does something on ``hook`` (a PipelineCallback's own no-op does not,
+    nor does a callback whose ``enabled`` is False)."""
+    if getattr(callback, "enabled", True) is False:
+        return False
     method = getattr(type(callback), hook, None)
     if method is None:
         return getattr(callback, hook, None) is not None
     return method is not getattr(PipelineCallback, hook)
+
+
+def check_callbacks(callbacks: Iterable[Any]) -> list[Any]:
+    """``callbacks`` as a list, after making sure each hook override can be called (one way or the
+    other); raises :class:`~hypernodes.exceptions.CallbackSignatureError` where it cannot.  Done
+    when callbacks are given to a pipeline, so a mistyped hook fails there, not mid-run."""
+    listed = list(callbacks)
+    for callback in listed:
+        for hook in HOOKS:
+            if _handles(callback, hook):
+                hook_caller(callback, hook)
+    return listed
 
 
 class Dispatcher:
@@ -173,20 +229,22 @@ class Dispatcher:
 
     One dispatcher serves one top-level call.  It owns the shared ``state`` dict of the contexts it
     makes, and disables (with a :class:`CallbackWarning`) a callback that raises.  ``listeners``
-    maps each hook to the methods that handle it, so the run loop skips building an event that
-    nobody handles.
+    maps each hook to ``(callback, call)`` pairs for the callbacks that handle it, ``call`` taking
+    the event's keyword arguments and calling the override the way it was written; the run loop
+    skips building an event that nobody handles.
     """
 
     def __init__(self, callbacks: Sequence[Any]) -> None:
         self.callbacks = list(callbacks)
         self.state: dict[str, Any] = {}
         self._lock = threading.RLock()
-        self.listeners: dict[str, list[Any]] = {}
+        self.listeners: dict[str, list[tuple[Any, Any]]] = {}
         self._listen(self.callbacks)
 
     def _listen(self, callbacks: Sequence[Any]) -> None:
         self.listeners = {
-            hook: [getattr(cb, hook) for cb in callbacks if _handles(cb, hook)] for hook in HOOKS
+            hook: [(cb, hook_caller(cb, hook)) for cb in callbacks if _handles(cb, hook)]
+            for hook in HOOKS
         }
         #: whether any callback handles any event at all
         self.active = any(self.listeners.values())
@@ -203,11 +261,11 @@ class Dispatcher:
         if not listeners:
             return
         with self._lock:
-            for method in listeners:
+            for callback, call in listeners:
                 try:
-                    method(**kwargs)
+                    call(**kwargs)
                 except Exception as exc:
-                    self._disable(method.__self__, hook, exc)
+                    self._disable(callback, hook, exc)
 
     def _disable(self, callback: Any, hook: str, exc: Exception) -> None:
         self.callbacks = [cb for cb in self.callbacks if cb is not callback]
@@ -281,6 +339,7 @@ class EventRecorder:
 __all__ = [
     "HOOKS",
     "CallbackContext",
+    "check_callbacks",
     "CallbackWarning",
     "Dispatcher",
     "EventRecorder",

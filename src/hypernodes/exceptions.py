@@ -6,6 +6,15 @@ Errors raised by a user's node keep their own type; they only gain a note naming
 
 from __future__ import annotations
 
+#: the name paths and events give a pipeline created without ``name=``
+UNNAMED = "pipeline"
+
+
+def pipeline_phrase(label: str | None) -> str:
+    """How a message names a pipeline: ``pipeline 'etl'``, or ``the pipeline`` when it has no
+    name (``pipeline 'pipeline'`` would only repeat itself)."""
+    return "the pipeline" if label in (None, UNNAMED) else f"pipeline {label!r}"
+
 
 class HyperNodesError(Exception):
     """Base class of every error HyperNodes raises on its own behalf."""
@@ -58,6 +67,11 @@ class OutputShapeError(HyperNodesError, ValueError):
 
 class ExecutorError(HyperNodesError, ValueError):
     """An engine was configured with an executor it cannot use."""
+
+
+class CallbackSignatureError(HyperNodesError, TypeError):
+    """A callback's hook override takes arguments that neither calling style (our keywords, or
+    the original HyperNodes' positional arguments) can give it."""
 
 
 class GraphvizNotFoundError(HyperNodesError, RuntimeError):

@@ -11,7 +11,7 @@ from typing import Any
 
 import networkx as nx
 
-from .exceptions import CycleError, DuplicateOutputError
+from .exceptions import CycleError, DuplicateOutputError, pipeline_phrase
 
 
 class PipelineGraph:
@@ -35,7 +35,7 @@ class PipelineGraph:
                 other = producer.get(out)
                 if other is not None:
                     raise DuplicateOutputError(
-                        f"pipeline {pipeline_name!r}: output {out!r} is produced by both "
+                        f"{pipeline_phrase(pipeline_name)}: output {out!r} is produced by both "
                         f"{other.name!r} and {item.name!r}; rename one of them "
                         "(@node(output_name=...), node.with_output(...) or as_node(output_mapping=...))"
                     )
@@ -127,7 +127,7 @@ def _cycle_error(graph: nx.DiGraph, pipeline_name: str) -> CycleError:
     cycle = [src.name for src, *_ in edges] + [edges[0][0].name]
     text = "".join(steps) + edges[0][0].name
     return CycleError(
-        f"pipeline {pipeline_name!r} has a cycle: {text}. Each node must only depend on values "
+        f"{pipeline_phrase(pipeline_name)} has a cycle: {text}. Each node must only depend on values "
         "computed before it; rename an input or output to break the loop",
         cycle,
     )

@@ -11,7 +11,7 @@ from collections.abc import Iterable, Iterator, Mapping, Sequence, Sized
 from dataclasses import dataclass
 from typing import Any, Literal
 
-from .exceptions import MapError
+from .exceptions import MapError, pipeline_phrase
 
 MAP_MODES = ("zip", "product")
 MapMode = Literal["zip", "product"]
@@ -41,8 +41,8 @@ class MapSpec:
         for name in self.names:
             if name not in root_args:
                 raise MapError(
-                    f"map_over names {name!r}, but pipeline {label!r} takes no input {name!r}; "
-                    f"its inputs are {list(root_args)}"
+                    f"map_over names {name!r}, but {pipeline_phrase(label)} takes no input "
+                    f"{name!r}; its inputs are {list(root_args)}"
                 )
             if name not in inputs:
                 raise MapError(f"map_over names {name!r}, but inputs has no value for it")

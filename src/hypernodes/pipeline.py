@@ -12,8 +12,9 @@ import networkx as nx
 from . import events
 from ._gc import gc_paused
 from .cache.item import prepare_map
+from .callbacks import check_callbacks
 from .context import RunContext, _dispatcher
-from .exceptions import HyperNodesError, InvalidNodeError, MapError
+from .exceptions import UNNAMED, HyperNodesError, InvalidNodeError, MapError, pipeline_phrase
 from .graph import PipelineGraph
 from .mapspec import MapSpec
 from .node import Node
@@ -51,15 +52,17 @@ class Pipeline:
             self.pgraph = PipelineGraph(items, self.label)
         self.engine = engine
         self.cache = cache
-        self.callbacks: list[Any] | None = list(callbacks) if callbacks is not None else None
+        self.callbacks: list[Any] | None = (
+            check_callbacks(callbacks) if callbacks is not None else None
+        )
         self._bound: dict[str, Any] = {}
 
     # -- description -------------------------------------------------------------------------
 
     @property
     def label(self) -> str:
-        """The name used in messages and paths: ``name``, or ``"pipeline"``."""
-        return self.name or "pipeline"
+        """The name used in paths and events: ``name``, or ``"pipeline"``."""
+        return self.name or UNNAMED
 
     @property
     def nodes(self) -> list[Any]:
@@ -105,8 +108,10 @@ class Pipeline:
         show_types: bool = True,
         flatten: bool = False,
         style: str | Style | Mapping[str, Any] = "default",
+        show_legend: bool = False,
+        return_type: Literal["auto", "graphviz", "svg", "html"] = "auto",
     ) -> Any:
-        """Draw the pipeline with graphviz and return the ``graphviz.Digraph``.
+        """Draw the pipeline with graphviz.
 
         ``filename`` also writes the picture, in the format its extension names (``.svg``,
         ``.png``, ``.pdf``; ``.dot``/``.gv`` write the DOT source).  ``orient`` is the direction
@@ -114,12 +119,17 @@ class Pipeline:
         their own for ``depth`` levels (``None``: all levels); ``flatten=True`` draws every level
         without the boxes.  ``show_types`` adds the functions' type hints.  ``style`` is a theme
         name (``"default"``, ``"dark"``, ``"minimal"``) or a dict of
-        :class:`hypernodes.viz.Style` fields to override.  Needs ``pip install "hypernodes[viz]"``
+        :class:`hypernodes.viz.Style` fields to override.  ``show_legend`` adds a box explaining
+        each kind of element in the picture.  ``return_type``: ``"auto"``/``"graphviz"`` return
+        the ``graphviz.Digraph`` (Jupyter shows it as a picture), ``"svg"`` the SVG text,
+        ``"html"`` an ``IPython.display.HTML`` of it.  Needs ``pip install "hypernodes[viz]"``
         and the graphviz ``dot`` program to render.
         """
         from .viz import visualize
 
-        return visualize(self, filename, orient, depth, show_types, flatten, style)
+        return visualize(
+            self, filename, orient, depth, show_types, flatten, style, show_legend, return_type
+        )
 
     def _repr_svg_(self) -> str | None:
         """Jupyter shows the pipeline as a picture (``None``, so the repr, without graphviz)."""
@@ -145,7 +155,7 @@ class Pipeline:
 
     def with_callbacks(self, callbacks: Iterable[Any] | None) -> Pipeline:
         """A copy that reports to ``callbacks``."""
-        return self._copy(callbacks=list(callbacks) if callbacks is not None else None)
+        return self._copy(callbacks=check_callbacks(callbacks) if callbacks is not None else None)
 
     def with_name(self, name: str | None) -> Pipeline:
         """A copy called ``name``."""
@@ -156,7 +166,7 @@ class Pipeline:
         unknown = [k for k in values if k not in self.root_args]
         if unknown:
             raise HyperNodesError(
-                f"pipeline {self.label!r} has no input(s) {unknown} to bind; "
+                f"{pipeline_phrase(self.name)} has no input(s) {unknown} to bind; "
                 f"its inputs are {list(self.root_args)}"
             )
         return self._copy(_bound={**self._bound, **values})
@@ -166,7 +176,7 @@ class Pipeline:
         unknown = [n for n in names if n not in self._bound]
         if unknown:
             raise HyperNodesError(
-                f"pipeline {self.label!r} has no bound input(s) {unknown}; bound: {sorted(self._bound)}"
+                f"{pipeline_phrase(self.name)} has no bound input(s) {unknown}; bound: {sorted(self._bound)}"
             )
         keep = {k: v for k, v in self._bound.items() if names and k not in names}
         return self._copy(_bound=keep)
@@ -390,7 +400,7 @@ class Pipeline:
         lazy: bool = False,
     ) -> tuple[Plan, Iterator[dict[str, Any]], int | None]:
         """The plan, the item value dicts (made lazily) and their count (None if unknown)."""
-        spec.check_inputs(inputs, self.root_args, self.label)
+        spec.check_inputs(inputs, self.root_args, self.name)
         columns = spec.columns(inputs, lazy)
         count = spec.count(columns)
         for name in spec.names:

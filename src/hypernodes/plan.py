@@ -17,7 +17,13 @@ from . import events
 from ._async import run_sync
 from .cache import item as _cache
 from .context import RunContext
-from .exceptions import MissingInputError, OutputShapeError, UnknownOutputError
+from .exceptions import (
+    UNNAMED,
+    MissingInputError,
+    OutputShapeError,
+    UnknownOutputError,
+    pipeline_phrase,
+)
 from .graph import PipelineGraph
 from .layers.retry import aretrying, retrying
 from .layers.timeout import atimed, timed
@@ -262,7 +268,7 @@ def compile_plan(
         unknown = [o for o in outputs if o not in pgraph.producer]
         if unknown:
             raise UnknownOutputError(
-                f"pipeline {pipeline_name!r} has no output(s) {unknown}; "
+                f"{pipeline_phrase(pipeline_name)} has no output(s) {unknown}; "
                 f"its outputs are {list(pgraph.output_names)}"
             )
         requested = outputs
@@ -323,7 +329,7 @@ def _missing_error(
     target = f" to compute {list(outputs)}" if outputs else ""
     names = ", ".join(f"{name}=..." for name in missing)
     return MissingInputError(
-        f"pipeline {pipeline_name!r} is missing input(s){target}: {'; '.join(parts)}. "
+        f"{pipeline_phrase(pipeline_name)} is missing input(s){target}: {'; '.join(parts)}. "
         f"Pass them in inputs={{...}} or bind them with pipeline.bind({names})",
         missing,
     )
@@ -531,7 +537,12 @@ def describe(where: _Where) -> str:
         for depth, name in enumerate(where.path)
     ]
     node = f"node {where.node!r}" if where.node else "a step"
-    text = f"hypernodes: raised by {node} of pipeline {' > '.join(parts)}"
+    if (
+        where.path and where.path[0] == UNNAMED
+    ):  # "of the pipeline[item 3]", not "pipeline pipeline"
+        text = f"hypernodes: raised by {node} of the {' > '.join(parts)}"
+    else:
+        text = f"hypernodes: raised by {node} of pipeline {' > '.join(parts)}"
     if where.inputs:
         text += "; inputs: " + ", ".join(f"{k}={_short(v)}" for k, v in where.inputs.items())
     return text

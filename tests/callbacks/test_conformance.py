@@ -3,17 +3,12 @@
 from __future__ import annotations
 
 import asyncio
-import itertools
-from concurrent.futures import ThreadPoolExecutor
 
 import pytest
+from executor_pairs import PAIRS
 from recorder import Recorder
 
 from hypernodes import DiskCache, HypernodesEngine, Pipeline, node
-
-NODE = ("sequential", "threaded", "async", "custom")
-MAP = ("sequential", "threaded", "async", "parallel", "custom")
-PAIRS = list(itertools.product(NODE, MAP))
 
 
 @node(output_name="left")
@@ -58,23 +53,6 @@ def build(engine, callbacks=None, cache=None) -> Pipeline:
         cache=cache,
         name="diamond",
     )
-
-
-@pytest.fixture(scope="module")
-def engines():
-    pool = ThreadPoolExecutor(max_workers=3)
-    made = {
-        (n, m): HypernodesEngine(
-            node_executor=pool if n == "custom" else n,
-            map_executor=pool if m == "custom" else m,
-            max_workers=2 if m == "parallel" else None,
-        )
-        for n, m in PAIRS
-    }
-    yield made
-    for engine in made.values():
-        engine.shutdown()
-    pool.shutdown()
 
 
 XS = [1, 2, 3, 4]

@@ -91,3 +91,69 @@ def test_nested_map_shares_one_indented_bar():
 def test_bad_mode():
     with pytest.raises(ValueError, match="mode"):
         ProgressCallback(mode="fancy")
+
+
+def nested_run_pipeline(callback) -> Pipeline:
+    inner = Pipeline([step_a], name="inner")
+    each = inner.as_node(
+        input_mapping={"xs": "x"}, output_mapping={"a": "as"}, map_over="xs", name="each"
+    )
+    return Pipeline([each], callbacks=[callback], name="outer")
+
+
+def test_plain_lines_for_a_run_whose_maps_are_nested():
+    """A CI log shows every map, nested or not, with its path: at tenths and at the end."""
+    out = io.StringIO()
+    nested_run_pipeline(ProgressCallback(mode="plain", file=out)).run({"xs": list(range(20))})
+    lines = out.getvalue().splitlines()
+    assert lines, "a run with a nested map printed nothing"
+    assert all(line.startswith("[hypernodes] outer > each (map): ") for line in lines), lines
+    assert "[hypernodes] outer > each (map): 10/20 items (50%)" in out.getvalue()
+    assert lines[-1].startswith("[hypernodes] outer > each (map): 20/20 items (100%)")
+    assert "done in" in lines[-1]
+
+
+def test_plain_lines_for_nested_maps_of_a_map():
+    out = io.StringIO()
+    nested_run_pipeline(ProgressCallback(mode="plain", file=out)).map(
+        {"xs": [[1, 2, 3]] * 10}, map_over="xs"
+    )
+    lines = out.getvalue().splitlines()
+    finals = [line for line in lines if "done in" in line]
+    assert [line.split(":")[0] for line in finals] == [
+        "[hypernodes] outer (map)",
+        "[hypernodes] outer > each (map)",
+    ]
+    assert "10/10 items (100%)" in finals[0] and "30/30 items (100%)" in finals[1]
+    progress = [line for line in lines if "done in" not in line]
+    assert any(line.startswith("[hypernodes] outer > each (map):") for line in progress)
+    assert any(line.startswith("[hypernodes] outer (map):") for line in progress)
+
+
+def test_a_single_step_shows_no_rate():
+    out = io.StringIO()
+    Pipeline([step_a, step_b], callbacks=[ProgressCallback(mode="rich", file=out)], name="r").run(
+        {"x": 1}
+    )
+    text = screen(out)
+    final = text[text.rindex("r (run)") :]
+    for label in ("r (run)", "step_a", "step_b"):
+        row = next(line for line in final.splitlines() if label in line)
+        assert "1/1" in row and "/s" not in row, row
+
+
+def test_disabled_progress_draws_nothing_and_is_never_called(monkeypatch):
+    from hypernodes.context import _dispatcher
+
+    out = io.StringIO()
+    progress = ProgressCallback(mode="plain", file=out, enable=False)
+    calls = []
+    monkeypatch.setattr(ProgressCallback, "_open", lambda self: calls.append("open"))
+    pipeline = Pipeline([step_a], callbacks=[progress], name="demo")
+    assert pipeline.map({"x": list(range(20))}, map_over="x") == [{"a": x + 1} for x in range(20)]
+    assert out.getvalue() == "" and calls == []
+    assert _dispatcher([progress]) is None  # no dispatcher at all: the run takes the bare loop
+    progress.enabled = True  # switched on later, it works
+    monkeypatch.undo()
+    pipeline.map({"x": list(range(20))}, map_over="x")
+    assert "20/20 items" in out.getvalue()

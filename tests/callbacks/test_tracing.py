@@ -107,3 +107,62 @@ def test_waterfall_chart(traced):
     assert len(bar.y) == len(callback.records) > 0
     assert any("double" in label for label in bar.y)
     assert all(width > 0 for width in bar.x)
+
+
+NO_PROVIDER = """
+import warnings
+warnings.simplefilter("error")  # a callback disabled with a CallbackWarning fails the script
+from hypernodes import Pipeline, node
+from hypernodes.telemetry import TelemetryCallback
+
+@node(output_name="doubled")
+def double(x: int) -> int:
+    return 2 * x
+
+telemetry = TelemetryCallback()  # no tracer provider set up anywhere
+Pipeline([double], callbacks=[telemetry], name="p").map({"x": [1, 2, 3]}, map_over="x")
+names = sorted(r.name for r in telemetry.records)
+assert names == ["double"] * 3 + ["item 0", "item 1", "item 2", "map p"], names
+assert all(r.end >= r.start for r in telemetry.records)
+figure = telemetry.get_waterfall_chart()
+assert len(figure.data[0].y) == 7
+print("ok")
+"""
+
+GLOBAL_PROVIDER = """
+from opentelemetry import trace
+from opentelemetry.sdk.trace import TracerProvider
+from opentelemetry.sdk.trace.export import SimpleSpanProcessor
+from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
+from hypernodes import Pipeline, node
+from hypernodes.telemetry import TelemetryCallback
+
+telemetry = TelemetryCallback()  # made before the provider: the global proxy follows it
+exporter = InMemorySpanExporter()
+provider = TracerProvider()
+provider.add_span_processor(SimpleSpanProcessor(exporter))
+trace.set_tracer_provider(provider)
+
+@node(output_name="doubled")
+def double(x: int) -> int:
+    return 2 * x
+
+Pipeline([double], callbacks=[telemetry], name="p").run({"x": 1})
+exported = sorted(span.name for span in exporter.get_finished_spans())
+assert exported == ["double", "pipeline p"], exported
+assert sorted(r.name for r in telemetry.records) == exported
+print("ok")
+"""
+
+
+@pytest.mark.parametrize("script", [NO_PROVIDER, GLOBAL_PROVIDER], ids=["none", "global"])
+def test_without_a_given_provider(script, tmp_path):
+    """Run in a fresh interpreter: OpenTelemetry's global provider can be set once per process."""
+    import subprocess
+    import sys
+
+    done = subprocess.run(
+        [sys.executable, "-c", script], capture_output=True, text=True, timeout=120, cwd=tmp_path
+    )
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.strip() == "ok"

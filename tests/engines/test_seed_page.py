@@ -28,9 +28,12 @@ pytestmark = pytest.mark.timeout(120)
 ROOT = Path(__file__).resolve().parents[2]
 SEED = ROOT.parent / "shared" / "seed" / "execution-engines.md"
 if not SEED.is_file():
-    raise RuntimeError(
-        f"the seed page {SEED} is missing: shared/ must sit beside the repository checkout "
-        "(as it does on developer machines and in CI)"
+    # A plain clone has no shared/ beside it: these tests are reported as skipped, and .ci/run
+    # (where shared/ is always beside the checkout) fails before the tests if the page is missing.
+    pytest.skip(
+        f"the seed page {SEED} is not beside this checkout (shared/ sits beside it on the "
+        "project's machines and in CI, which checks for it)",
+        allow_module_level=True,
     )
 BLOCKS = re.findall(r"```python\n(.*?)```", SEED.read_text(), re.S)
 

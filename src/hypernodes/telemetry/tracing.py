@@ -2,8 +2,9 @@
 
 Spans carry the node, item index, cache and error status as attributes, and use the events' own
 timestamps, so events relayed from worker processes land at the time they happened.  Any OTel
-exporter works: pass a ``TracerProvider`` (or a tracer) or use the globally configured one.
-``get_waterfall_chart()`` draws the spans of the calls seen so far as a plotly timeline.
+exporter works: pass a ``TracerProvider`` (or a tracer) or use the globally configured one.  The
+callback keeps its own record of every span (``records``) whether or not a provider is set up, so
+``get_waterfall_chart()`` draws the calls seen so far as a plotly timeline even with no exporter.
 """
 
 from __future__ import annotations
@@ -45,7 +46,7 @@ class TelemetryCallback(PipelineCallback):
             tracer = provider.get_tracer(service_name)
         self.tracer = tracer
         self.records: list[SpanRecord] = []
-        self._open: dict[tuple[Any, ...], tuple[Any, float, str, int, dict[str, Any]]] = {}
+        self._open: dict[tuple[Any, ...], tuple[Any, float, str, int, dict[str, Any], str]] = {}
         self._lock = threading.Lock()
 
     # -- span bookkeeping ---------------------------------------------------------------------
@@ -87,7 +88,7 @@ class TelemetryCallback(PipelineCallback):
         span = self.tracer.start_span(
             name, context=parent_ctx, start_time=_ns(now), attributes=attrs
         )
-        self._open[key] = (span, now, kind, context.depth, attrs)
+        self._open[key] = (span, now, kind, context.depth, attrs, name)
 
     def _end(
         self,
@@ -99,7 +100,7 @@ class TelemetryCallback(PipelineCallback):
         entry = self._open.pop(key, None)
         if entry is None:
             return
-        span, start, kind, depth, attrs = entry
+        span, start, kind, depth, attrs, name = entry
         for k, v in attributes.items():
             span.set_attribute(f"hypernodes.{k}", v)
             attrs[f"hypernodes.{k}"] = v
@@ -111,7 +112,9 @@ class TelemetryCallback(PipelineCallback):
             attrs["hypernodes.error"] = type(error).__name__
         now = context.event_time
         span.end(end_time=_ns(now))
-        self.records.append(SpanRecord(span.name, kind, start, now, depth, attrs))
+        # our own record, from our own data: a non-recording span (no tracer provider set up)
+        # has no name or attributes to read back
+        self.records.append(SpanRecord(name, kind, start, now, depth, attrs))
 
     # -- hooks --------------------------------------------------------------------------------
 

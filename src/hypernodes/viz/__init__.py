@@ -7,7 +7,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 from ..exceptions import HyperNodesError
-from .graphviz import FORMATS, ORIENTATIONS, render, visualize, write
+from .graphviz import FORMATS, ORIENTATIONS, RETURN_TYPES, render, visualize, write
 from .styles import STYLES, Style, resolve_style
 
 if TYPE_CHECKING:
@@ -33,6 +33,7 @@ __all__ = [
     "FORMATS",
     "ORIENTATIONS",
     "REPR_MAX_NODES",
+    "RETURN_TYPES",
     "STYLES",
     "Style",
     "render",

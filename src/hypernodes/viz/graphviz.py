@@ -29,6 +29,8 @@ if TYPE_CHECKING:
 ORIENTATIONS = ("TB", "LR", "BT", "RL")
 #: file extensions ``visualize(filename=...)`` writes, and the graphviz format of each
 FORMATS = {".svg": "svg", ".png": "png", ".pdf": "pdf", ".dot": None, ".gv": None}
+#: what ``visualize(return_type=...)`` returns: the Digraph, its SVG text, or an IPython HTML object
+RETURN_TYPES = ("auto", "graphviz", "svg", "html")
 #: which side of a box edges leave from, per orientation
 _TAIL_SIDE = {"TB": "s", "LR": "e", "BT": "n", "RL": "w"}
 
@@ -60,18 +62,38 @@ def visualize(
     show_types: bool = True,
     flatten: bool = False,
     style: str | Style | Mapping[str, Any] | None = "default",
-) -> graphviz.Digraph:
+    show_legend: bool = False,
+    return_type: str = "auto",
+) -> Any:
     """Draw ``pipeline``; see :meth:`hypernodes.Pipeline.visualize` for the options."""
     if orient not in ORIENTATIONS:
         raise HyperNodesError(f"orient must be one of {list(ORIENTATIONS)}, got {orient!r}")
     if depth is not None and (isinstance(depth, bool) or not isinstance(depth, int) or depth < 1):
         raise HyperNodesError(f"depth must be an integer >= 1 or None, got {depth!r}")
+    if return_type not in RETURN_TYPES:
+        raise HyperNodesError(
+            f"return_type must be one of {list(RETURN_TYPES)}, got {return_type!r}"
+        )
     gv = import_graphviz()
     builder = _Builder(gv, resolve_style(style), orient, depth, show_types, flatten)
     digraph = builder.draw(pipeline)
+    if show_legend:
+        builder.legend(digraph)
     if filename is not None:
         write(digraph, filename)
-    return digraph
+    if return_type in ("auto", "graphviz"):
+        return digraph
+    svg = render(digraph, "svg").decode("utf-8")
+    if return_type == "svg":
+        return svg
+    try:
+        from IPython.display import HTML
+    except ImportError as exc:
+        raise HyperNodesError(
+            'return_type="html" gives an IPython HTML object, and IPython is not installed; '
+            'use return_type="svg" for the SVG text'
+        ) from exc
+    return HTML(svg)
 
 
 def render(digraph: graphviz.Digraph, format: str) -> bytes:
@@ -147,6 +169,8 @@ class _Builder:
         #: edges are added to the root graph at the end: an edge written inside a cluster
         #: would pull both its ends into that cluster
         self.edges: list[tuple[str, str, dict[str, str]]] = []
+        #: the kinds of element drawn, for the legend
+        self.kinds: set[str] = set()
 
     # -- the whole picture -----------------------------------------------------------------
 
@@ -216,6 +240,7 @@ class _Builder:
         if optional:
             found = _default(pipeline, name)
             extra = "optional" if found is _UNKNOWN else f"= {_short(found)}"
+        self.kinds.add("optional" if optional else "input")
         node_id = self._id("in")
         graph.node(
             node_id,
@@ -229,6 +254,7 @@ class _Builder:
 
     def _bound_input(self, graph: Any, name: str, type_: str | None, value: Any) -> _Source:
         s = self.style
+        self.kinds.add("bound")
         node_id = self._id("bound")
         graph.node(
             node_id,
@@ -242,6 +268,7 @@ class _Builder:
 
     def _output(self, graph: Any, name: str, source: _Source) -> None:
         s = self.style
+        self.kinds.add("output")
         node_id = self._id("out")
         graph.node(
             node_id,
@@ -258,6 +285,7 @@ class _Builder:
 
     def _function(self, node: Node, graph: Any, local: dict[str, _Source]) -> dict[str, _Source]:
         s = self.style
+        self.kinds.add("function")
         node_id = self._id("fn")
         types = self.types.outputs(node)
         outs = [(out, types.get(out)) for out in node.outputs]
@@ -282,6 +310,7 @@ class _Builder:
         self, pn: PipelineNode, graph: Any, local: dict[str, _Source]
     ) -> dict[str, _Source]:
         s = self.style
+        self.kinds.add("pipeline")
         node_id = self._id("pipe")
         types = self.types.outputs(pn)
         outs = [(out, types.get(out)) for out in pn.outputs]
@@ -315,6 +344,7 @@ class _Builder:
         if pn.map_over:
             text = f"map_over: {_map_text(pn)}"
             title += f'<FONT COLOR="{s.muted}">{escape(text)}</FONT><BR ALIGN="LEFT"/>'
+        self.kinds.add("cluster")
         with graph.subgraph(name=self._id("cluster_")) as cluster:
             cluster.attr(
                 label=f"<{title}>",
@@ -350,6 +380,105 @@ class _Builder:
             result[outer] = produced[name].but(note, mapped, types.get(outer))
         return result
 
+    # -- legend ----------------------------------------------------------------------------
+
+    def legend(self, graph: Any) -> None:
+        """A box titled "Legend" with one sample of each kind of element the picture holds."""
+        s = self.style
+        small = {"fontsize": _num(s.font_size - 2)}
+        filled = _styles("solid", s.filled)
+        samples: list[tuple[str, str, dict[str, str]]] = [
+            (
+                "input",
+                "input",
+                {
+                    "shape": "ellipse",
+                    "style": filled,
+                    "fillcolor": s.input_fill,
+                    "color": s.input_border,
+                },
+            ),
+            (
+                "optional",
+                "optional input",
+                {
+                    "shape": "ellipse",
+                    "style": _styles("dashed", s.filled),
+                    "fillcolor": s.input_fill,
+                    "color": s.input_border,
+                },
+            ),
+            (
+                "bound",
+                "bound input",
+                {
+                    "shape": "ellipse",
+                    "style": filled,
+                    "fillcolor": s.bound_fill,
+                    "color": s.bound_border,
+                },
+            ),
+            (
+                "function",
+                "function",
+                {
+                    "shape": "box",
+                    "style": _styles("rounded", s.filled),
+                    "fillcolor": s.function_fill,
+                    "color": s.function_border,
+                },
+            ),
+            (
+                "pipeline",
+                "nested pipeline",
+                {
+                    "shape": "box",
+                    "penwidth": "2",
+                    "style": _styles("rounded", s.filled),
+                    "fillcolor": s.pipeline_fill,
+                    "color": s.pipeline_border,
+                },
+            ),
+            (
+                "cluster",
+                "nested pipeline, opened",
+                {
+                    "shape": "box",
+                    "style": _styles("rounded", s.filled),
+                    "fillcolor": s.cluster_fill,
+                    "color": s.cluster_border,
+                },
+            ),
+            (
+                "output",
+                "output",
+                {
+                    "shape": "ellipse",
+                    "peripheries": "2",
+                    "style": filled,
+                    "fillcolor": s.output_fill,
+                    "color": s.output_border,
+                },
+            ),
+            ("mapped", "mapped over (edge)", {"shape": "plaintext", "fontcolor": s.mapped_edge}),
+        ]
+        shown = [(kind, text, attrs) for kind, text, attrs in samples if kind in self.kinds]
+        with graph.subgraph(name="cluster_legend") as box:
+            box.attr(
+                label="<<B>Legend</B>>",
+                labeljust="l",
+                style="rounded,dashed",
+                color=s.muted,
+                margin="8",
+            )
+            previous = None
+            for kind, text, attrs in shown:
+                node_id = f"legend_{kind}"
+                box.node(node_id, label=text, **small, **attrs)
+                if previous is not None:  # invisible edges keep the samples in one column
+                    box.edge(previous, node_id, style="invis")
+                previous = node_id
+
     # -- pieces ----------------------------------------------------------------------------
 
     def _into(self, source: _Source, pn: PipelineNode, outer: str, inner: str) -> _Source:
@@ -367,6 +496,7 @@ class _Builder:
         if source.notes:
             attrs["label"] = "<" + "<BR/>".join(escape(n) for n in source.notes) + ">"
         if source.mapped:
+            self.kinds.add("mapped")
             attrs.update(color=self.style.mapped_edge, penwidth="1.8")
         self.edges.append((tail, head, attrs))
 

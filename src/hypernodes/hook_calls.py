@@ -1,0 +1,131 @@
+"""How a callback's hook override is called: with keywords (ours) or positionally (the way the
+original HyperNodes wrote hooks, ``on_node_start(self, node_id, inputs, ctx)``).
+
+Each override is inspected once per function (the answer is kept), and becomes a plain callable
+that the dispatcher calls with the event's keyword arguments.  A keyword-style override that takes
+every field (or ``**kwargs``) is used as it is, so the common case costs nothing extra.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import inspect
+import weakref
+from collections.abc import Callable
+from typing import Any
+
+from .exceptions import CallbackSignatureError
+
+#: the keyword arguments each hook receives, in the order the docs list them
+FIELDS: dict[str, tuple[str, ...]] = {
+    "on_pipeline_start": ("pipeline", "inputs", "context"),
+    "on_pipeline_end": ("pipeline", "outputs", "duration", "context"),
+    "on_map_start": ("pipeline", "total", "context"),
+    "on_map_end": ("pipeline", "total", "duration", "context"),
+    "on_map_item_start": ("index", "context"),
+    "on_map_item_end": ("index", "duration", "context"),
+    "on_map_item_cached": ("index", "context"),
+    "on_node_start": ("node", "inputs", "context"),
+    "on_node_end": ("node", "outputs", "duration", "context"),
+    "on_node_cached": ("node", "signature", "context"),
+    "on_node_retry": ("node", "attempt", "error", "delay", "context"),
+    "on_error": ("node", "error", "context"),
+    "on_nested_pipeline_start": ("parent", "pipeline", "context"),
+    "on_nested_pipeline_end": ("parent", "pipeline", "duration", "context"),
+}
+
+#: the positional shapes of the original HyperNodes hooks, as the fields passed at each position
+#: (``None``: a value we do not have, passed as ``""``); the longest shape that fits is used
+POSITIONAL: dict[str, tuple[tuple[str | None, ...], ...]] = {
+    "on_pipeline_start": (("pipeline", "inputs", "context"),),
+    "on_pipeline_end": (("pipeline", "outputs", "duration", "context"),),
+    "on_map_start": (("total", "context"),),
+    "on_map_end": (("duration", "context"),),
+    "on_map_item_start": (("index", "context"),),
+    "on_map_item_end": (("index", "duration", "context"),),
+    "on_map_item_cached": (("index", None, "context"), ("index", "context")),
+    "on_node_start": (("node", "inputs", "context"),),
+    "on_node_end": (("node", "outputs", "duration", "context"),),
+    "on_node_cached": (("node", "signature", "context"),),
+    "on_node_retry": (("node", "attempt", "error", "delay", "context"),),
+    "on_error": (("node", "error", "context"),),
+    "on_nested_pipeline_start": (("parent", "pipeline", "context"),),
+    "on_nested_pipeline_end": (("parent", "pipeline", "duration", "context"),),
+}
+
+_POSITIONAL_KINDS = (inspect.Parameter.POSITIONAL_ONLY, inspect.Parameter.POSITIONAL_OR_KEYWORD)
+
+
+#: per function: how to call it (``None``: with every keyword as it is), decided once
+_STYLES: weakref.WeakKeyDictionary[Any, tuple[str, Any]] = weakref.WeakKeyDictionary()
+
+
+def hook_caller(callback: Any, hook: str) -> Callable[..., Any]:
+    """A callable taking the event's keyword arguments that calls ``callback``'s ``hook`` the way
+    it was written.  Raises :class:`~hypernodes.exceptions.CallbackSignatureError` for a shape neither style fits."""
+    method = getattr(callback, hook)
+    function = getattr(method, "__func__", method)
+    try:
+        style = _STYLES[function]
+    except (KeyError, TypeError):  # TypeError: not weak-referenceable; decide every time
+        style = _style(callback, hook, method)
+        with contextlib.suppress(TypeError):
+            _STYLES[function] = style
+    kind, spec = style
+    if kind == "direct":
+        return method
+    if kind == "keywords":
+        wanted: tuple[str, ...] = spec
+
+        def by_keyword(**event: Any) -> Any:
+            return method(**{k: event[k] for k in wanted})
+
+        return by_keyword
+
+    shape: tuple[str | None, ...] = spec
+
+    def by_position(**event: Any) -> Any:
+        return method(*[event[f] if f is not None else "" for f in shape])
+
+    return by_position
+
+
+def _style(callback: Any, hook: str, method: Any) -> tuple[str, Any]:
+    fields = FIELDS[hook]
+    try:
+        params = list(inspect.signature(method).parameters.values())
+    except (TypeError, ValueError):  # a builtin or C callable: trust it takes our keywords
+        return ("direct", None)
+    var_keyword = any(p.kind is inspect.Parameter.VAR_KEYWORD for p in params)
+    var_positional = any(p.kind is inspect.Parameter.VAR_POSITIONAL for p in params)
+    positional = [p for p in params if p.kind in _POSITIONAL_KINDS]
+    named = [p for p in params if p.kind not in (p.VAR_KEYWORD, p.VAR_POSITIONAL)]
+    where = f"{type(callback).__name__}.{hook}{inspect.signature(method)}"
+
+    keyword_style = all(p.name in fields or p.default is not p.empty for p in named) and not any(
+        p.kind is p.POSITIONAL_ONLY and p.default is p.empty for p in params
+    )
+    if keyword_style:
+        takes = {p.name for p in named}
+        if var_keyword or takes.issuperset(fields):
+            return ("direct", None)
+        return ("keywords", tuple(f for f in fields if f in takes))
+
+    if any(p.kind is p.KEYWORD_ONLY and p.default is p.empty for p in params):
+        raise CallbackSignatureError(
+            f"{where} requires keyword argument(s) that {hook} does not give; "
+            f"its keyword arguments are {list(fields)}"
+        )
+    required = sum(1 for p in positional if p.default is p.empty)
+    most = float("inf") if var_positional else len(positional)
+    for shape in POSITIONAL[hook]:
+        if required <= len(shape) <= most:
+            return ("positional", shape)
+    shapes = " or ".join(f"({', '.join(f or 'signature' for f in s)})" for s in POSITIONAL[hook])
+    raise CallbackSignatureError(
+        f"{where} fits neither way hooks are called: with keyword arguments "
+        f"({', '.join(fields)}, each optional to take) or positionally as {shapes}"
+    )
+
+
+__all__ = ["FIELDS", "POSITIONAL", "CallbackSignatureError", "hook_caller"]
