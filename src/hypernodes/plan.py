@@ -16,6 +16,7 @@ from typing import Any
 from . import events
 from ._async import run_sync
 from .cache import item as _cache
+from .checks import unfinished_hint, unfinished_inputs_note, unfinished_kind
 from .context import RunContext
 from .exceptions import MissingInputError, OutputShapeError, UnknownOutputError
 from .graph import PipelineGraph
@@ -120,7 +121,7 @@ class Plan:
             for run in self.runners:
                 run(values, ctx)
         except Exception as exc:
-            locate_failure(exc, self.failed_step(values), ctx)
+            locate_failure(exc, self.failed_step(values), ctx, self, values)
             raise
         return self.extract(values)
 
@@ -171,7 +172,7 @@ class Plan:
                 step.run(values, ctx)
         except Exception as exc:
             # Name this step: with a cache, steps before it may have been skipped, not stored.
-            locate_failure(exc, step, ctx)
+            locate_failure(exc, step, ctx, self, values)
             raise
 
     async def arun_step(self, step: Step, values: dict[str, Any], ctx: RunContext) -> None:
@@ -183,7 +184,7 @@ class Plan:
             else:
                 await step.arun(values, ctx)  # type: ignore[misc]
         except Exception as exc:
-            locate_failure(exc, step, ctx)
+            locate_failure(exc, step, ctx, self, values)
             raise
 
     def failed_step(self, values: dict[str, Any]) -> Step | None:
@@ -395,10 +396,11 @@ def _store_outputs(
     except TypeError:
         n = -1
     if n != len(outputs):
+        kind = unfinished_kind(result)
+        advice = unfinished_hint(kind) if kind else f"return a tuple of {len(outputs)} values"
         raise OutputShapeError(
             f"node {name!r} declares {len(outputs)} outputs {outputs} but returned "
-            f"{type(result).__name__}{'' if n < 0 else f' of length {n}'}; return a tuple of "
-            f"{len(outputs)} values"
+            f"{type(result).__name__}{'' if n < 0 else f' of length {n}'}; {advice}"
         )
     for i, out in pairs:
         values[out] = result[i]
@@ -475,8 +477,18 @@ class _Where:
         self.noted = False
 
 
-def locate_failure(exc: BaseException, step: Step | None, ctx: RunContext) -> None:
-    """Record on ``exc`` the node that raised it and the pipeline path, once (innermost wins)."""
+def locate_failure(
+    exc: BaseException,
+    step: Step | None,
+    ctx: RunContext,
+    plan: Plan | None = None,
+    values: dict[str, Any] | None = None,
+) -> None:
+    """Record on ``exc`` the node that raised it and the pipeline path, once (innermost wins).
+
+    Given the ``plan`` and the item's ``values``, also note when the step read a coroutine (or
+    generator) that another node returned instead of a value (a function not ``async def``).
+    """
     if getattr(exc, _WHERE, None) is not None:
         return
     where = _Where(step.name if step is not None else None, ctx.path)
@@ -484,6 +496,10 @@ def locate_failure(exc: BaseException, step: Step | None, ctx: RunContext) -> No
         setattr(exc, _WHERE, where)
     except (AttributeError, TypeError):  # an exception type that takes no attributes
         exc.add_note(describe(where))
+    if plan is not None and values is not None and step is not None:
+        note = unfinished_inputs_note(plan.steps, step.name, step.arg_keys, values)
+        if note is not None:
+            exc.add_note(note)
 
 
 def mark_item(exc: BaseException, depth: int, index: int) -> None:
