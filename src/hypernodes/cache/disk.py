@@ -17,10 +17,25 @@ from typing import Any
 
 import diskcache
 
+from ..exceptions import CachePathError
 from .base import CacheWriteError, CorruptEntry, dump_entry, load_entry, warn_once
 
 _UNLIMITED = 2**62
 _BATCH_SELECT = "SELECT key, mode, filename, value FROM Cache WHERE raw = 1 AND key IN (%s)"
+
+
+def _check_directory(path: str) -> None:
+    """Raise :class:`CachePathError` if ``path``, or the nearest part of it that exists, is a file."""
+    found = os.path.abspath(path)
+    while not os.path.lexists(found) and os.path.dirname(found) != found:
+        found = os.path.dirname(found)
+    if os.path.exists(found) and not os.path.isdir(found):
+        where = "that path" if found == os.path.abspath(path) else f"{found!r} in that path"
+        raise CachePathError(
+            f"DiskCache({path!r}): {where} is an existing file, not a directory. DiskCache takes "
+            "a directory (created if missing) to keep its index and entries in: give a path that "
+            "is a directory or does not exist yet"
+        )
 
 
 class DiskCache:
@@ -37,6 +52,7 @@ class DiskCache:
         self, path: str | os.PathLike[str], size_limit: int | None = None, timeout: float = 60.0
     ) -> None:
         self.path = os.fspath(path)
+        _check_directory(self.path)
         self.size_limit = size_limit
         self.timeout = timeout
         self._store: diskcache.Cache | None = None
