@@ -114,7 +114,7 @@ class Plan:
                 for step in self.steps_for(values, ctx):
                     runners[step.index](values, ctx)
             except Exception as exc:
-                locate_failure(exc, step, ctx)
+                locate_failure(exc, step, ctx, self, values)
                 raise
             return self.extract(values)
         try:
