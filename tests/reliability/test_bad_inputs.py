@@ -118,6 +118,7 @@ def test_a_misspelled_optional_input_is_an_error_not_a_silent_default():
         "run": lambda: pipeline.run({"x": 2, "scal": 3}),
         "call": lambda: pipeline(x=2, scal=3),
         "map": lambda: pipeline.map({"x": [1, 2], "scal": 3}, map_over="x"),
+        "imap": lambda: list(pipeline.imap({"x": [1, 2], "scal": 3}, map_over="x")),
         "run with output_name": lambda: pipeline.run({"x": 2, "scal": 3}, output_name="y"),
     }
     for label, call in calls.items():
@@ -217,6 +218,8 @@ def test_inputs_must_be_a_mapping(inputs, hint):
     assert not isinstance(caught.value, UnknownInputError)
     with pytest.raises(InputError, match=r"^map: inputs must be a mapping"):
         pipeline.map(inputs, map_over="x")
+    with pytest.raises(InputError, match=r"^imap: inputs must be a mapping"):
+        list(pipeline.imap(inputs, map_over="x"))
     # Mappings other than dict are fine, and None means no inputs
     assert pipeline.run(types.MappingProxyType({"x": 3})) == {"y": 3}
     assert Pipeline([node(lambda: 1, output_name="one")]).run(None) == {"one": 1}
@@ -248,6 +251,8 @@ def test_input_names_are_checked_once_per_set_of_names(monkeypatch):
 def test_a_dataframe_to_map_over_says_to_pass_rows_or_a_column():
     frame = pd.DataFrame({"x": [1, 2, 3], "other": [4, 5, 6]})
     pipeline = Pipeline([scaled])
+    with pytest.raises(MapError, match="is a DataFrame"):
+        list(pipeline.imap({"x": frame}, map_over="x"))  # streamed columns are checked too
     with pytest.raises(MapError) as caught:
         pipeline.map({"x": frame}, map_over="x")
     message = str(caught.value)
