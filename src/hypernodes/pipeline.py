@@ -296,6 +296,8 @@ class Pipeline:
         ``async def`` nodes are awaited on the caller's loop (no thread hop); sync nodes run in
         threads so they never block it.
         """
+        if inputs.__class__ is not dict:
+            check_inputs_mapping(inputs, "arun")
         ctx = self._root_context()
         inputs = dict(inputs or {})
         if self._bound:
@@ -347,6 +349,8 @@ class Pipeline:
         with threads or processes the loop awaits their rows without blocking.
         """
         _check_on_error(on_error)
+        if inputs.__class__ is not dict:
+            check_inputs_mapping(inputs, "aimap")
         ctx = self._root_context()
         spec = MapSpec.of(map_over, map_mode)
         try:

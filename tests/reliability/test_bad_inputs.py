@@ -119,6 +119,8 @@ def test_a_misspelled_optional_input_is_an_error_not_a_silent_default():
         "call": lambda: pipeline(x=2, scal=3),
         "map": lambda: pipeline.map({"x": [1, 2], "scal": 3}, map_over="x"),
         "imap": lambda: list(pipeline.imap({"x": [1, 2], "scal": 3}, map_over="x")),
+        "arun": lambda: asyncio.run(pipeline.arun({"x": 2, "scal": 3})),
+        "amap": lambda: asyncio.run(pipeline.amap({"x": [1, 2], "scal": 3}, map_over="x")),
         "run with output_name": lambda: pipeline.run({"x": 2, "scal": 3}, output_name="y"),
     }
     for label, call in calls.items():
@@ -220,6 +222,10 @@ def test_inputs_must_be_a_mapping(inputs, hint):
         pipeline.map(inputs, map_over="x")
     with pytest.raises(InputError, match=r"^imap: inputs must be a mapping"):
         list(pipeline.imap(inputs, map_over="x"))
+    with pytest.raises(InputError, match=r"^arun: inputs must be a mapping"):
+        asyncio.run(pipeline.arun(inputs))
+    with pytest.raises(InputError, match=r"^aimap: inputs must be a mapping"):
+        asyncio.run(pipeline.amap(inputs, map_over="x"))
     # Mappings other than dict are fine, and None means no inputs
     assert pipeline.run(types.MappingProxyType({"x": 3})) == {"y": 3}
     assert Pipeline([node(lambda: 1, output_name="one")]).run(None) == {"one": 1}
