@@ -85,7 +85,7 @@ def test_zip_length_mismatch(pipeline):
         pipeline.map({"x": [1, 2], "factor": [1, 2, 3], "prefix": ""}, map_over=["x", "factor"])
 
 
-@pytest.mark.parametrize("value", [5, "abc", {"a": 1}, {1, 2}, None])
+@pytest.mark.parametrize("value", [5, "abc", {1, 2}, None])
 def test_mapping_a_non_sequence(pipeline, value):
     with pytest.raises(MapError, match="must be a sequence"):
         pipeline.map({"x": value, "prefix": ""}, map_over="x")

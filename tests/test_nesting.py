@@ -7,7 +7,12 @@ import threading
 import pytest
 
 from hypernodes import HypernodesEngine, Pipeline, node
-from hypernodes.exceptions import DuplicateOutputError, MappingError, MissingInputError
+from hypernodes.exceptions import (
+    DuplicateOutputError,
+    MappingError,
+    MissingInputError,
+    UnknownInputError,
+)
 
 
 @node(output_name="doubled")
@@ -140,7 +145,10 @@ def test_inner_bound_inputs_stay_bound_unless_mapped():
     bound_inner = inner.bind(offset=100)
     outer = Pipeline([bound_inner])
     assert outer.root_args == ("x",)
-    assert outer.run({"x": 1, "offset": 5}, output_name="plus") == {"plus": 102}
+    assert outer.run({"x": 1}, output_name="plus") == {"plus": 102}
+    # the outer pipeline does not take the bound inner input: giving it is an error, not ignored
+    with pytest.raises(UnknownInputError, match="'offset'"):
+        outer.run({"x": 1, "offset": 5}, output_name="plus")
     overridable = Pipeline([bound_inner.as_node(input_mapping={"offset": "offset"})])
     assert overridable.run({"x": 1}, output_name="plus") == {"plus": 102}
     assert overridable.run({"x": 1, "offset": 5}, output_name="plus") == {"plus": 7}

@@ -5,7 +5,7 @@ from __future__ import annotations
 import networkx as nx
 import pytest
 
-from hypernodes import HypernodesEngine, Pipeline, node
+from hypernodes import HypernodesEngine, MemoryCache, Pipeline, PipelineCallback, node
 from hypernodes.exceptions import (
     CycleError,
     DuplicateOutputError,
@@ -166,10 +166,10 @@ def test_bind_and_unbind_return_new_pipelines(text_pipeline):
 
 def test_with_methods_return_new_pipelines(text_pipeline):
     engine = HypernodesEngine()
-    marker = object()
+    cache, callback = MemoryCache(), PipelineCallback()
     assert text_pipeline.with_engine(engine).engine is engine
-    assert text_pipeline.with_cache(marker).cache is marker
-    assert text_pipeline.with_callbacks([marker]).callbacks == [marker]
+    assert text_pipeline.with_cache(cache).cache is cache
+    assert text_pipeline.with_callbacks([callback]).callbacks == [callback]
     assert text_pipeline.with_name("renamed").name == "renamed"
     assert text_pipeline.engine is None and text_pipeline.cache is None
     assert text_pipeline.callbacks is None and text_pipeline.name == "text"

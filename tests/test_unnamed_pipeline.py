@@ -51,7 +51,7 @@ def test_library_errors_of_an_unnamed_pipeline():
         "the pipeline has no output(s) ['nope']"
     )
     assert message(HyperNodesError, lambda: Pipeline([check]).bind(z=1)).startswith(
-        "the pipeline has no input(s) ['z'] to bind"
+        "the pipeline takes no input(s) named 'z'"
     )
     assert message(CycleError, lambda: Pipeline([check, back])).startswith(
         "the pipeline has a cycle"

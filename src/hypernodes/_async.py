@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import threading
 from collections.abc import Coroutine
 from typing import Any
@@ -28,7 +29,16 @@ def run_sync(coro: Coroutine[Any, Any, Any]) -> Any:
     try:
         asyncio.get_running_loop()
     except RuntimeError:
-        return _thread_runner().run(coro)
+        runner = _thread_runner()
+        try:
+            return runner.run(coro)
+        except (KeyboardInterrupt, SystemExit):
+            # Raised inside a task, these leave the loop mid-step with that run's tasks still on
+            # it, to raise again in the next run: start the next run on a fresh loop.
+            _local.runner = None
+            with contextlib.suppress(BaseException):
+                runner.close()
+            raise
     box: dict[str, Any] = {}
 
     def target() -> None:

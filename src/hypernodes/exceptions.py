@@ -40,6 +40,36 @@ class DependencyError(HyperNodesError, ValueError):
     """A value a node needs cannot be obtained from the inputs or other nodes."""
 
 
+class InputError(HyperNodesError, TypeError):
+    """``inputs`` given to ``run``/``map``/``bind`` is not a mapping of input names to values.
+
+    A ``TypeError``, as Python raises for a call with arguments it cannot take.
+    """
+
+
+class UnknownInputError(InputError):
+    """An input name was given that the pipeline does not take (often a typo of one it does).
+
+    Like ``f(unknown=1)`` raising ``TypeError`` for a plain function: a name the pipeline would
+    silently ignore could hide a wrong result (a misspelled optional input keeps its default).
+    """
+
+    def __init__(
+        self,
+        message: str,
+        unknown: list[object] | None = None,
+        accepted: list[str] | None = None,
+        suggestions: dict[str, list[str]] | None = None,
+    ) -> None:
+        super().__init__(message)
+        #: the names (keys) given that the pipeline does not take
+        self.unknown = unknown or []
+        #: every name the pipeline takes: its inputs, then the outputs a value may override
+        self.accepted = accepted or []
+        #: unknown name -> close matches among ``accepted``
+        self.suggestions = suggestions or {}
+
+
 class MissingInputError(DependencyError):
     """Inputs the requested outputs need were not given."""
 
@@ -63,6 +93,15 @@ class MappingError(HyperNodesError, ValueError):
 
 class OutputShapeError(HyperNodesError, ValueError):
     """A node declared several outputs but returned something of another length."""
+
+
+class InvalidSettingError(HyperNodesError, TypeError):
+    """``engine=``, ``cache=`` or ``callbacks=`` was given something of a kind it does not take
+    (a string, a class instead of an instance, ...); the message names the argument."""
+
+
+class CachePathError(HyperNodesError, NotADirectoryError):
+    """``DiskCache(path)`` was pointed at something that is not a directory (an existing file)."""
 
 
 class ExecutorError(HyperNodesError, ValueError):
@@ -105,16 +144,20 @@ class WorkerCrashedError(HyperNodesError, RuntimeError):
 __all__ = [
     "CycleError",
     "DependencyError",
+    "CachePathError",
     "DuplicateOutputError",
     "ExecutorError",
     "GraphvizNotFoundError",
     "HyperNodesError",
+    "InputError",
     "InvalidNodeError",
+    "InvalidSettingError",
     "MapError",
     "MappingError",
     "MissingInputError",
     "NodeTimeoutError",
     "OutputShapeError",
+    "UnknownInputError",
     "UnknownOutputError",
     "UnpicklableError",
     "WorkerCrashedError",

@@ -96,15 +96,32 @@ class MapSpec:
 
 
 def _as_column(value: Any, name: str, lazy: bool) -> Iterable[Any]:
+    """``value`` as a column of map items, or a :class:`MapError` saying what to pass instead."""
     if isinstance(value, (list, tuple, range)):
         return value
-    if isinstance(value, (str, bytes, bytearray, Mapping, set, frozenset)) or not isinstance(
-        value, Iterable
-    ):
+    if hasattr(value, "columns") and hasattr(value, "shape"):  # a table: pandas, polars, ...
         raise MapError(
-            f"map_over input {name!r} must be a sequence of values (list, tuple, range, array), "
-            f"got {type(value).__name__}; pass [value] to map over a single item"
+            f"map_over input {name!r} is a {type(value).__name__}; iterating a table gives its "
+            "column names, not its rows. Pass its rows, e.g. df.to_dict('records') (pandas) or "
+            "df.to_dicts() (polars) to map over one dict per row, or one column, df['col']"
         )
-    if lazy and not isinstance(value, Sized):
+    if isinstance(value, Mapping):
+        raise MapError(
+            f"map_over input {name!r} is a {type(value).__name__}; iterating a mapping gives its "
+            "keys only. Say what to map over: list(d.values()), list(d.keys()) or "
+            "list(d.items()); for a dict of equal-length columns, pass the columns as inputs "
+            "(inputs={**d}) with map_over=list(d). To give the whole mapping to every item, "
+            "leave it out of map_over"
+        )
+    if isinstance(value, (set, frozenset)):
+        hint = "a set has no order, so the rows would come back in no fixed order: pass sorted(s)"
+    elif isinstance(value, (str, bytes, bytearray)) or not isinstance(value, Iterable):
+        hint = "pass [value] to map over a single item"
+    elif lazy and not isinstance(value, Sized):
         return value
-    return list(value)
+    else:
+        return list(value)
+    raise MapError(
+        f"map_over input {name!r} must be a sequence of values (list, tuple, range, array), "
+        f"got {type(value).__name__}; {hint}"
+    )

@@ -23,6 +23,27 @@ def _is_async(func: Callable[..., Any]) -> bool:
     return call is not None and not inspect.isfunction(func) and inspect.iscoroutinefunction(call)
 
 
+def _check_not_generator(func: Callable[..., Any], name: str) -> None:
+    """Refuse generator and async generator functions: calling one returns a generator object
+    (lazy, single-use, never run to the end by the pipeline), not a value to pass on."""
+    call = getattr(func, "__call__", None)  # noqa: B004 - callable objects with a generator __call__
+    targets = [func] if inspect.isfunction(func) or call is None else [func, call]
+    for target in targets:
+        if inspect.isasyncgenfunction(target):
+            raise InvalidNodeError(
+                f"node {name!r} is an async generator function (async def with yield); a node "
+                "returns one value, and an async generator would be passed on unconsumed. "
+                "Collect the items and return them: return [item async for item in ...], with "
+                "the body as an ordinary async def"
+            )
+        if inspect.isgeneratorfunction(target):
+            raise InvalidNodeError(
+                f"node {name!r} is a generator function (it uses yield); a node returns one value, "
+                "and a generator would be passed on unconsumed (and could be read only once). "
+                "Return a list instead: return list(...) or build the list with append"
+            )
+
+
 def _check_output_name(output_name: Any, where: str) -> tuple[str, ...]:
     names = (output_name,) if isinstance(output_name, str) else output_name
     if (
@@ -95,6 +116,7 @@ class Node:
         except (TypeError, ValueError) as exc:
             raise InvalidNodeError(f"cannot read the parameters of {func!r}: {exc}") from exc
         fname = getattr(func, "__name__", type(func).__name__)
+        _check_not_generator(func, name or fname)
         params: list[str] = []
         defaults: dict[str, Any] = {}
         keyword_only: list[str] = []

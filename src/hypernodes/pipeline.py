@@ -12,7 +12,15 @@ import networkx as nx
 from . import events
 from ._gc import gc_paused
 from .cache.item import prepare_map
-from .callbacks import check_callbacks
+from .checks import (
+    check_cache,
+    check_callbacks,
+    check_engine,
+    check_input_names,
+    check_inputs_mapping,
+    nesting_cycle,
+    unknown_input_error,
+)
 from .context import RunContext, _dispatcher
 from .exceptions import UNNAMED, HyperNodesError, InvalidNodeError, MapError, pipeline_phrase
 from .graph import PipelineGraph
@@ -47,14 +55,22 @@ class Pipeline:
         if isinstance(nodes, (Node, Pipeline, PipelineNode)) or not isinstance(nodes, Iterable):
             raise InvalidNodeError("Pipeline(nodes=...) takes a list of nodes")
         items = [_as_node(item, i) for i, item in enumerate(nodes)]
-        self.name = name
+        engine, cache = check_engine(engine), check_cache(cache)
+        checked_callbacks = check_callbacks(callbacks)
+        label = name or "pipeline"
         with gc_paused():
-            self.pgraph = PipelineGraph(items, self.label)
+            pgraph = PipelineGraph(items, label)
+        previous = self.__dict__.get("pgraph")
+        self.pgraph = pgraph
+        if previous is not None:  # __init__ run again, on a pipeline that may be nested already
+            loop = nesting_cycle(label, pgraph)
+            if loop is not None:
+                self.pgraph = previous
+                raise loop
+        self.name = name
         self.engine = engine
         self.cache = cache
-        self.callbacks: list[Any] | None = (
-            check_callbacks(callbacks) if callbacks is not None else None
-        )
+        self.callbacks: list[Any] | None = checked_callbacks
         self._bound: dict[str, Any] = {}
 
     # -- description -------------------------------------------------------------------------
@@ -127,6 +143,9 @@ class Pipeline:
         """
         from .viz import visualize
 
+        loop = nesting_cycle(self.label, self.pgraph)
+        if loop is not None:
+            raise loop
         return visualize(
             self, filename, orient, depth, show_types, flatten, style, show_legend, return_type
         )
@@ -147,15 +166,15 @@ class Pipeline:
 
     def with_engine(self, engine: Any) -> Pipeline:
         """A copy that runs on ``engine``."""
-        return self._copy(engine=engine)
+        return self._copy(engine=check_engine(engine))
 
     def with_cache(self, cache: Any) -> Pipeline:
         """A copy that uses ``cache``."""
-        return self._copy(cache=cache)
+        return self._copy(cache=check_cache(cache))
 
     def with_callbacks(self, callbacks: Iterable[Any] | None) -> Pipeline:
         """A copy that reports to ``callbacks``."""
-        return self._copy(callbacks=check_callbacks(callbacks) if callbacks is not None else None)
+        return self._copy(callbacks=check_callbacks(callbacks))
 
     def with_name(self, name: str | None) -> Pipeline:
         """A copy called ``name``."""
@@ -165,10 +184,7 @@ class Pipeline:
         """A copy with inputs fixed to ``values``; inputs passed to ``run``/``map`` still win."""
         unknown = [k for k in values if k not in self.root_args]
         if unknown:
-            raise HyperNodesError(
-                f"{pipeline_phrase(self.name)} has no input(s) {unknown} to bind; "
-                f"its inputs are {list(self.root_args)}"
-            )
+            raise unknown_input_error(self.label, unknown, self.root_args)
         return self._copy(_bound={**self._bound, **values})
 
     def unbind(self, *names: str) -> Pipeline:
@@ -199,6 +215,8 @@ class Pipeline:
         self, inputs: Mapping[str, Any] | None = None, output_name: OutputName = None
     ) -> dict[str, Any]:
         """Compute the outputs (all, or those named by ``output_name``) for one set of inputs."""
+        if inputs.__class__ is not dict:
+            check_inputs_mapping(inputs, "run")
         ctx = self._root_context()
         try:
             return self._execute(dict(inputs or {}), _outputs_key(output_name), ctx)
@@ -232,6 +250,8 @@ class Pipeline:
         if return_format not in ("list", "columns"):
             raise MapError(f"return_format must be 'list' or 'columns', got {return_format!r}")
         _check_on_error(on_error)
+        if inputs.__class__ is not dict:
+            check_inputs_mapping(inputs, "map")
         ctx = self._root_context()
         spec = MapSpec.of(map_over, map_mode)
         try:
@@ -260,6 +280,8 @@ class Pipeline:
         early cancels the items not started yet.
         """
         _check_on_error(on_error)
+        if inputs.__class__ is not dict:
+            check_inputs_mapping(inputs, "imap")
         ctx = self._root_context()
         spec = MapSpec.of(map_over, map_mode)
         stream = self._imap(dict(inputs), spec, _outputs_key(output_name), ctx, on_error, ordered)
@@ -281,6 +303,8 @@ class Pipeline:
         ``async def`` nodes are awaited on the caller's loop (no thread hop); sync nodes run in
         threads so they never block it.
         """
+        if inputs.__class__ is not dict:
+            check_inputs_mapping(inputs, "arun")
         ctx = self._root_context()
         inputs = dict(inputs or {})
         if self._bound:
@@ -332,6 +356,8 @@ class Pipeline:
         with threads or processes the loop awaits their rows without blocking.
         """
         _check_on_error(on_error)
+        if inputs.__class__ is not dict:
+            check_inputs_mapping(inputs, "aimap")
         ctx = self._root_context()
         spec = MapSpec.of(map_over, map_mode)
         try:
@@ -370,10 +396,18 @@ class Pipeline:
         )
 
     def plan(self, outputs: tuple[str, ...] | None, provided: frozenset[str]) -> Plan:
-        """The compiled plan for ``outputs`` given inputs named ``provided`` (cached)."""
+        """The compiled plan for ``outputs`` given inputs named ``provided`` (cached).
+
+        Compiling checks, once per distinct set of names, that every provided name is one the
+        pipeline takes (or an output to override), and that no pipeline is nested in itself.
+        """
         key = (outputs, provided)
         found = self.pgraph.plans.get(key)
         if found is None:
+            loop = nesting_cycle(self.label, self.pgraph)
+            if loop is not None:
+                raise loop
+            check_input_names(self.label, self.pgraph, provided)
             with gc_paused():
                 found = compile_plan(self.pgraph, outputs, provided, self.label)
             self.pgraph.plans[key] = found

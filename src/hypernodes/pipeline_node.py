@@ -52,7 +52,11 @@ class PipelineNode:
                 )
         to_outer = {inner: outer for outer, inner in input_mapping.items()}
         if len(to_outer) != len(input_mapping):
-            raise MappingError(f"{label}: input_mapping maps two outer names to one inner input")
+            raise MappingError(
+                f"{label}: input_mapping maps two outer names onto one inner input: "
+                f"{_shared_targets(input_mapping)}. Each inner input reads one outer value; "
+                "keep one of these names"
+            )
         for inner in output_mapping:
             if inner not in pipeline.output_names:
                 raise MappingError(
@@ -60,7 +64,10 @@ class PipelineNode:
                     f"{inner!r}; its outputs are {list(pipeline.output_names)}"
                 )
         if len(set(output_mapping.values())) != len(output_mapping):
-            raise MappingError(f"{label}: output_mapping gives two outputs one outer name")
+            raise MappingError(
+                f"{label}: output_mapping gives two outputs one outer name: "
+                f"{_shared_targets(output_mapping)}; give each output its own name"
+            )
         if map_mode not in MAP_MODES:
             raise MappingError(f"{label}: map_mode must be 'zip' or 'product', got {map_mode!r}")
 
@@ -71,8 +78,10 @@ class PipelineNode:
             for inner in inner_inputs
             if inner not in bound or inner in to_outer
         }
+        _check_unique_outer(label, "input", self.input_to_outer, input_mapping)
         #: inner output name -> outer name
         self.output_to_outer = {o: output_mapping.get(o, o) for o in pipeline.output_names}
+        _check_unique_outer(label, "output", self.output_to_outer, output_mapping)
         self.output_to_inner = {o: i for i, o in self.output_to_outer.items()}
         self.input_mapping = input_mapping
         self.output_mapping = output_mapping
@@ -147,3 +156,49 @@ class PipelineNode:
     def __repr__(self) -> str:
         mapped = f" map_over={list(self.map_over)}" if self.map_over else ""
         return f"{self.name}[pipeline]({', '.join(self.inputs)}) -> ({', '.join(self.outputs)}){mapped}"
+
+
+def _shared_targets(mapping: Mapping[str, str]) -> str:
+    """``'a', 'b' -> 'x'`` for the keys of ``mapping`` that share a value."""
+    by_target: dict[str, list[str]] = {}
+    for key, target in mapping.items():
+        by_target.setdefault(target, []).append(key)
+    return "; ".join(
+        f"{', '.join(repr(k) for k in keys)} -> {target!r}"
+        for target, keys in by_target.items()
+        if len(keys) > 1
+    )
+
+
+def _check_unique_outer(
+    label: str, kind: str, to_outer: Mapping[str, str], mapping: Mapping[str, str]
+) -> None:
+    """Raise :class:`MappingError` when two inner inputs (or outputs) end up under one outer name:
+    one renamed onto a name that another, unmapped one keeps."""
+    seen: dict[str, str] = {}
+    for inner, outer in to_outer.items():
+        other = seen.get(outer)
+        if other is None:
+            seen[outer] = inner
+            continue
+        renamed, kept = (inner, other) if inner in _renamed(kind, mapping) else (other, inner)
+        arg = f"{kind}_mapping"
+        if kind == "input":
+            detail = (
+                f"input_mapping maps outer {outer!r} onto inner input {renamed!r}, but the inner "
+                f"pipeline also takes an input {kept!r}, which is not mapped and so reads outer "
+                f"{outer!r} too: one outer value would feed two inner inputs"
+            )
+            fix = f"map {kept!r} as well (e.g. input_mapping={{..., 'outer_{kept}': {kept!r}}})"
+        else:
+            detail = (
+                f"output_mapping renames output {renamed!r} to {outer!r}, but the inner pipeline "
+                f"already has an output {kept!r}, which is not mapped and keeps that name"
+            )
+            fix = f"rename {kept!r} as well (e.g. output_mapping={{..., {kept!r}: 'inner_{kept}'}})"
+        raise MappingError(f"{label}: {detail}. Pick another name in {arg}, or {fix}")
+
+
+def _renamed(kind: str, mapping: Mapping[str, str]) -> set[str]:
+    """The inner names ``mapping`` renames (its values for inputs, its keys for outputs)."""
+    return set(mapping.values()) if kind == "input" else set(mapping)

@@ -16,6 +16,7 @@ from typing import Any
 from . import events
 from ._async import run_sync
 from .cache import item as _cache
+from .checks import unfinished_hint, unfinished_inputs_note, unfinished_kind
 from .context import RunContext
 from .exceptions import (
     UNNAMED,
@@ -119,14 +120,14 @@ class Plan:
                 for step in self.steps_for(values, ctx):
                     runners[step.index](values, ctx)
             except Exception as exc:
-                locate_failure(exc, step, ctx, values)
+                locate_failure(exc, step, ctx, self, values)
                 raise
             return self.extract(values)
         try:
             for run in self.runners:
                 run(values, ctx)
         except Exception as exc:
-            locate_failure(exc, self.failed_step(values), ctx, values)
+            locate_failure(exc, self.failed_step(values), ctx, self, values)
             raise
         return self.extract(values)
 
@@ -177,7 +178,7 @@ class Plan:
                 step.run(values, ctx)
         except Exception as exc:
             # Name this step: with a cache, steps before it may have been skipped, not stored.
-            locate_failure(exc, step, ctx, values)
+            locate_failure(exc, step, ctx, self, values)
             raise
 
     async def arun_step(self, step: Step, values: dict[str, Any], ctx: RunContext) -> None:
@@ -189,7 +190,7 @@ class Plan:
             else:
                 await step.arun(values, ctx)  # type: ignore[misc]
         except Exception as exc:
-            locate_failure(exc, step, ctx, values)
+            locate_failure(exc, step, ctx, self, values)
             raise
 
     def failed_step(self, values: dict[str, Any]) -> Step | None:
@@ -401,10 +402,11 @@ def _store_outputs(
     except TypeError:
         n = -1
     if n != len(outputs):
+        kind = unfinished_kind(result)
+        advice = unfinished_hint(kind) if kind else f"return a tuple of {len(outputs)} values"
         raise OutputShapeError(
             f"node {name!r} declares {len(outputs)} outputs {outputs} but returned "
-            f"{type(result).__name__}{'' if n < 0 else f' of length {n}'}; return a tuple of "
-            f"{len(outputs)} values"
+            f"{type(result).__name__}{'' if n < 0 else f' of length {n}'}; {advice}"
         )
     for i, out in pairs:
         values[out] = result[i]
@@ -482,15 +484,46 @@ class _Where:
         #: the failing step's inputs by name (None when unknown)
         self.inputs: dict[str, Any] | None = None
 
+    def __getstate__(self) -> dict[str, Any]:
+        # An error travels back from a worker process with its place; inputs that cannot travel
+        # (a coroutine, a lock) go as their reprs rather than losing the whole error.
+        state = {name: getattr(self, name) for name in self.__slots__}
+        if self.inputs:
+            import cloudpickle
+
+            try:
+                cloudpickle.dumps(self.inputs)
+            except Exception:
+                state["inputs"] = {k: _Shown(_short(v)) for k, v in self.inputs.items()}
+        return state
+
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        for name, value in state.items():
+            setattr(self, name, value)
+
+
+class _Shown(str):
+    """The repr of a value that could not be sent back from a worker (shown without quotes)."""
+
+    __slots__ = ()
+
+    def __repr__(self) -> str:
+        return str(self)
+
 
 def locate_failure(
     exc: BaseException,
     step: Step | None,
     ctx: RunContext,
+    plan: Plan | None = None,
     values: dict[str, Any] | None = None,
 ) -> None:
-    """Record on ``exc`` the node that raised it, its inputs and the pipeline path, once
-    (the innermost place wins)."""
+    """Record on ``exc`` the node that raised it, its inputs and the pipeline path, once (the
+    innermost place wins).
+
+    Given the ``plan`` and the item's ``values``, also note when the step read a coroutine (or
+    generator) that another node returned instead of a value (a function not ``async def``).
+    """
     if getattr(exc, _WHERE, None) is not None:
         return
     where = _Where(step.name if step is not None else None, ctx.path)
@@ -500,6 +533,10 @@ def locate_failure(
         setattr(exc, _WHERE, where)
     except (AttributeError, TypeError):  # an exception type that takes no attributes
         exc.add_note(describe(where))
+    if plan is not None and values is not None and step is not None:
+        note = unfinished_inputs_note(plan.steps, step.name, step.arg_keys, values)
+        if note is not None:
+            exc.add_note(note)
 
 
 def step_inputs(step: Step, values: dict[str, Any]) -> dict[str, Any]:

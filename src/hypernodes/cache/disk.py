@@ -25,6 +25,7 @@ from typing import Any
 
 import diskcache
 
+from ..exceptions import CachePathError
 from .base import (
     CacheTimeout,
     CacheWriteError,
@@ -159,6 +160,20 @@ def _as_secret(key: bytes | str) -> bytes:
     return secret
 
 
+def _check_directory(path: str) -> None:
+    """Raise :class:`CachePathError` if ``path``, or the nearest part of it that exists, is a file."""
+    found = os.path.abspath(path)
+    while not os.path.lexists(found) and os.path.dirname(found) != found:
+        found = os.path.dirname(found)
+    if os.path.exists(found) and not os.path.isdir(found):
+        where = "that path" if found == os.path.abspath(path) else f"{found!r} in that path"
+        raise CachePathError(
+            f"DiskCache({path!r}): {where} is an existing file, not a directory. DiskCache takes "
+            "a directory (created if missing) to keep its index and entries in: give a path that "
+            "is a directory or does not exist yet"
+        )
+
+
 class DiskCache:
     """A persistent cache in the directory ``path`` (created if missing, private to the user).
 
@@ -186,6 +201,7 @@ class DiskCache:
         if key is not None and key_file is not None:
             raise ValueError("DiskCache takes key= or key_file=, not both")
         self.path = os.fspath(path)
+        _check_directory(self.path)
         self.size_limit = size_limit
         self.timeout = timeout
         self._key = None if key is None else _as_secret(key)
