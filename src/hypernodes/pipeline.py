@@ -19,6 +19,7 @@ from .graph import PipelineGraph
 from .node import Node
 from .pipeline_node import MAP_MODES, PipelineNode
 from .plan import Plan, add_failure_note, compile_plan
+from .typecheck import TypeCheck, check_mode, check_pipeline, with_runtime_checks
 
 if TYPE_CHECKING:
     from .viz.styles import Style
@@ -33,6 +34,11 @@ class Pipeline:
     ``pipeline.as_node(...)`` adapters.  The graph is validated once, here: duplicate outputs,
     cycles and non-node items raise at construction.  ``with_*`` and ``bind`` return new pipelines;
     a pipeline is never changed by running it, so one object may serve many parents and threads.
+
+    ``type_check`` checks each connection whose two ends are annotated: ``"error"`` (default)
+    raises :class:`~hypernodes.exceptions.TypeMismatchError` for a clearly incompatible pair,
+    ``"warn"`` warns instead, ``"off"`` skips the check, and ``"runtime"`` also checks the values
+    nodes return against their annotations as the pipeline runs (see ``docs/type-checks.md``).
     """
 
     def __init__(
@@ -42,13 +48,20 @@ class Pipeline:
         cache: Any = None,
         callbacks: Iterable[Any] | None = None,
         name: str | None = None,
+        type_check: TypeCheck = "error",
     ) -> None:
         if isinstance(nodes, (Node, Pipeline, PipelineNode)) or not isinstance(nodes, Iterable):
             raise InvalidNodeError("Pipeline(nodes=...) takes a list of nodes")
         items = [_as_node(item, i) for i, item in enumerate(nodes)]
         self.name = name
+        #: how connections are type-checked: "error", "warn", "off" or "runtime" (see typecheck)
+        self.type_check = check_mode(type_check)
+        if type_check == "runtime":
+            items = with_runtime_checks(items)
         with gc_paused():
             self.pgraph = PipelineGraph(items, self.label)
+            if type_check != "off":
+                check_pipeline(self, type_check)
         self.engine = engine
         self.cache = cache
         self.callbacks: list[Any] | None = list(callbacks) if callbacks is not None else None
