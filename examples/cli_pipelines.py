@@ -1,10 +1,10 @@
 """Small pipelines to try the ``hypernodes`` command on (and that its tests run).
 
-    hypernodes describe examples/cli_pipelines.py:text
-    hypernodes run examples/cli_pipelines.py:text -i text="Hello big world"
-    hypernodes run examples/cli_pipelines.py:text --map-over text -i 'text=["a b", "c"]' --format jsonl
-    hypernodes run examples/cli_pipelines.py:corpus -i 'texts=["a b", "c"]'
-    hypernodes viz examples/cli_pipelines.py:corpus -o corpus.svg --depth all
+hypernodes describe examples/cli_pipelines.py:text
+hypernodes run examples/cli_pipelines.py:text -i text="Hello big world"
+hypernodes run examples/cli_pipelines.py:text --map-over text -i 'text=["a b", "c"]' --format jsonl
+hypernodes run examples/cli_pipelines.py:corpus -i 'texts=["a b", "c"]'
+hypernodes viz examples/cli_pipelines.py:corpus -o corpus.svg --depth all
 """
 
 from __future__ import annotations

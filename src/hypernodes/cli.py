@@ -9,6 +9,7 @@ with a non-zero exit (1: the pipeline or a tool failed; 2: bad arguments, target
 
 from __future__ import annotations
 
+import contextlib
 import importlib
 import importlib.util
 import inspect
@@ -18,7 +19,7 @@ import sys
 import traceback
 from collections.abc import Iterator, Mapping, Sequence
 from pathlib import Path
-from typing import Any, NoReturn
+from typing import Any
 
 import click
 
@@ -557,6 +558,7 @@ def cache_clear(directory: Path, yes: bool) -> None:
 
 def load_target(target: str) -> Any:
     """The pipeline a ``module:attr`` or ``path/to/file.py:attr`` target names."""
+    from .node import Node
     from .pipeline import Pipeline
 
     source, sep, attr = target.rpartition(":")
@@ -580,6 +582,10 @@ def load_target(target: str) -> Any:
             raise UsageProblem(
                 f"{source} has no attribute {attr!r} ({_pipelines_in(module)})"
             ) from None
+    if isinstance(found, Node):
+        raise UsageProblem(
+            f"{target} is a node, not a Pipeline; put it in one: Pipeline([{found.name}])"
+        )
     if not isinstance(found, Pipeline) and callable(found) and not isinstance(found, type):
         try:
             signature = inspect.signature(found)
@@ -678,20 +684,20 @@ def _usage_like(exc: BaseException) -> bool:
     return isinstance(exc, (MissingInputError, MapError, UnknownOutputError))
 
 
-def _fail(message: str, code: int) -> NoReturn:
+def _report(message: str, code: int) -> int:
     click.echo(f"hypernodes: error: {message}", err=True)
-    raise SystemExit(code)
+    return code
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    """Run the command line ``argv`` (default: ``sys.argv[1:]``) and return the exit status."""
+    """Run the command line ``argv`` (default: ``sys.argv[1:]``) and return the exit status:
+    0 on success, 1 when the pipeline or a tool failed, 2 for bad arguments, target or inputs."""
     args = list(sys.argv[1:] if argv is None else argv)
-    # ``--traceback`` before the first value that could be an input (``-i x=--traceback``).
     show_traceback = "--traceback" in args or os.environ.get("HYPERNODES_TRACEBACK") == "1"
     try:
-        cli.main(args=args, prog_name="hypernodes", standalone_mode=False)
+        status = cli.main(args=args, prog_name="hypernodes", standalone_mode=False)
     except click.exceptions.Abort:
-        _fail("aborted", EXIT_FAILURE)
+        return _report("aborted", EXIT_FAILURE)
     except click.ClickException as exc:
         if show_traceback and exc.__cause__ is not None:
             traceback.print_exception(exc.__cause__)
@@ -699,19 +705,20 @@ def main(argv: Sequence[str] | None = None) -> int:
         usage = isinstance(exc, click.UsageError) and not isinstance(exc, UsageProblem)
         if usage and exc.ctx is not None:
             hint = f" (see '{exc.ctx.command_path} --help')"
-        _fail(exc.format_message().replace("\n", " ") + hint, exc.exit_code)
+        return _report(" ".join(exc.format_message().split()) + hint, exc.exit_code)
     except KeyboardInterrupt:
-        _fail("interrupted", 130)
-    except SystemExit:
-        raise
+        return _report("interrupted", 130)
+    except BrokenPipeError:  # `hypernodes run ... | head`: the reader left; say nothing more
+        with contextlib.suppress(OSError):
+            os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 141
     except Exception as exc:
+        code = EXIT_USAGE if _usage_like(exc) else EXIT_FAILURE
         if show_traceback:
             traceback.print_exception(exc)
-        else:
-            exc_text = _missing_input_text(exc) or _one_line(exc)
-            click.echo(f"hypernodes: error: {exc_text}", err=True)
-        return EXIT_USAGE if _usage_like(exc) else EXIT_FAILURE
-    return 0
+            return code
+        return _report(_missing_input_text(exc) or _one_line(exc), code)
+    return status if isinstance(status, int) else 0
 
 
 def _missing_input_text(exc: BaseException) -> str | None:
