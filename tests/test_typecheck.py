@@ -471,3 +471,22 @@ def test_runtime_checks_in_worker_processes() -> None:
         assert checked.map({"x": [2, 4]}, map_over="x") == [{"half": 1}, {"half": 2}]
         with pytest.raises(TypeMismatchError, match="node 'half'"):
             checked.map({"x": [2, 3]}, map_over="x")
+
+
+def test_unhashable_callable_objects_are_checked_too() -> None:
+    class Unhashable:
+        __hash__ = None  # type: ignore[assignment]
+
+        def __init__(self, factor: int) -> None:
+            self.factor = factor
+
+        def __eq__(self, other: object) -> bool:
+            return isinstance(other, Unhashable) and other.factor == self.factor
+
+        def __call__(self, n: int) -> str:
+            return str(n * self.factor)
+
+    scaled = node(Unhashable(2), output_name="scaled", name="scaled")
+    assert Pipeline([count, scaled.with_inputs(n="n")]).run({"text": "ab"})["scaled"] == "4"
+    with pytest.raises(TypeMismatchError, match="node 'scaled' produces 'scaled' as str"):
+        Pipeline([count, scaled, double.with_inputs(n="scaled")])
