@@ -482,3 +482,40 @@ def test_cache_errors(tmp_path: Path) -> None:
     one_line_error(hn("cache", "info", str(tmp_path / "none")), 1, "not a directory")
     one_line_error(hn("cache", "clear", str(tmp_path), "--yes"), 1, "cache.db")
     assert not (tmp_path / "cache.db").exists()  # looking did not make one
+
+
+# ---------------------------------------------------------------------------------------------
+# what the command reads and prints, in-process
+
+
+def test_assignments_parse_as_json_else_as_strings() -> None:
+    from hypernodes.cli_io import UsageProblem, parse_assignment
+
+    assert parse_assignment("n=3") == ("n", 3)
+    assert parse_assignment("xs=[1, 2]") == ("xs", [1, 2])
+    assert parse_assignment("flag=true") == ("flag", True)
+    assert parse_assignment('code="007"') == ("code", "007")
+    assert parse_assignment("code=007") == ("code", "007")  # not JSON: the string
+    assert parse_assignment("text=a=b") == ("text", "a=b")
+    assert parse_assignment("empty=") == ("empty", "")
+    for bad in ("novalue", "=3", "two words=1"):
+        with pytest.raises(UsageProblem):
+            parse_assignment(bad)
+
+
+def test_encoder_numpy_item_errors_and_other_values() -> None:
+    import numpy as np
+
+    from hypernodes import ItemError
+    from hypernodes.cli_io import JsonEncoder
+
+    encoder = JsonEncoder()
+    error = ItemError(ValueError("bad"), "check", 3)
+    text = encoder.dumps({"a": np.arange(3), "b": np.float64(0.5), "c": error, "d": {1, 2}})
+    assert json.loads(text) == {
+        "a": [0, 1, 2],
+        "b": 0.5,
+        "c": {"error": "ValueError: bad", "node": "check", "item": 3},
+        "d": "{1, 2}",
+    }
+    assert list(encoder.not_json) == ["set"]

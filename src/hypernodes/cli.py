@@ -217,8 +217,17 @@ def run(
             _print_rows(rows_list, output_format, encoder)
     finally:
         if engine_object is not None:
-            engine_object.shutdown()
+            _close_engine(engine_object)
         encoder.print_notes()
+
+
+def _close_engine(engine: Any) -> None:
+    """Stop the workers of an engine the command made (``shutdown``, or ``close``)."""
+    for method in ("shutdown", "close"):
+        stop = getattr(engine, method, None)
+        if callable(stop):
+            stop()
+            return
 
 
 def _configure(

@@ -301,9 +301,11 @@ def _names(entries: list[Mapping[str, Any]]) -> str:
 
 
 def _param(entry: Mapping[str, Any]) -> str:
-    text = _typed(entry)
+    text = entry["name"]
     if "parameter" in entry:
-        text = f"{entry['parameter']}<-{text}"
+        text += f" as {entry['parameter']}"
+    if entry.get("type"):
+        text += f": {entry['type']}"
     if "default" in entry:
         text += f" = {_short(entry['default'])}"
     return text
