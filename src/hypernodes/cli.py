@@ -194,8 +194,7 @@ def run(
         raise UsageProblem("--on-error continue applies to maps: add --map-over NAME")
     output_name = list(outputs) or None
 
-    configured = _configure(pipeline, engine, cache_dir, progress)
-    pipeline, engine_object = configured
+    pipeline, engine_object = _configure(pipeline, engine, cache_dir, progress)
     encoder = JsonEncoder()
     try:
         if not map_over:
@@ -218,6 +217,8 @@ def run(
     finally:
         if engine_object is not None:
             _close_engine(engine_object)
+        if cache_dir is not None:
+            pipeline.cache.close()
         encoder.print_notes()
 
 
