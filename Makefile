@@ -14,6 +14,7 @@ $(STAMP): pyproject.toml
 
 demo: $(STAMP)
 	$(BIN)/python examples/demo.py
+	$(BIN)/hypernodes run examples/demo.py:build_pipeline -i path=examples/data/tickets.txt --output report
 
 lint: $(STAMP)
 	$(BIN)/ruff check src tests benchmarks examples

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import json
 import pathlib
+import shlex
 import subprocess
 import sys
 
@@ -35,3 +37,15 @@ def test_demo_pipeline_matches_a_plain_loop():
     assert {p: r["tickets"] for p, r in report["by_product"].items()} == {
         p: products.count(p) for p in set(products)
     }
+
+
+def test_make_demo_also_runs_the_demo_through_the_command():
+    makefile = (ROOT / "Makefile").read_text(encoding="utf-8")
+    recipe = makefile.split("\ndemo:", 1)[1].split("\n\n", 1)[0]
+    (line,) = [x.strip() for x in recipe.splitlines() if "/hypernodes run " in x]
+    command = shlex.split(line.replace("$(BIN)", str(pathlib.Path(sys.executable).parent)))
+    result = subprocess.run(
+        command, cwd=ROOT, capture_output=True, text=True, timeout=120, check=True
+    )
+    report = json.loads(result.stdout)["report"]
+    assert report["tickets"] == 300 and report["most_mentioned"] == "phone"

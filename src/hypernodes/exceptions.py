@@ -141,6 +141,35 @@ class WorkerCrashedError(HyperNodesError, RuntimeError):
         return (type(self), (str(self), self.items), self.__dict__)
 
 
+class TypeMismatchError(HyperNodesError, TypeError):
+    """A node's annotated output type cannot be what the node reading it takes (raised when the
+    pipeline is built), or a value a node returned is not of its annotated type
+    (``type_check="runtime"``).  The message names both nodes, the value and both types."""
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        producer: str | None = None,
+        consumer: str | None = None,
+        name: str | None = None,
+        produced: object = None,
+        expected: object = None,
+    ) -> None:
+        super().__init__(message)
+        #: who produces the value (``"node 'load'"``) and who takes it (``None`` at run time)
+        self.producer = producer
+        self.consumer = consumer
+        #: the value's name, and the produced and expected types
+        self.name = name
+        self.produced = produced
+        self.expected = expected
+
+
+class TypeMismatchWarning(UserWarning):
+    """What :class:`TypeMismatchError` says, as a warning: ``Pipeline(..., type_check="warn")``."""
+
+
 __all__ = [
     "CycleError",
     "DependencyError",
@@ -158,6 +187,8 @@ __all__ = [
     "NodeTimeoutError",
     "OutputShapeError",
     "UnknownInputError",
+    "TypeMismatchError",
+    "TypeMismatchWarning",
     "UnknownOutputError",
     "UnpicklableError",
     "WorkerCrashedError",

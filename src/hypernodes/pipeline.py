@@ -28,6 +28,7 @@ from .mapspec import MapSpec
 from .node import Node
 from .pipeline_node import PipelineNode
 from .plan import Plan, add_failure_note, compile_plan
+from .typecheck import TypeCheck, check_mode, check_pipeline, with_runtime_checks
 
 if TYPE_CHECKING:
     from .viz.styles import Style
@@ -42,6 +43,11 @@ class Pipeline:
     ``pipeline.as_node(...)`` adapters.  The graph is validated once, here: duplicate outputs,
     cycles and non-node items raise at construction.  ``with_*`` and ``bind`` return new pipelines;
     a pipeline is never changed by running it, so one object may serve many parents and threads.
+
+    ``type_check`` checks each connection whose two ends are annotated: ``"error"`` (default)
+    raises :class:`~hypernodes.exceptions.TypeMismatchError` for a clearly incompatible pair,
+    ``"warn"`` warns instead, ``"off"`` skips the check, and ``"runtime"`` also checks the values
+    nodes return against their annotations as the pipeline runs (see ``docs/type-checks.md``).
     """
 
     def __init__(
@@ -51,6 +57,7 @@ class Pipeline:
         cache: Any = None,
         callbacks: Iterable[Any] | None = None,
         name: str | None = None,
+        type_check: TypeCheck = "error",
     ) -> None:
         if isinstance(nodes, (Node, Pipeline, PipelineNode)) or not isinstance(nodes, Iterable):
             raise InvalidNodeError("Pipeline(nodes=...) takes a list of nodes")
@@ -58,6 +65,10 @@ class Pipeline:
         engine, cache = check_engine(engine), check_cache(cache)
         checked_callbacks = check_callbacks(callbacks)
         label = name or "pipeline"
+        #: how connections are type-checked: "error", "warn", "off" or "runtime" (see typecheck)
+        type_mode = check_mode(type_check)
+        if type_check == "runtime":
+            items = with_runtime_checks(items)
         with gc_paused():
             pgraph = PipelineGraph(items, label)
         previous = self.__dict__.get("pgraph")
@@ -68,10 +79,14 @@ class Pipeline:
                 self.pgraph = previous
                 raise loop
         self.name = name
+        self.type_check = type_mode
         self.engine = engine
         self.cache = cache
         self.callbacks: list[Any] | None = checked_callbacks
         self._bound: dict[str, Any] = {}
+        if type_check != "off":
+            with gc_paused():
+                check_pipeline(self, type_check)
 
     # -- description -------------------------------------------------------------------------
 

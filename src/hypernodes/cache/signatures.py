@@ -188,7 +188,7 @@ class CallInfo:
                 continue
             node = step.node
             try:
-                code = callable_digest(node.func)
+                code = callable_digest(node.__wrapped__)  # the user's function, checked or not
                 salt = value_token(node.cache_version)
             except Unhashable as exc:
                 warn_once(
