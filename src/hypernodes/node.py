@@ -15,6 +15,9 @@ from .exceptions import InvalidNodeError
 
 _VARIADIC = (inspect.Parameter.VAR_POSITIONAL, inspect.Parameter.VAR_KEYWORD)
 
+#: the resource hints a node may declare (``@node(resources=...)``), honoured by engines that can
+RESOURCE_KEYS = ("num_gpus", "num_cpus", "max_concurrency", "batch_size")
+
 
 def _is_async(func: Callable[..., Any]) -> bool:
     if inspect.iscoroutinefunction(func):
@@ -38,6 +41,29 @@ def _check_output_name(output_name: Any, where: str) -> tuple[str, ...]:
     return names
 
 
+def _check_resources(resources: Any, where: str) -> dict[str, Any] | None:
+    """The validated resource hints (a plain dict), or None when none are declared."""
+    if resources is None:
+        return None
+    if not isinstance(resources, Mapping):
+        raise InvalidNodeError(
+            f"{where}: resources must be a dict such as {{'num_gpus': 1}}, got {resources!r}"
+        )
+    checked: dict[str, Any] = {}
+    for key, value in resources.items():
+        if key not in RESOURCE_KEYS:
+            raise InvalidNodeError(
+                f"{where}: unknown resource {key!r}; use {', '.join(RESOURCE_KEYS)}"
+            )
+        whole = key in ("max_concurrency", "batch_size")
+        kinds = int if whole else (int, float)
+        if isinstance(value, bool) or not isinstance(value, kinds) or value < (1 if whole else 0):
+            need = "a whole number >= 1" if whole else "a number >= 0"
+            raise InvalidNodeError(f"{where}: resources[{key!r}] must be {need}, got {value!r}")
+        checked[key] = value
+    return checked or None
+
+
 class Node:
     """One function as a pipeline step.
 
@@ -57,6 +83,7 @@ class Node:
         cache: bool = True,
         cache_version: str | int | None = None,
         name: str | None = None,
+        resources: Mapping[str, Any] | None = None,
     ) -> None:
         if isinstance(func, Node):
             func = func.func
@@ -97,6 +124,8 @@ class Node:
         self.is_async: bool = _is_async(func)
         self.cache = cache
         self.cache_version = cache_version
+        #: hints for engines that schedule resources (DaftEngine): ``num_gpus``, ``num_cpus``, ...
+        self.resources = _check_resources(resources, f"node {self.name!r}")
         self.__name__ = fname
         self.__qualname__ = getattr(func, "__qualname__", fname)
         self.__module__ = getattr(func, "__module__", None)  # type: ignore[assignment]
@@ -144,7 +173,8 @@ class Node:
 
     def __repr__(self) -> str:
         outs = self.outputs[0] if len(self.outputs) == 1 else "(" + ", ".join(self.outputs) + ")"
-        return f"{self.name}({', '.join(self.inputs)}) -> {outs}"
+        hints = f" resources={self.resources}" if self.resources else ""
+        return f"{self.name}({', '.join(self.inputs)}) -> {outs}{hints}"
 
     def __reduce__(self) -> tuple[Any, ...]:
         # ``@node`` replaces a module-level function by its Node, so pickling the function by
@@ -206,6 +236,7 @@ def node(
     cache: bool = ...,
     cache_version: str | int | None = ...,
     name: str | None = ...,
+    resources: Mapping[str, Any] | None = ...,
 ) -> Callable[[Callable[..., Any]], Node]: ...
 @overload
 def node(
@@ -214,6 +245,7 @@ def node(
     cache: bool = ...,
     cache_version: str | int | None = ...,
     name: str | None = ...,
+    resources: Mapping[str, Any] | None = ...,
 ) -> Callable[[Callable[..., Any]], Node]: ...
 
 
@@ -225,18 +257,26 @@ def node(
     cache: bool = True,
     cache_version: str | int | None = None,
     name: str | None = None,
+    resources: Mapping[str, Any] | None = None,
 ) -> Any:
     """Turn a function into a :class:`Node`: ``@node``, ``@node(output_name="y")`` or ``@node("y")``.
 
     ``output_name`` may be a tuple; the function then returns a tuple of that length and each element
     becomes its own output.  ``cache=False`` keeps the node out of the cache; ``cache_version`` is a
-    salt: change it to force a recompute.
+    salt: change it to force a recompute.  ``resources`` holds hints for engines that place work
+    (``num_gpus``, ``num_cpus``, ``max_concurrency``, ``batch_size``): DaftEngine runs such a node as
+    a stage of its own with those options; the local engine ignores them.
     """
     if isinstance(func, (str, tuple)):
         if output_name is not None:
             raise InvalidNodeError("give output_name once, positionally or by keyword")
         output_name, func = func, None
-    options: Mapping[str, Any] = {"cache": cache, "cache_version": cache_version, "name": name}
+    options: Mapping[str, Any] = {
+        "cache": cache,
+        "cache_version": cache_version,
+        "name": name,
+        "resources": resources,
+    }
     if func is None:
         return lambda f: Node(f, output_name, **options)
     return Node(func, output_name, **options)

@@ -232,6 +232,8 @@ class Pipeline:
         except Exception as exc:
             add_failure_note(exc)
             raise
+        if not isinstance(rows, list):  # a lazy result, e.g. DaftEngine(collect=False)'s DataFrame
+            return rows
         if return_format == "columns":
             return _columns(plan, rows)
         return rows
@@ -309,7 +311,7 @@ class Pipeline:
         seeded = plan.seed(base)
         if ctx.cache is not None:
             seeded = prepare_map(plan, seeded)  # per-call cache data shared by all items
-        items = _items(seeded, names, seqs, map_mode)
+        items = MapItems(seeded, names, seqs, map_mode)
         extra = {} if on_error == "raise" else {"on_error": on_error}
         if ctx.dispatcher is None:
             return plan, ctx.engine.map(plan, items, count, ctx, **extra)
@@ -370,6 +372,28 @@ def _as_sequence(value: Any, name: str) -> Sequence[Any]:
             f"got {type(value).__name__}; pass [value] to map over a single item"
         )
     return list(value)
+
+
+class MapItems:
+    """The items of one map: ``base`` (values shared by every item) plus one value of each input
+    in ``names``, taken from ``seqs`` as ``mode`` (``"zip"`` or ``"product"``) pairs them.
+
+    Iterating yields one dict per item.  Engines that work on columns (Daft) read the parts
+    instead, so shared values are not repeated per item.
+    """
+
+    __slots__ = ("base", "names", "seqs", "mode")
+
+    def __init__(
+        self, base: dict[str, Any], names: tuple[str, ...], seqs: list[Sequence[Any]], mode: str
+    ) -> None:
+        self.base = base
+        self.names = names
+        self.seqs = seqs
+        self.mode = mode
+
+    def __iter__(self) -> Iterator[dict[str, Any]]:
+        return _items(self.base, self.names, self.seqs, self.mode)
 
 
 def _items(
