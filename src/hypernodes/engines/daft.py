@@ -534,22 +534,23 @@ def _stage_udf(stage: Stage, call: _StageCall, batch_size: int | None) -> Any:
         stage_fn.__name__ = stage_fn.__qualname__ = name
         return daft.func.batch(return_dtype=python, batch_size=size)(stage_fn)
 
-    class StageUDF:
-        def __init__(self, call: _StageCall) -> None:
-            self.call = call
+    def init(self: Any, call: _StageCall) -> None:
+        self.call = call
 
-        @daft.method.batch(return_dtype=python, batch_size=size)
-        def __call__(self, index: Series, *columns: Series) -> Series:
-            cells = run_stage(self.call, index.to_pylist(), [c.to_pylist() for c in columns])
-            return Series.from_pylist(cells, dtype=python)
+    def run(self: Any, index: Series, *columns: Series) -> Series:
+        cells = run_stage(self.call, index.to_pylist(), [c.to_pylist() for c in columns])
+        return Series.from_pylist(cells, dtype=python)
 
-    StageUDF.__name__ = StageUDF.__qualname__ = name
+    # Daft names a UDF by its function: the stage's name shows in explain()
+    run.__name__ = run.__qualname__ = name
+    method = daft.method.batch(return_dtype=python, batch_size=size)(run)
+    stage_class = type(name, (), {"__init__": init, "run": method, "__module__": __name__})
     options = {
         "gpus": hints.get("num_gpus", 0),
         "cpus": hints.get("num_cpus"),
         "max_concurrency": hints.get("max_concurrency"),
     }
-    return daft.cls(**options)(StageUDF)(call)
+    return daft.cls(**options)(stage_class)(call).run
 
 
 def run_stage(call: _StageCall, index: list[int], columns: list[list[Any]]) -> list[Any]:
