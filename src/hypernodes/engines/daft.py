@@ -281,18 +281,27 @@ def _current_runner() -> str | None:
 
 
 def _start_local_ray() -> bool:
-    """Start a local Ray bound to the loopback interface unless Ray runs already; True if started."""
+    """Start a local Ray bound to the loopback interface unless Ray runs already; True if started.
+
+    Ray resolves "127.0.0.1" to the machine's address and listens on every interface unless its
+    single-machine mode is on (``RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER=0``, read when ray is imported
+    and by the processes it starts).  Both are set while this Ray starts, then put back.
+    """
     flag = "RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER"
     before = os.environ.get(flag)
-    # Read when ray is imported and by the processes it starts: "0" keeps every server of a local
-    # Ray on 127.0.0.1 (otherwise it listens on all interfaces).
     os.environ[flag] = "0"
     try:
         import ray
+        from ray._private import ray_constants
 
         if ray.is_initialized():
             return False
-        ray.init(include_dashboard=False, _node_ip_address="127.0.0.1")
+        cluster_mode = ray_constants.ENABLE_RAY_CLUSTER
+        ray_constants.ENABLE_RAY_CLUSTER = False
+        try:
+            ray.init(include_dashboard=False, _node_ip_address="127.0.0.1")
+        finally:
+            ray_constants.ENABLE_RAY_CLUSTER = cluster_mode
         return True
     finally:
         if before is None:
