@@ -111,10 +111,10 @@ class DaftEngine:
         if remote.in_worker():
             return self._local().run(plan, values, ctx)
         source = _Source({k: v for k, v in values.items() if k not in plan.constants}, {}, 1)
-        job = self._job(plan, source, ctx, tolerant=False, single=True)
-        for _, row in job.rows(ctx):
-            return row
-        raise AssertionError("a one-row DataFrame gave no row")  # pragma: no cover
+        rows, error = self._job(plan, source, ctx, tolerant=False, single=True).collect(ctx)
+        if error is not None:
+            raise error
+        return rows[0]
 
     def map(
         self,
@@ -126,9 +126,18 @@ class DaftEngine:
     ) -> Any:
         """Every item's outputs in input order, or (``collect=False``) the lazy DataFrame."""
         tolerant = _tolerant(on_error)
-        if not self.collect and ctx.depth == 0 and not remote.in_worker():
-            return self._job(plan, _Source.of(items, plan), ctx, tolerant).table()
-        return [row for _, row in self.imap(plan, items, count, ctx, on_error)]
+        if remote.in_worker():
+            extra = {"on_error": on_error} if tolerant else {}
+            return self._local().map(plan, items, count, ctx, **extra)
+        source = _Source.of(items, plan)
+        if not self.collect and ctx.depth == 0:
+            return self._job(plan, source, ctx, tolerant).table()
+        if source.count == 0:
+            return []
+        rows, error = self._job(plan, source, ctx, tolerant).collect(ctx)
+        if error is not None:
+            raise error
+        return rows
 
     def imap(
         self,
@@ -148,7 +157,10 @@ class DaftEngine:
         source = _Source.of(items, plan)
         if source.count == 0:
             return
-        yield from self._job(plan, source, ctx, tolerant).rows(ctx)
+        rows, error = self._job(plan, source, ctx, tolerant).collect(ctx)
+        yield from enumerate(rows)
+        if error is not None:
+            raise error
 
     def dataframe(
         self,
@@ -738,43 +750,41 @@ class _Job:
         shown += [name for name in self.plan.output_names if name not in self.source.columns]
         return frame.select(*shown)
 
-    def rows(self, ctx: RunContext) -> Iterator[tuple[int, dict[str, Any]]]:
-        """Collect the stage columns; replay events and cache writes; yield rows in item order."""
+    def collect(self, ctx: RunContext) -> tuple[list[dict[str, Any]], BaseException | None]:
+        """Collect the stage columns, replay events and cache writes here in item order, and
+        return the rows in item order up to the first failing item, with its error (or None)."""
         wanted = [INDEX, *(stage.column for stage in self.stages)]
         wanted += [ref for _, kind, ref in self.sources if kind == "input" and ref not in wanted]
         data = self.frame.select(*wanted).to_pydict()
         index: list[int] = data[INDEX]
-        n = len(index)
-        order: Sequence[int] = range(n)
-        if index != list(range(n)):
-            order = sorted(range(n), key=index.__getitem__)
+        if index != list(range(len(index))):  # Daft keeps the order; never rely on it blindly
+            order = sorted(range(len(index)), key=index.__getitem__)
+            data = {name: [column[p] for p in order] for name, column in data.items()}
         if len(self.stages) == 1 and self.sources and all(k == "stage" for _, k, _ in self.sources):
-            yield from self._whole(data[self.stages[0].column], index, order, ctx)
-        else:
-            yield from self._staged(data, index, order, ctx)
+            return self._whole(data[self.stages[0].column], ctx)
+        return self._staged(data, ctx)
 
     def _whole(
-        self, cells: list[Any], index: list[int], order: Sequence[int], ctx: RunContext
-    ) -> Iterator[tuple[int, dict[str, Any]]]:
+        self, cells: list[Any], ctx: RunContext
+    ) -> tuple[list[dict[str, Any]], BaseException | None]:
         spec = self.specs[0]
-        stop: int | None = None
+        stop = len(cells)
         error: BaseException | None = None
-        for p in order:
-            cell = cells[p]
-            if type(cell) is Head:
-                reply = cell.reply()
-                if reply.error is not None and stop is None:
-                    stop, error = index[p] + cell.done, reply.error
-                    reply.error = None
-                spec.receive(reply, ctx)
-                cell = cell.row
-            if stop is not None and index[p] >= stop:
-                raise error  # type: ignore[misc]
-            yield index[p], cell
+        for p in [p for p, cell in enumerate(cells) if type(cell) is Head]:
+            if p >= stop:  # batches after the failing item: not reported, as if never run
+                break
+            head = cells[p]
+            reply = head.reply()
+            if reply.error is not None:
+                stop, error = p + head.done, reply.error
+                reply.error = None
+            spec.receive(reply, ctx)
+            cells[p] = head.row
+        return (cells if error is None else cells[:stop]), error
 
     def _staged(
-        self, data: dict[str, list[Any]], index: list[int], order: Sequence[int], ctx: RunContext
-    ) -> Iterator[tuple[int, dict[str, Any]]]:
+        self, data: dict[str, list[Any]], ctx: RunContext
+    ) -> tuple[list[dict[str, Any]], BaseException | None]:
         depth = ctx.depth
         columns = []
         events: list[dict[Any, list[Any]]] = []
@@ -788,7 +798,7 @@ class _Job:
                     continue
                 reply = cell.reply()
                 if reply.error is not None:
-                    failures[index[p] + cell.done] = reply.error
+                    failures[p + cell.done] = reply.error
                     reply.error = None
                 if reply.writes:
                     spec.receive(remote.Reply([], [], reply.writes), ctx)
@@ -801,15 +811,14 @@ class _Job:
             errors.append(failures)
         dispatcher = ctx.dispatcher
         path = ctx.path
-        for p in order:
-            i = index[p]
-            key = None if self.single else i
+        rows: list[dict[str, Any]] = []
+        for p in range(len(data[INDEX])):
             if dispatcher is not None:
-                parts = [mine.pop(key, []) for mine in events]
-                dispatcher.replay(merge_item_events(parts, path))
+                key = None if self.single else p
+                dispatcher.replay(merge_item_events([mine.pop(key, []) for mine in events], path))
             for failures in errors:
-                if i in failures:
-                    raise failures[i]
+                if p in failures:
+                    return rows, failures[p]
             row = {}
             for name, kind, ref in self.sources:
                 if kind == "stage":
@@ -818,7 +827,8 @@ class _Job:
                     row[name] = data[ref][p]
                 else:
                     row[name] = ref
-            yield i, row
+            rows.append(row)
+        return rows, None
 
 
 def merge_item_events(parts: list[list[Any]], path: tuple[str, ...]) -> list[Any]:
