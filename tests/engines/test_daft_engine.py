@@ -81,6 +81,18 @@ def test_on_error_continue_gives_item_errors(engine):
     assert isinstance(error.exception, KeyError) and rows[1]["a"] == 8
 
 
+def test_imap_yields_numbered_rows_then_raises_at_the_failing_item(engine):
+    pipeline = Pipeline([add_one, refuse_seven], name="p")
+    plan = pipeline.plan(None, frozenset({"x"}))
+    items = [{"x": x} for x in [5, 6, 7, 8]]
+    seen = []
+    with pytest.raises(KeyError):
+        for index, row in engine.imap(plan, items, 4, pipeline._root_context()):
+            seen.append((index, row))
+    assert seen == [(0, {"a": 6, "checked": 5}), (1, {"a": 7, "checked": 6})]
+    assert list(engine.imap(plan, [], 0, pipeline._root_context())) == []
+
+
 def test_unknown_on_error_is_refused(engine):
     from hypernodes.exceptions import MapError
 
@@ -118,6 +130,8 @@ def test_collect_false_returns_a_lazy_dataframe_of_inputs_and_outputs():
     for name in ["a", "word", "half", "rest", "bag"]:
         assert columns[name] == [row[name] for row in rows]
     assert columns["x"] == XS
+    same = pipeline.map({"x": XS}, map_over="x", return_format="columns")
+    assert isinstance(same, daft.DataFrame) and same.to_pydict() == columns
     schema = {field.name: str(field.dtype) for field in frame.schema()}
     # annotated plain types become Daft types (Parquet-ready); the rest stay Python objects
     assert schema["a"] == "Int64" and schema["word"] == "String" and schema["half"] == "Int64"

@@ -148,7 +148,9 @@ class DaftEngine:
         on_error: str = "raise",
         ordered: bool = True,
     ) -> Iterator[tuple[int, dict[str, Any]]]:
-        """``(index, outputs)`` of every item, in input order (the DataFrame is collected first)."""
+        """``(index, outputs)`` of every item, in input order (``ordered`` is accepted for the
+        Engine protocol; the DataFrame is collected first, so the order is always the input's).
+        A failing item is raised after the rows before it."""
         tolerant = _tolerant(on_error)
         if remote.in_worker():
             extra = {"on_error": on_error} if tolerant else {}
@@ -161,16 +163,6 @@ class DaftEngine:
         yield from enumerate(rows)
         if error is not None:
             raise error
-
-    def dataframe(
-        self,
-        plan: Plan,
-        items: Iterable[dict[str, Any]],
-        ctx: RunContext,
-        on_error: str = "raise",
-    ) -> Any:
-        """The lazy ``daft.DataFrame`` of a map: the mapped inputs and one column per output."""
-        return self._job(plan, _Source.of(items, plan), ctx, _tolerant(on_error)).table()
 
     def shutdown(self, wait: bool = True) -> None:
         """Stop the local Ray this engine started, if any (Daft's native runner holds nothing)."""
@@ -387,7 +379,10 @@ def _input_series(columns: dict[str, list[Any]]) -> dict[str, Any]:
         dtype = getattr(DataType, _EXACT[kind])() if kind in _EXACT else DataType.python()
         if kind is int and not -(2**63) <= min(values) <= max(values) < 2**63:
             dtype = DataType.python()
-        typed[name] = Series.from_pylist(values, name=name, dtype=dtype)
+        try:
+            typed[name] = Series.from_pylist(values, name=name, dtype=dtype)
+        except Exception:  # a value Daft's type cannot hold (a lone surrogate in a str, ...)
+            typed[name] = Series.from_pylist(values, name=name, dtype=DataType.python())
     return typed
 
 
@@ -686,6 +681,8 @@ def _partial(call: _StageCall, item: dict[str, Any], failed: list[str], index: i
         with _PARTIAL_LOCK:
             spec = _PARTIAL.get(key)
             if spec is None:
+                if len(_PARTIAL) >= 64:
+                    _PARTIAL.clear()
                 nodes = [step.node for step in plan.steps]
                 label = worker.ctx.path[-1] if worker.ctx.path else "pipeline"
                 pruned = compile_plan(PipelineGraph(nodes, label), wanted, plan.provided, label)
