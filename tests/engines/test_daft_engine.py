@@ -286,6 +286,15 @@ def test_inside_a_udf_the_engine_is_a_local_engine_with_the_same_node_executor()
     assert type(copy._node).__name__ == "ThreadedExecutor"
 
 
+def test_copies_of_the_engine_are_daft_engines_with_the_same_settings():
+    import copy
+
+    engine = DaftEngine(collect=False, batch_size=7, node_executor="threaded")
+    for made in (copy.copy(engine), copy.deepcopy(engine)):
+        assert isinstance(made, DaftEngine) and made is not engine
+        assert (made.collect, made.batch_size, made.node_executor) == (False, 7, "threaded")
+
+
 def test_options_are_checked():
     with pytest.raises(ExecutorError, match="runner"):
         DaftEngine(runner="spark")

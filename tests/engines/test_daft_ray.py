@@ -112,6 +112,10 @@ SCRIPT = textwrap.dedent(
         ]
         seen["run"] = pipeline.run({"x": 2}, output_name=["a", "sq"])
     seen["ray_after_shutdown"] = ray.is_initialized()
+    try:
+        pipeline.map({"x": xs}, map_over="x")
+    except Exception as exc:
+        seen["after_shutdown"] = [type(exc).__name__, str(exc)]
 
     reference = Count()
     Pipeline(nodes, callbacks=[reference], name="p").map(
@@ -186,6 +190,9 @@ def test_ray_runner_gives_the_local_rows_events_and_cache(tmp_path):
     # Ray stayed on the loopback interface, and the engine stopped the Ray it started
     assert all(address.startswith("127.0.0.1") for address in seen["addresses"])
     assert seen["ray_after_shutdown"] is False
+    # Daft's Ray runner cannot move to a new Ray: using the engine again says so
+    assert seen["after_shutdown"][0] == "ExecutorError"
+    assert "stopped by shutdown()" in seen["after_shutdown"][1]
     # the local engine found in the DiskCache what the Ray workers wrote for the first stage
     assert not [e for e in seen["local_node_ends"] if e[0] in ("add_one", "split")]
 

@@ -44,6 +44,9 @@ RUNNERS = (None, "native", "ray")
 _ITEM_HOOKS = frozenset({"on_map_item_start", "on_map_item_end", "on_map_item_cached"})
 
 _RUNNER_LOCK = threading.Lock()
+#: set once a DaftEngine stopped the local Ray it started: Daft's Ray runner, fixed for the
+#: process, keeps actors of that Ray and cannot run on a new one
+_RAY_STOPPED = [False]
 
 
 def require_daft() -> None:
@@ -87,6 +90,8 @@ class DaftEngine:
         require_daft()
         if runner not in RUNNERS:
             raise ExecutorError(f"runner must be None, 'native' or 'ray', got {runner!r}")
+        if runner == "ray" and importlib.util.find_spec("ray") is None:
+            raise ImportError('DaftEngine(runner="ray") needs ray: pip install "hypernodes[ray]"')
         if ray_address is not None and runner != "ray":
             raise ExecutorError("ray_address is used with runner='ray' only")
         if batch_size is not None and (
@@ -174,6 +179,19 @@ class DaftEngine:
 
     def __exit__(self, *exc_info: object) -> None:
         self.shutdown()
+
+    def __copy__(self) -> DaftEngine:
+        return DaftEngine(
+            self.collect,
+            self.show_plan,
+            self.runner,
+            self.batch_size,
+            self.ray_address,
+            self.node_executor,
+        )
+
+    def __deepcopy__(self, memo: dict[int, Any]) -> DaftEngine:
+        return self.__copy__()
 
     def __reduce__(self) -> tuple[Any, ...]:
         # Inside a UDF the plan runs in-process: a nested pipeline (or a map nested in a node)
@@ -264,9 +282,12 @@ class DaftEngine:
                     if self.ray_address is None:
                         self._ray[0] = _start_local_ray() or self._ray[0]
                     daft.set_runner_ray(address=self.ray_address, noop_if_initialized=True)
-            elif self.runner == "ray" and self.ray_address is None:
-                # the runner is Ray already; start the local Ray again after a shutdown()
-                self._ray[0] = _start_local_ray() or self._ray[0]
+            elif self.runner == "ray" and self.ray_address is None and _RAY_STOPPED[0]:
+                raise ExecutorError(
+                    "the local Ray that DaftEngine started in this process was stopped by "
+                    "shutdown(), and Daft's Ray runner cannot move to a new one: run further "
+                    "maps in a new process, or shut the engine down only when you are done"
+                )
             self._ready = True
 
 
@@ -320,6 +341,7 @@ def _stop_ray(started: list[bool]) -> None:
         ray = sys.modules.get("ray")
         if ray is not None:
             ray.shutdown()
+            _RAY_STOPPED[0] = True
 
 
 # ---------------------------------------------------------------------------------------------
