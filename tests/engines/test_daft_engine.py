@@ -93,6 +93,22 @@ def test_imap_yields_numbered_rows_then_raises_at_the_failing_item(engine):
     assert list(engine.imap(plan, [], 0, pipeline._root_context())) == []
 
 
+def test_a_node_that_cannot_be_pickled_is_named(engine):
+    import threading
+
+    from hypernodes.exceptions import UnpicklableError
+
+    lock = threading.Lock()
+
+    @node(output_name="held")
+    def holds_a_lock(x: int) -> bool:
+        with lock:
+            return True
+
+    with pytest.raises(UnpicklableError, match="holds_a_lock"):
+        Pipeline([holds_a_lock], engine=engine).map({"x": [1, 2]}, map_over="x")
+
+
 def test_unknown_on_error_is_refused(engine):
     from hypernodes.exceptions import MapError
 
