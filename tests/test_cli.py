@@ -436,6 +436,7 @@ def test_describe_json() -> None:
         "retries": 0,
         "retry_on": ["<class 'Exception'>"],
         "timeout": None,
+        "resources": None,
     }
     assert clean["inputs"][1] == {"name": "lowercase", "type": "bool", "default": True}
 

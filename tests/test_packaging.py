@@ -36,7 +36,6 @@ def promised_by_docs() -> set[str]:
 
 #: extras the engine work fills in (DaftEngine, DaskEngine); until then they are empty
 PENDING = {
-    "daft": "DaftEngine arrives with the execution-core work, with its dependencies",
     "dask": "DaskEngine arrives with the execution-core work, with its dependencies",
 }
 

@@ -76,19 +76,42 @@ class MapSpec:
             total *= n
         return total
 
-    def items(
-        self, base: dict[str, Any], columns: Sequence[Iterable[Any]]
-    ) -> Iterator[dict[str, Any]]:
-        """One value dict per item: ``base`` plus that item's mapped values."""
-        names = self.names
+    def items(self, base: dict[str, Any], columns: Sequence[Iterable[Any]]) -> MapItems:
+        """The items: ``base`` plus each item's mapped values (see :class:`MapItems`)."""
+        return MapItems(base, self.names, list(columns), self.mode)
+
+
+class MapItems:
+    """The items of one map: ``base`` (values shared by every item) plus one value of each input
+    in ``names``, taken from ``seqs`` as ``mode`` (``"zip"`` or ``"product"``) pairs them.
+
+    Iterating yields one dict per item (made as they are drawn).  Engines that work on columns
+    (Daft) read the parts instead, so shared values are not repeated per item.
+    """
+
+    __slots__ = ("base", "names", "seqs", "mode")
+
+    def __init__(
+        self, base: dict[str, Any], names: tuple[str, ...], seqs: list[Iterable[Any]], mode: str
+    ) -> None:
+        self.base = base
+        self.names = names
+        self.seqs = seqs
+        self.mode = mode
+
+    def __iter__(self) -> Iterator[dict[str, Any]]:
+        base, names = self.base, self.names
         if len(names) == 1:
             (name,) = names
-            for value in columns[0]:
+            for value in self.seqs[0]:
                 item = base.copy()
                 item[name] = value
                 yield item
             return
-        combos = zip(*columns, strict=True) if self.mode == "zip" else itertools.product(*columns)
+        if self.mode == "zip":
+            combos: Iterable[tuple[Any, ...]] = zip(*self.seqs, strict=True)
+        else:
+            combos = itertools.product(*self.seqs)
         for combo in combos:
             item = base.copy()
             item.update(zip(names, combo))

@@ -15,6 +15,9 @@ from .exceptions import InvalidNodeError
 
 _VARIADIC = (inspect.Parameter.VAR_POSITIONAL, inspect.Parameter.VAR_KEYWORD)
 
+#: the resource hints a node may declare (``@node(resources=...)``), honoured by engines that can
+RESOURCE_KEYS = ("num_gpus", "num_cpus", "max_concurrency", "batch_size")
+
 
 def _is_async(func: Callable[..., Any]) -> bool:
     if inspect.iscoroutinefunction(func):
@@ -82,6 +85,29 @@ def _check_number(value: Any, what: str, where: str, positive: bool = False) -> 
     return float(value)
 
 
+def _check_resources(resources: Any, where: str) -> dict[str, Any] | None:
+    """The validated resource hints (a plain dict), or None when none are declared."""
+    if resources is None:
+        return None
+    if not isinstance(resources, Mapping):
+        raise InvalidNodeError(
+            f"{where}: resources must be a dict such as {{'num_gpus': 1}}, got {resources!r}"
+        )
+    checked: dict[str, Any] = {}
+    for key, value in resources.items():
+        if key not in RESOURCE_KEYS:
+            raise InvalidNodeError(
+                f"{where}: unknown resource {key!r}; use {', '.join(RESOURCE_KEYS)}"
+            )
+        whole = key in ("max_concurrency", "batch_size")
+        kinds = int if whole else (int, float)
+        if isinstance(value, bool) or not isinstance(value, kinds) or value < (1 if whole else 0):
+            need = "a whole number >= 1" if whole else "a number >= 0"
+            raise InvalidNodeError(f"{where}: resources[{key!r}] must be {need}, got {value!r}")
+        checked[key] = value
+    return checked or None
+
+
 class Node:
     """One function as a pipeline step.
 
@@ -106,6 +132,7 @@ class Node:
         retry_delay: float = 0.0,
         backoff: float = 1.0,
         timeout: float | None = None,
+        resources: Mapping[str, Any] | None = None,
     ) -> None:
         if isinstance(func, Node):
             func = func.func
@@ -157,6 +184,9 @@ class Node:
         self.timeout: float | None = (
             None if timeout is None else _check_number(timeout, "timeout", where, positive=True)
         )
+
+        #: hints for engines that schedule resources (DaftEngine): ``num_gpus``, ``num_cpus``, ...
+        self.resources = _check_resources(resources, f"node {self.name!r}")
         self.__name__ = fname
         self.__qualname__ = getattr(func, "__qualname__", fname)
         self.__module__ = getattr(func, "__module__", None)  # type: ignore[assignment]
@@ -209,6 +239,8 @@ class Node:
             options.append(f"retries={self.retries}")
         if self.timeout is not None:
             options.append(f"timeout={self.timeout:g}")
+        if self.resources:
+            options.append(f"resources={self.resources}")
         shown = f" [{', '.join(options)}]" if options else ""
         return f"{self.name}({', '.join(self.inputs)}) -> {outs}{shown}"
 
@@ -277,6 +309,7 @@ def node(
     retry_delay: float = ...,
     backoff: float = ...,
     timeout: float | None = ...,
+    resources: Mapping[str, Any] | None = ...,
 ) -> Callable[[Callable[..., Any]], Node]: ...
 @overload
 def node(
@@ -290,6 +323,7 @@ def node(
     retry_delay: float = ...,
     backoff: float = ...,
     timeout: float | None = ...,
+    resources: Mapping[str, Any] | None = ...,
 ) -> Callable[[Callable[..., Any]], Node]: ...
 
 
@@ -306,6 +340,7 @@ def node(
     retry_delay: float = 0.0,
     backoff: float = 1.0,
     timeout: float | None = None,
+    resources: Mapping[str, Any] | None = None,
 ) -> Any:
     """Turn a function into a :class:`Node`: ``@node``, ``@node(output_name="y")`` or ``@node("y")``.
 
@@ -315,6 +350,8 @@ def node(
     raises one of ``retry_on``, waiting ``retry_delay`` seconds, multiplied by ``backoff`` after
     each retry.  ``timeout`` (seconds) fails a call that runs longer with
     :class:`~hypernodes.exceptions.NodeTimeoutError` (see ``docs/reliability.md``).
+    ``resources`` holds hints for engines that place work (``num_gpus``, ``num_cpus``, ``max_concurrency``, ``batch_size``): DaftEngine
+    runs such a node as a stage of its own with those options; the local engine ignores them.
     """
     if isinstance(func, (str, tuple)):
         if output_name is not None:
@@ -329,6 +366,7 @@ def node(
         "retry_delay": retry_delay,
         "backoff": backoff,
         "timeout": timeout,
+        "resources": resources,
     }
     if func is None:
         return lambda f: Node(f, output_name, **options)

@@ -274,6 +274,8 @@ class Pipeline:
         except Exception as exc:
             add_failure_note(exc)
             raise
+        if not isinstance(rows, list):  # a lazy result, e.g. DaftEngine(collect=False)'s DataFrame
+            return rows
         if return_format == "columns":
             return _columns(plan, rows)
         return rows

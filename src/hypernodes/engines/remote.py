@@ -308,12 +308,15 @@ class _WorkerPlan:
         #: one chunk at a time per compiled spec: the recorder and the cache journal are shared
         self.lock = threading.Lock()
 
-    def run(self, items: Sequence[dict[str, Any]], start: int) -> Reply:
+    def run(self, items: Sequence[dict[str, Any]], start: int | None) -> Reply:
         plan, ctx, node, tolerant = self.plan, self.ctx, self.node, self.tolerant
         seed = plan.seed
         rows: list[dict[str, Any]] = []
         error: BaseException | None = None
-        index = start
+        single = start is None  # Pipeline.run's one item: no map-item events or index
+        if single and isinstance(node, ObservedItems):
+            node = node.inner
+        index = start or 0
         _state.depth = getattr(_state, "depth", 0) + 1
         try:
             if type(node) is SequentialExecutor and not tolerant:
@@ -326,7 +329,8 @@ class _WorkerPlan:
                     rows.append(node.run_item(plan, seed(values), ctx, tolerant, index))
                     index += 1
         except Exception as exc:
-            mark_item(exc, ctx.depth, index)
+            if not single:
+                mark_item(exc, ctx.depth, index)
             error = exc
         finally:
             _state.depth -= 1
@@ -352,10 +356,11 @@ def compiled(token: str, blob: bytes) -> _WorkerPlan:
     return found
 
 
-def run_items(token: str, blob: bytes, items: Sequence[dict[str, Any]], start: int) -> Reply:
+def run_items(token: str, blob: bytes, items: Sequence[dict[str, Any]], start: int | None) -> Reply:
     """Run ``items`` (numbered from ``start``) of the spec ``token``/``blob`` in this process.
 
     For engines whose workers hand back Python objects (a Daft UDF); the reply is not pickled.
+    ``start=None`` runs one item as ``Pipeline.run`` does: not as a map item.
     """
     worker = compiled(token, blob)
     with worker.lock:
