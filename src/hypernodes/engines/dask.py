@@ -12,6 +12,7 @@ loops wait on them), and what a lost worker looks like.
 
 from __future__ import annotations
 
+import atexit
 import threading
 import uuid
 import weakref
@@ -369,6 +370,9 @@ class _Cluster:
             processes=True,
             host="127.0.0.1",
             dashboard_address=None,
+            # no dashboard; the scheduler's health/metrics server on a free loopback port (it
+            # would take 8787 otherwise, and warn when another cluster has it)
+            scheduler_kwargs={"dashboard": False, "dashboard_address": "127.0.0.1:0"},
         )
         try:
             client = Client(cluster, set_as_default=False)
@@ -376,6 +380,9 @@ class _Cluster:
             cluster.close()
             raise
         self.local_cluster = cluster
+        # Registered after distributed's own exit hooks, so it runs before them: the client lets
+        # go of its data before the workers stop (no "lost scattered data" on the way out).
+        atexit.register(self.close)
         return client
 
     def threads(self, client: Any) -> int:
@@ -435,6 +442,8 @@ class _Cluster:
             self.own_client = self.local_cluster = None
             self.blobs.clear()
             self.closing = False
+        if cluster is not None:
+            atexit.unregister(self.close)
         if client is not None:
             client.close()
         if cluster is not None:

@@ -1,0 +1,159 @@
+"""Nodes and process checks for the DaskEngine tests.
+
+The nodes live in an importable module (as a user's would) so that Dask workers import them by
+reference; this module imports nothing heavy, since every worker imports it.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import time
+from pathlib import Path
+from typing import Any
+
+from hypernodes import Pipeline, PipelineCallback, node
+
+
+@node(output_name="pid")
+def pid_of(x: int) -> int:
+    return os.getpid()
+
+
+@node(output_name="xs")
+def fan_out(x: int) -> list[int]:
+    return [x, x + 1, x + 2]
+
+
+@node(output_name="owner")
+def owner_pid(x: int) -> int:
+    return os.getpid()
+
+
+def inner_pids() -> Any:
+    """A nested map over ``xs`` whose items report the process they ran in."""
+    return Pipeline([pid_of], name="inner").as_node(
+        input_mapping={"xs": "x"}, output_mapping={"pid": "inner_pids"}, map_over="xs"
+    )
+
+
+@node(output_name="slept")
+def stall_on(x: int, stall: int, marker: str) -> int:
+    """Item ``stall`` writes its process id to ``marker`` and waits to be killed."""
+    if x == stall:
+        Path(marker).write_text(str(os.getpid()))
+        time.sleep(60)
+    return x
+
+
+class Recorder(PipelineCallback):
+    """Keeps ``(hook, path, items, subject)`` per event, for multiset comparisons."""
+
+    def __init__(self) -> None:
+        self.events: list[tuple[str, tuple[str, ...], tuple[Any, ...], Any]] = []
+        self._inside = 0
+        self.overlaps = 0
+
+    def _add(self, hook: str, context: Any, subject: Any) -> None:
+        self._inside += 1
+        self.overlaps += self._inside > 1
+        self.events.append((hook, context.path, context.items, subject))
+        self._inside -= 1
+
+    def on_pipeline_start(self, *, pipeline, inputs, context):
+        self._add("on_pipeline_start", context, pipeline)
+
+    def on_pipeline_end(self, *, pipeline, outputs, duration, context):
+        self._add("on_pipeline_end", context, pipeline)
+
+    def on_node_start(self, *, node, inputs, context):
+        self._add("on_node_start", context, node)
+
+    def on_node_end(self, *, node, outputs, duration, context):
+        self._add("on_node_end", context, node)
+
+    def on_node_cached(self, *, node, signature, context):
+        self._add("on_node_cached", context, node)
+
+    def on_error(self, *, node, error, context):
+        self._add("on_error", context, (node, type(error).__name__))
+
+    def on_nested_pipeline_start(self, *, parent, pipeline, context):
+        self._add("on_nested_pipeline_start", context, pipeline)
+
+    def on_nested_pipeline_end(self, *, parent, pipeline, duration, context):
+        self._add("on_nested_pipeline_end", context, pipeline)
+
+    def on_map_start(self, *, pipeline, total, context):
+        self._add("on_map_start", context, total)
+
+    def on_map_end(self, *, pipeline, total, duration, context):
+        self._add("on_map_end", context, total)
+
+    def on_map_item_start(self, *, index, context):
+        self._add("on_map_item_start", context, index)
+
+    def on_map_item_end(self, *, index, duration, context):
+        self._add("on_map_item_end", context, index)
+
+    def on_map_item_cached(self, *, index, context):
+        self._add("on_map_item_cached", context, index)
+
+
+# ---------------------------------------------------------------------------------------------
+# Processes
+
+
+def _is_resource_tracker(process: Any) -> bool:
+    try:
+        return any("resource_tracker" in part for part in process.cmdline())
+    except Exception:  # gone meanwhile
+        return False
+
+
+def child_pids() -> set[int]:
+    """Live descendants of this process, without multiprocessing's resource tracker (which lives
+    until the interpreter exits)."""
+    import psutil
+
+    found = set()
+    for process in psutil.Process().children(recursive=True):
+        try:
+            if process.status() == psutil.STATUS_ZOMBIE:
+                _reap(process.pid)
+                continue
+        except psutil.NoSuchProcess:
+            continue
+        if not _is_resource_tracker(process):
+            found.add(process.pid)
+    return found
+
+
+def still_running(pids: set[int], within: float = 15.0) -> set[int]:
+    """The processes of ``pids`` still running after up to ``within`` seconds (zombies reaped)."""
+    import psutil
+
+    deadline = time.monotonic() + within
+    while True:
+        alive = set()
+        for pid in pids:
+            try:
+                if psutil.Process(pid).status() == psutil.STATUS_ZOMBIE:
+                    _reap(pid)
+                else:
+                    alive.add(pid)
+            except psutil.NoSuchProcess:
+                pass
+        if not alive or time.monotonic() > deadline:
+            return alive
+        time.sleep(0.1)
+
+
+def _reap(pid: int) -> None:
+    with contextlib.suppress(ChildProcessError):
+        os.waitpid(pid, os.WNOHANG)
+
+
+def worker_pids(client: Any) -> set[int]:
+    """The process ids of a cluster's workers."""
+    return set(client.run(os.getpid).values())
