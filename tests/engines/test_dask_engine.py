@@ -344,6 +344,29 @@ def test_a_users_client_stays_open_after_shutdown(dask_client):
     assert dask_client.status == "running"
 
 
+def test_an_in_process_cluster_leaves_this_process_a_caller():
+    from distributed import Client
+
+    from hypernodes.engines import remote
+
+    with (
+        LocalCluster(
+            n_workers=1,
+            threads_per_worker=2,
+            processes=False,
+            dashboard_address=None,
+            scheduler_kwargs={"dashboard": False, "dashboard_address": "127.0.0.1:0"},
+        ) as cluster,
+        Client(cluster, set_as_default=False) as client,
+        DaskEngine(client=client, chunk_size=2) as engine,
+    ):
+        outer = Pipeline([fan_out, owner_pid, inner_pids()], engine=engine, name="outer")
+        rows = outer.map({"x": range(6)}, map_over="x")
+    assert [row["xs"] for row in rows] == [[x, x + 1, x + 2] for x in range(6)]
+    assert {row["owner"] for row in rows} == {os.getpid()}  # worker threads of this process
+    assert not remote.in_worker()  # later maps here are still distributed
+
+
 def test_the_engines_own_cluster_starts_on_first_use_and_stops_on_shutdown():
     before = child_pids()
     engine = DaskEngine(n_workers=1)

@@ -13,6 +13,7 @@ loops wait on them), and what a lost worker looks like.
 from __future__ import annotations
 
 import atexit
+import pickle
 import threading
 import uuid
 import weakref
@@ -27,7 +28,7 @@ from ..exceptions import ExecutorError, MapError, WorkerCrashedError
 from ..plan import Plan
 from .executors import Executor, make_executor
 from .hypernodes import HypernodesEngine
-from .remote import PlanSpec, in_worker, map_chunks, run_chunk
+from .remote import PlanSpec, dump_reply, in_worker, map_chunks, run_chunk, run_items
 from .scheduling import stream_completed
 
 _WHERE = "a Dask worker of DaskEngine"
@@ -37,6 +38,10 @@ MAX_CHUNK = 10_000
 
 #: compiled plan specs kept scattered on the workers per engine, most recently used last
 _KEEP_BLOBS = 16
+
+#: names this process, so that a worker can tell it runs in the caller's process (a cluster
+#: started with ``processes=False``)
+_PROCESS = uuid.uuid4().hex
 
 
 def _distributed() -> Any:
@@ -250,7 +255,7 @@ class _ChunkFuture(Future):
 
 class _Submitter:
     """``submit(run_chunk, token, blob, chunk, start)`` for the remote kit's loops: one Dask task
-    per chunk, with the spec's scattered copy in place of its bytes."""
+    per chunk (:func:`run_dask_chunk`), with the spec's scattered copy in place of its bytes."""
 
     def __init__(self, client: Any, blob: Any, size: int, count: int) -> None:
         self.client = client
@@ -262,7 +267,14 @@ class _Submitter:
 
     def __call__(self, fn: Any, token: str, _blob: bytes, chunk: bytes, start: int) -> Future:
         remote = self.client.submit(
-            fn, token, self.blob, chunk, start, key=f"{self.prefix}-{start}", pure=False
+            run_dask_chunk,
+            token,
+            self.blob,
+            chunk,
+            start,
+            _PROCESS,
+            key=f"{self.prefix}-{start}",
+            pure=False,
         )
         local = _ChunkFuture(remote, range(start, min(start + self.size, self.count)))
         self.futures.add(local)
@@ -273,6 +285,15 @@ class _Submitter:
         """Cancel the chunks still queued or running (the map stopped early)."""
         for future in list(self.futures):
             future.cancel()
+
+
+def run_dask_chunk(token: str, blob: bytes, chunk: bytes, start: int, caller: str) -> bytes:
+    """The Dask task of one chunk: :func:`~hypernodes.engines.remote.run_chunk` in a worker
+    process.  A worker thread of the caller's own process (``processes=False``) runs the chunk
+    without marking the whole process as a worker, so the caller's later maps still distribute."""
+    if caller != _PROCESS:
+        return run_chunk(token, blob, chunk, start)
+    return dump_reply(run_items(token, blob, pickle.loads(chunk), start), start)
 
 
 def lost_chunk(exc: BaseException, items: range) -> BaseException:
