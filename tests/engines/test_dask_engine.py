@@ -20,6 +20,7 @@ import textwrap
 import threading
 import time
 from collections import Counter
+from pathlib import Path
 
 import pytest
 
@@ -418,6 +419,20 @@ def test_a_script_that_never_shuts_down_leaves_no_process(tmp_path):
     assert pids and os.getpid() not in pids
     assert not still_running(pids)
     assert "Traceback" not in done.stderr and " - ERROR - " not in done.stderr, done.stderr
+
+
+def test_the_dask_page_runs_as_a_script(tmp_path):
+    """docs/dask.md's examples start clusters under ``if __name__ == "__main__":``, which
+    tests/test_docs.py does not enter; here the page runs as a script, guards and all."""
+    page = Path(__file__).resolve().parents[2] / "docs" / "dask.md"
+    blocks = re.findall(r"```python\n(.*?)```", page.read_text(encoding="utf-8"), re.S)
+    assert sum('__name__ == "__main__"' in block for block in blocks) >= 2
+    script = tmp_path / "dask_page.py"
+    script.write_text("\n\n".join(blocks))
+    done = subprocess.run(
+        [sys.executable, str(script)], capture_output=True, text=True, timeout=120, cwd=tmp_path
+    )
+    assert done.returncode == 0, done.stderr
 
 
 # ---------------------------------------------------------------------------------------------
