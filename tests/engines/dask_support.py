@@ -46,6 +46,19 @@ def stall_on(x: int, stall: int, marker: str) -> int:
     return x
 
 
+@node(output_name="kept")
+def cancel_own_task_on(x: int, victim: int) -> int:
+    """Item ``victim`` has the scheduler cancel the Dask task running it, as a lost scheduler
+    connection or a closed cluster would."""
+    if x == victim:
+        from distributed import Future, get_client, get_worker
+
+        client = get_client()
+        client.cancel([Future(get_worker().get_current_task(), client)], force=True)
+        time.sleep(0.5)
+    return x
+
+
 class Recorder(PipelineCallback):
     """Keeps ``(hook, path, items, subject)`` per event, for multiset comparisons."""
 

@@ -31,6 +31,7 @@ pytest.importorskip(
 import cloudpickle
 from dask_support import (
     Recorder,
+    cancel_own_task_on,
     child_pids,
     fan_out,
     inner_pids,
@@ -298,6 +299,15 @@ def test_on_error_raise_gives_the_first_failure_with_its_type_and_note(dask_clie
     with pytest.raises(ValueError, match="no multiples of four: 4") as info:
         Pipeline([picky], engine=engine, name="p").map({"x": range(30)}, map_over="x")
     assert info.value.__notes__ == ["hypernodes: raised by node 'picky' of pipeline p[item 4]"]
+
+
+def test_a_chunk_cancelled_on_the_cluster_is_a_named_error(dask_client):
+    engine = DaskEngine(client=dask_client, chunk_size=4)
+    pipeline = Pipeline([cancel_own_task_on], engine=engine, name="p")
+    with pytest.raises(WorkerCrashedError, match=r"map items 8-11 was cancelled") as info:
+        pipeline.map({"x": range(20), "victim": 9}, map_over="x")
+    assert info.value.items == range(8, 12)
+    assert eventually_empty(lambda: scheduler_chunk_keys(dask_client)) == []
 
 
 # ---------------------------------------------------------------------------------------------

@@ -299,7 +299,8 @@ def run_dask_chunk(token: str, blob: bytes, chunk: bytes, start: int, caller: st
 def lost_chunk(exc: BaseException, items: range) -> BaseException:
     """The error for a chunk that did not come back: a dead worker or a cancelled task is a
     :class:`WorkerCrashedError` naming the items; anything else keeps its type and gains a note."""
-    from asyncio import CancelledError
+    from asyncio import CancelledError as LoopCancelled
+    from concurrent.futures import CancelledError
 
     from distributed.scheduler import KilledWorker
 
@@ -312,10 +313,11 @@ def lost_chunk(exc: BaseException, items: range) -> BaseException:
             "or use a smaller chunk_size",
             items,
         )
-    elif isinstance(exc, CancelledError):
+    elif isinstance(exc, (CancelledError, LoopCancelled)):
         error = WorkerCrashedError(
-            f"the Dask task running map items {span} was cancelled by the scheduler (the "
-            f"connection to it was lost, or the cluster was closed or restarted): {exc!r}",
+            f"the Dask task running map items {span} was cancelled before it sent its results "
+            f"back (the connection to the scheduler was lost, or the cluster was closed, "
+            f"restarted, or told to cancel it): {exc}",
             items,
         )
     else:
