@@ -118,7 +118,13 @@ class DaskEngine:
         on_error: str = "raise",
     ) -> list[dict[str, Any]]:
         """Run every item on the cluster; rows in input order (see ``Pipeline.map``)."""
-        return [row for _, row in self.imap(plan, items, count, ctx, on_error)]
+        chunks = self._chunks(plan, items, count, ctx, on_error, True)
+        if isinstance(chunks, list):
+            return chunks
+        rows: list[dict[str, Any]] = []
+        for _, chunk in chunks:
+            rows.extend(chunk)
+        return rows
 
     def imap(
         self,
@@ -131,14 +137,10 @@ class DaskEngine:
     ) -> Iterator[tuple[int, dict[str, Any]]]:
         """``(item index, row)`` pairs, chunk by chunk: in input order, or with ``ordered=False``
         as chunks complete.  A spec that cannot be pickled raises here, before anything runs."""
-        if on_error not in ("raise", "continue"):
-            raise MapError(f"on_error must be 'raise' or 'continue', got {on_error!r}")
-        if count == 0:
-            return iter(())
-        if in_worker():
-            return enumerate(self._local.map(plan, items, count, ctx, on_error))
-        spec = PlanSpec.for_call(plan, ctx, self._node, on_error, _WHERE)
-        return self._stream(spec, items, count, ctx, ordered)
+        chunks = self._chunks(plan, items, count, ctx, on_error, ordered)
+        if isinstance(chunks, list):
+            return enumerate(chunks)
+        return ((start + offset, row) for start, rows in chunks for offset, row in enumerate(rows))
 
     def shutdown(self, wait: bool = True) -> None:
         """Close the cluster and client this engine started (a client you gave stays open), now or
@@ -167,6 +169,26 @@ class DaskEngine:
         """The ``distributed.Client`` maps go through (starting the local cluster if needed)."""
         return self._cluster.client()
 
+    def _chunks(
+        self,
+        plan: Plan,
+        items: Iterable[dict[str, Any]],
+        count: int,
+        ctx: RunContext,
+        on_error: str,
+        ordered: bool,
+    ) -> list[dict[str, Any]] | Iterator[tuple[int, list[dict[str, Any]]]]:
+        """The rows of every item: a list when they run here (nothing to map, or inside a
+        worker), else ``(start index, rows)`` per chunk from the cluster."""
+        if on_error not in ("raise", "continue"):
+            raise MapError(f"on_error must be 'raise' or 'continue', got {on_error!r}")
+        if count == 0:
+            return []
+        if in_worker():
+            return self._local.map(plan, items, count, ctx, on_error)
+        spec = PlanSpec.for_call(plan, ctx, self._node, on_error, _WHERE)
+        return self._stream(spec, items, count, ctx, ordered)
+
     def _stream(
         self,
         spec: PlanSpec,
@@ -174,7 +196,7 @@ class DaskEngine:
         count: int,
         ctx: RunContext,
         ordered: bool,
-    ) -> Iterator[tuple[int, dict[str, Any]]]:
+    ) -> Iterator[tuple[int, list[dict[str, Any]]]]:
         with self._cluster.lease():
             client = self._cluster.client()
             threads = self._cluster.threads(client)
@@ -183,11 +205,10 @@ class DaskEngine:
             submit = _Submitter(client, self._cluster.blob(client, spec), size, count)
             try:
                 if ordered:
-                    index = 0
+                    start = 0
                     for rows in map_chunks(submit, spec, items, count, threads, ctx, size, window):
-                        for row in rows:
-                            yield index, row
-                            index += 1
+                        yield start, rows
+                        start += len(rows)
                     return
                 tasks = (
                     (run_chunk, spec.token, spec.blob, chunk, start)
@@ -196,8 +217,7 @@ class DaskEngine:
                 stream = stream_completed(submit, tasks, window)
                 try:
                     for number, reply in stream:
-                        for offset, row in enumerate(spec.receive(reply, ctx)):
-                            yield number * size + offset, row
+                        yield number * size, spec.receive(reply, ctx)
                 finally:
                     stream.close()
             finally:
