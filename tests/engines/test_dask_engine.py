@@ -391,14 +391,19 @@ def test_the_engines_own_cluster_starts_on_first_use_and_stops_on_shutdown():
     assert not left, describe(left)
 
 
-def test_a_dropped_engine_stops_its_cluster():
-    engine = DaskEngine(n_workers=1)
-    Pipeline([add_one], engine=engine).map({"x": range(4)}, map_over="x")
-    started = worker_pids(engine.client)
+@pytest.mark.parametrize("where", ["here", "on Dask's event loop"])
+def test_a_dropped_engine_stops_its_cluster(where):
+    holder = [DaskEngine(n_workers=1)]
+    Pipeline([add_one], engine=holder[0]).map({"x": range(4)}, map_over="x")
+    started = worker_pids(holder[0].client)
     assert started
-    del engine
-    gc.collect()
+    if where == "here":
+        holder.clear()
+        gc.collect()
+    else:  # the last reference goes in the client's own loop thread, which cannot wait on itself
+        holder[0].client.loop.add_callback(holder.clear)
     assert not still_running(started)
+    assert not holder
 
 
 def test_a_script_that_never_shuts_down_leaves_no_process(tmp_path):

@@ -487,7 +487,26 @@ class _Cluster:
             self.closing = False
         if cluster is not None:
             atexit.unregister(self.close)
-        if client is not None:
-            client.close()
-        if cluster is not None:
-            cluster.close()
+        if client is not None and _on_loop_of(client):
+            # Collected on Dask's own event loop thread, which cannot wait for itself.
+            threading.Thread(target=_close, args=(client, cluster), name="hypernodes-dask").start()
+            return
+        _close(client, cluster)
+
+
+def _close(client: Any, cluster: Any) -> None:
+    if client is not None:
+        client.close()
+    if cluster is not None:
+        cluster.close()
+
+
+def _on_loop_of(client: Any) -> bool:
+    """Whether this thread runs the event loop of ``client``."""
+    import asyncio
+
+    try:
+        running = asyncio.get_running_loop()
+    except RuntimeError:
+        return False
+    return running is getattr(client.loop, "asyncio_loop", None)
