@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import signal
 import time
 from pathlib import Path
 from typing import Any
@@ -38,11 +39,22 @@ def inner_pids() -> Any:
 
 
 @node(output_name="slept")
-def stall_on(x: int, stall: int, marker: str) -> int:
-    """Item ``stall`` writes its process id to ``marker`` and waits to be killed."""
-    if x == stall:
-        Path(marker).write_text(str(os.getpid()))
+def stall_once_on(x: int, stall: int, marker: str) -> int:
+    """The first time item ``stall`` runs, it writes its process id to ``marker`` and waits to be
+    killed; run again, it returns."""
+    if x == stall and not Path(marker).exists():
+        partial = Path(marker + ".part")
+        partial.write_text(str(os.getpid()))
+        partial.replace(marker)
         time.sleep(60)
+    return x
+
+
+@node(output_name="survived")
+def crash_on(x: int, victim: int) -> int:
+    """Item ``victim`` kills the worker process running it, every time."""
+    if x == victim:
+        os.kill(os.getpid(), signal.SIGKILL)
     return x
 
 

@@ -13,6 +13,7 @@ import math
 import os
 import pickle
 import re
+import signal
 import socket
 import subprocess
 import sys
@@ -33,11 +34,12 @@ from dask_support import (
     Recorder,
     cancel_own_task_on,
     child_pids,
+    crash_on,
     fan_out,
     inner_pids,
     owner_pid,
     pid_of,
-    stall_on,
+    stall_once_on,
     still_running,
     worker_pids,
 )
@@ -47,6 +49,7 @@ from engine_cases import CASES, add_one, double, label, minus_three
 from hypernodes import (
     DiskCache,
     HypernodesEngine,
+    ItemError,
     MemoryCache,
     Pipeline,
     node,
@@ -306,7 +309,7 @@ def test_a_chunk_cancelled_on_the_cluster_is_a_named_error(dask_client):
     pipeline = Pipeline([cancel_own_task_on], engine=engine, name="p")
     with pytest.raises(WorkerCrashedError, match=r"map items 8-11 was cancelled") as info:
         pipeline.map({"x": range(20), "victim": 9}, map_over="x")
-    assert info.value.items == range(8, 12)
+    assert info.value.items == [8, 9, 10, 11]
     assert eventually_empty(lambda: scheduler_chunk_keys(dask_client)) == []
 
 
@@ -487,13 +490,13 @@ def test_without_dask_the_engine_says_how_to_install_it():
 
 @pytest.fixture(scope="module")
 def spare_cluster():
-    """A separately started 1-worker cluster that gives up on a task after one lost worker."""
+    """A separately started 2-worker cluster that gives up on a task after one lost worker."""
     import dask
 
     before = child_pids()
     with dask.config.set({"distributed.scheduler.allowed-failures": 0}):
         cluster = LocalCluster(
-            n_workers=1,
+            n_workers=2,
             threads_per_worker=1,
             processes=True,
             host="127.0.0.1",
@@ -515,7 +518,7 @@ def test_address_connects_to_a_running_scheduler_and_shutdown_disconnects(spare_
     assert set(scheduler.clients) > clients_before  # connected as a client
     engine.shutdown()
     assert eventually_empty(lambda: set(scheduler.clients) - clients_before) == set()
-    assert len(spare_cluster.workers) == 1  # the cluster is not ours to stop
+    assert len(spare_cluster.workers) == 2  # the cluster is not ours to stop
     # the engine reconnects when used again
     assert Pipeline([add_one], engine=engine).map({"x": [1]}, map_over="x") == [{"a": 2}]
     engine.shutdown()
@@ -534,26 +537,47 @@ def test_an_unreachable_scheduler_is_a_clear_error_naming_it():
     engine.shutdown()
 
 
-def test_a_worker_killed_mid_map_is_a_named_error(spare_cluster, tmp_path):
+def test_a_worker_killed_mid_map_costs_nothing(spare_cluster, tmp_path):
+    """The killed chunk runs again (item by item): every row arrives, each item's events once."""
     marker = tmp_path / "pid"
+    recorder = Recorder()
     engine = DaskEngine(address=spare_cluster.scheduler_address, chunk_size=2)
-    pipeline = Pipeline([stall_on], engine=engine, name="p")
+    pipeline = Pipeline([stall_once_on], engine=engine, callbacks=[recorder], name="p")
 
     def kill_the_stalled_worker() -> None:
         deadline = time.monotonic() + 60
-        while not marker.exists() or not marker.read_text():
+        while not marker.exists():
             if time.monotonic() > deadline:
                 return
             time.sleep(0.05)
-        os.kill(int(marker.read_text()), 9)
+        os.kill(int(marker.read_text()), signal.SIGKILL)
 
     killer = threading.Thread(target=kill_the_stalled_worker)
     killer.start()
     try:
-        with pytest.raises(WorkerCrashedError, match=r"map items 4-5 died") as info:
-            pipeline.map({"x": range(10), "stall": 5, "marker": str(marker)}, map_over="x")
+        rows = pipeline.map({"x": range(10), "stall": 5, "marker": str(marker)}, map_over="x")
     finally:
         killer.join()
         engine.shutdown()
-    assert info.value.items == range(4, 6)
-    assert type(info.value.__cause__).__name__ == "KilledWorker"
+    assert marker.exists()  # the worker was killed mid-map
+    assert rows == [{"slept": x} for x in range(10)]
+    ends = [e[3] for e in recorder.events if e[0] == "on_map_item_end"]
+    assert sorted(ends) == list(range(10))
+
+
+def test_an_item_that_kills_its_worker_is_named(spare_cluster):
+    engine = DaskEngine(address=spare_cluster.scheduler_address, chunk_size=4)
+    pipeline = Pipeline([crash_on], engine=engine, name="p")
+    try:
+        with pytest.raises(WorkerCrashedError, match="map item 6 killed the worker") as info:
+            pipeline.map({"x": range(12), "victim": 6}, map_over="x")
+        assert info.value.items == [6]
+        rows = pipeline.map({"x": range(12), "victim": 6}, map_over="x", on_error="continue")
+    finally:
+        engine.shutdown()
+    assert [row["survived"] for row in rows if row["survived"] is not rows[6]["survived"]] == [
+        x for x in range(12) if x != 6
+    ]
+    failed = rows[6]["survived"]
+    assert isinstance(failed, ItemError) and isinstance(failed.exception, WorkerCrashedError)
+    assert failed.exception.items == [6]

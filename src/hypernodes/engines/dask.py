@@ -4,8 +4,9 @@ Everything that travels goes through the remote kit (:mod:`hypernodes.engines.re
 spec is scattered to the workers once per map, items go as chunks of pickled bytes (one Dask task
 per chunk, never per item), and each chunk's rows, callback events and cache writes come back and
 are replayed here in item order.  This module only adds what is Dask's: the client and the
-cluster it talks to, Dask futures seen as ``concurrent.futures`` futures (so the shared scheduling
-loops wait on them), and what a lost worker looks like.
+cluster it talks to, relay threads that wait on Dask futures for the kit's loop, and what a lost
+worker means (Dask's retries, then the chunk's items one at a time, so that only the item that
+kills its worker fails).
 
 ``dask.distributed`` is imported when an engine is made, not when this module is imported.
 """
@@ -13,14 +14,17 @@ loops wait on them), and what a lost worker looks like.
 from __future__ import annotations
 
 import atexit
+import contextlib
+import itertools
 import pickle
 import threading
 import uuid
 import weakref
 from collections import OrderedDict
 from collections.abc import Iterable, Iterator
-from concurrent.futures import Future
+from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
+from functools import partial
 from typing import Any
 
 from ..context import RunContext
@@ -28,16 +32,31 @@ from ..exceptions import ExecutorError, MapError, WorkerCrashedError
 from ..plan import Plan
 from .executors import Executor, make_executor
 from .hypernodes import HypernodesEngine
-from .remote import PlanSpec, dump_reply, in_worker, map_chunks, run_chunk, run_items
-from .scheduling import stream_completed
+from .remote import (
+    PlanSpec,
+    Reply,
+    crashed_reply,
+    dump_reply,
+    in_worker,
+    merge_replies,
+    remote_items,
+    run_chunk,
+    run_items,
+)
 
 _WHERE = "a Dask worker of DaskEngine"
 
 #: most items in one Dask task by default (a task costs milliseconds, an item microseconds)
 MAX_CHUNK = 10_000
 
+#: items per task when the number of items is not known in advance (a streamed iterator)
+UNKNOWN_COUNT_CHUNK = 256
+
 #: compiled plan specs kept scattered on the workers per engine, most recently used last
 _KEEP_BLOBS = 16
+
+#: times a chunk is sent again after the spec it needs was lost with every worker that held it
+_RESCATTERS = 3
 
 #: names this process, so that a worker can tell it runs in the caller's process (a cluster
 #: started with ``processes=False``)
@@ -99,6 +118,7 @@ class DaskEngine:
         self.node_executor = node_executor
         self._node: Executor = make_executor(node_executor, "node_executor", None)
         self._local = HypernodesEngine(node_executor=self._node)
+        self._isolating = threading.Lock()
         self._cluster = _Cluster(client, address, n_workers, threads_per_worker, connect_timeout)
         # The cluster this engine started stops when the engine is collected, or at exit.
         self._finalizer = weakref.finalize(self, self._cluster.close)
@@ -118,29 +138,27 @@ class DaskEngine:
         on_error: str = "raise",
     ) -> list[dict[str, Any]]:
         """Run every item on the cluster; rows in input order (see ``Pipeline.map``)."""
-        chunks = self._chunks(plan, items, count, ctx, on_error, True)
-        if isinstance(chunks, list):
-            return chunks
-        rows: list[dict[str, Any]] = []
-        for _, chunk in chunks:
-            rows.extend(chunk)
-        return rows
+        return [row for _, row in self.imap(plan, items, count, ctx, on_error)]
 
     def imap(
         self,
         plan: Plan,
         items: Iterable[dict[str, Any]],
-        count: int,
+        count: int | None,
         ctx: RunContext,
         on_error: str = "raise",
         ordered: bool = True,
     ) -> Iterator[tuple[int, dict[str, Any]]]:
         """``(item index, row)`` pairs, chunk by chunk: in input order, or with ``ordered=False``
         as chunks complete.  A spec that cannot be pickled raises here, before anything runs."""
-        chunks = self._chunks(plan, items, count, ctx, on_error, ordered)
-        if isinstance(chunks, list):
-            return enumerate(chunks)
-        return ((start + offset, row) for start, rows in chunks for offset, row in enumerate(rows))
+        if on_error not in ("raise", "continue"):
+            raise MapError(f"on_error must be 'raise' or 'continue', got {on_error!r}")
+        if count == 0:
+            return iter(())
+        if in_worker():
+            return self._local.imap(plan, items, count, ctx, on_error, ordered)
+        spec = PlanSpec.for_call(plan, ctx, self._node, on_error, _WHERE)
+        return self._stream(spec, items, count, ctx, ordered)
 
     def shutdown(self, wait: bool = True) -> None:
         """Close the cluster and client this engine started (a client you gave stays open), now or
@@ -169,142 +187,50 @@ class DaskEngine:
         """The ``distributed.Client`` maps go through (starting the local cluster if needed)."""
         return self._cluster.client()
 
-    def _chunks(
-        self,
-        plan: Plan,
-        items: Iterable[dict[str, Any]],
-        count: int,
-        ctx: RunContext,
-        on_error: str,
-        ordered: bool,
-    ) -> list[dict[str, Any]] | Iterator[tuple[int, list[dict[str, Any]]]]:
-        """The rows of every item: a list when they run here (nothing to map, or inside a
-        worker), else ``(start index, rows)`` per chunk from the cluster."""
-        if on_error not in ("raise", "continue"):
-            raise MapError(f"on_error must be 'raise' or 'continue', got {on_error!r}")
-        if count == 0:
-            return []
-        if in_worker():
-            return self._local.map(plan, items, count, ctx, on_error)
-        spec = PlanSpec.for_call(plan, ctx, self._node, on_error, _WHERE)
-        return self._stream(spec, items, count, ctx, ordered)
-
     def _stream(
         self,
         spec: PlanSpec,
         items: Iterable[dict[str, Any]],
-        count: int,
+        count: int | None,
         ctx: RunContext,
         ordered: bool,
-    ) -> Iterator[tuple[int, list[dict[str, Any]]]]:
+    ) -> Iterator[tuple[int, dict[str, Any]]]:
         with self._cluster.lease():
             client = self._cluster.client()
             threads = self._cluster.threads(client)
             size = self.chunk_size or default_chunk_size(count, threads)
             window = self.max_in_flight or 2 * threads
-            submit = _Submitter(client, self._cluster.blob(client, spec), size, count)
+            chunks = _Chunks(self._cluster, client, spec, self._isolating)
+            # One relay thread per chunk in flight waits on its Dask future (and, after a lost
+            # worker, runs the chunk's items one at a time) for the kit's loop.
+            relays = ThreadPoolExecutor(window, thread_name_prefix="hypernodes-dask")
             try:
-                if ordered:
-                    start = 0
-                    for rows in map_chunks(submit, spec, items, count, threads, ctx, size, window):
-                        yield start, rows
-                        start += len(rows)
-                    return
-                tasks = (
-                    (run_chunk, spec.token, spec.blob, chunk, start)
-                    for start, chunk in spec.chunks(items, size)
+                yield from remote_items(
+                    partial(relays.submit, chunks.run),
+                    spec,
+                    items,
+                    count,
+                    threads,
+                    ctx,
+                    ordered,
+                    size,
+                    window,
                 )
-                stream = stream_completed(submit, tasks, window)
-                try:
-                    for number, reply in stream:
-                        yield number * size, spec.receive(reply, ctx)
-                finally:
-                    stream.close()
             finally:
-                submit.cancel_pending()
+                chunks.stop()
+                relays.shutdown(wait=True, cancel_futures=True)
 
 
-def default_chunk_size(count: int, threads: int) -> int:
-    """About four chunks per worker thread (uneven items even out), at most :data:`MAX_CHUNK`."""
+def default_chunk_size(count: int | None, threads: int) -> int:
+    """About four chunks per worker thread (uneven items even out), at most :data:`MAX_CHUNK`;
+    :data:`UNKNOWN_COUNT_CHUNK` when the number of items is not known."""
+    if count is None:
+        return UNKNOWN_COUNT_CHUNK
     return max(1, min(MAX_CHUNK, -(-count // (max(1, threads) * 4))))
 
 
 # ---------------------------------------------------------------------------------------------
-# Dask futures as concurrent.futures futures
-
-
-class _ChunkFuture(Future):
-    """A ``concurrent.futures.Future`` that mirrors the Dask future of one chunk.
-
-    Cancelling it cancels the Dask task.  Its result is the chunk's reply, fetched from the worker
-    in Dask's callback thread as soon as the task is done; a lost task becomes a
-    :class:`~hypernodes.exceptions.WorkerCrashedError` naming the chunk's items.
-    """
-
-    def __init__(self, remote: Any, items: range) -> None:
-        super().__init__()
-        self.remote: Any = remote
-        self.items = items
-
-    def cancel(self) -> bool:
-        remote = self.remote
-        if not super().cancel():
-            return False
-        if remote is not None:
-            remote.cancel()
-        self.remote = None
-        return True
-
-    def settle(self, remote: Any) -> None:
-        """Take over the finished Dask future's outcome (runs in Dask's callback thread)."""
-        if self.cancelled():
-            return
-        try:
-            outcome, failed = remote.result(), False
-        except BaseException as exc:
-            outcome, failed = lost_chunk(exc, self.items), True
-        self.remote = None  # the worker may drop the reply now
-        try:
-            if failed:
-                self.set_exception(outcome)
-            else:
-                self.set_result(outcome)
-        except Exception:  # cancelled meanwhile
-            pass
-
-
-class _Submitter:
-    """``submit(run_chunk, token, blob, chunk, start)`` for the remote kit's loops: one Dask task
-    per chunk (:func:`run_dask_chunk`), with the spec's scattered copy in place of its bytes."""
-
-    def __init__(self, client: Any, blob: Any, size: int, count: int) -> None:
-        self.client = client
-        self.blob = blob
-        self.size = size
-        self.count = count
-        self.prefix = f"hypernodes-chunk-{uuid.uuid4().hex}"
-        self.futures: weakref.WeakSet[_ChunkFuture] = weakref.WeakSet()
-
-    def __call__(self, fn: Any, token: str, _blob: bytes, chunk: bytes, start: int) -> Future:
-        remote = self.client.submit(
-            run_dask_chunk,
-            token,
-            self.blob,
-            chunk,
-            start,
-            _PROCESS,
-            key=f"{self.prefix}-{start}",
-            pure=False,
-        )
-        local = _ChunkFuture(remote, range(start, min(start + self.size, self.count)))
-        self.futures.add(local)
-        remote.add_done_callback(local.settle)
-        return local
-
-    def cancel_pending(self) -> None:
-        """Cancel the chunks still queued or running (the map stopped early)."""
-        for future in list(self.futures):
-            future.cancel()
+# Chunks as Dask tasks
 
 
 def run_dask_chunk(token: str, blob: bytes, chunk: bytes, start: int, caller: str) -> bytes:
@@ -316,35 +242,120 @@ def run_dask_chunk(token: str, blob: bytes, chunk: bytes, start: int, caller: st
     return dump_reply(run_items(token, blob, pickle.loads(chunk), start), start)
 
 
-def lost_chunk(exc: BaseException, items: range) -> BaseException:
-    """The error for a chunk that did not come back: a dead worker or a cancelled task is a
-    :class:`WorkerCrashedError` naming the items; anything else keeps its type and gains a note."""
-    from asyncio import CancelledError as LoopCancelled
-    from concurrent.futures import CancelledError
+class _Chunks:
+    """Runs the chunks of one map as Dask tasks, from relay threads.
 
-    from distributed.scheduler import KilledWorker
+    Dask re-runs a task whose worker died on another worker (up to
+    ``distributed.scheduler.allowed-failures`` times) and then gives up with ``KilledWorker``.
+    Such a chunk is run again one item per task, so that only the item that kills its worker
+    fails, with :class:`~hypernodes.exceptions.WorkerCrashedError` (or as its row's value under
+    ``on_error="continue"``), and the chunk's other items still give their rows.  When the
+    workers that held the scattered spec all died, the spec is scattered again and the chunk
+    re-sent.
+    """
 
-    span = f"{items.start}-{items.stop - 1}" if len(items) > 1 else f"{items.start}"
-    if isinstance(exc, KilledWorker):
-        error = WorkerCrashedError(
-            f"the Dask worker running map items {span} died (killed, out of memory, or a crash in "
-            f"C code), and so did the workers that retried them: {exc}. If one of these items "
-            "makes its worker crash, fix or skip it; if workers run out of memory, give them more "
-            "or use a smaller chunk_size",
-            items,
-        )
-    elif isinstance(exc, (CancelledError, LoopCancelled)):
-        error = WorkerCrashedError(
-            f"the Dask task running map items {span} was cancelled before it sent its results "
-            f"back (the connection to the scheduler was lost, or the cluster was closed, "
-            f"restarted, or told to cancel it): {exc}",
-            items,
-        )
-    else:
-        exc.add_note(f"hypernodes: raised by the Dask task that ran map items {span}")
-        return exc
-    error.__cause__ = exc
-    return error
+    def __init__(
+        self, cluster: _Cluster, client: Any, spec: PlanSpec, isolating: threading.Lock
+    ) -> None:
+        self.cluster = cluster
+        self.client = client
+        self.spec = spec
+        self.blob = cluster.blob(client, spec)
+        #: one crashed chunk at a time is run item by item (its items must not die with another's)
+        self.isolating = isolating
+        self.prefix = f"hypernodes-chunk-{uuid.uuid4().hex}"
+        self.numbers = itertools.count()
+        self.lock = threading.Lock()
+        self.futures: set[Any] = set()
+        self.stopped = False
+
+    def run(self, fn: Any, token: str, _blob: bytes, chunk: bytes, start: int) -> bytes | Reply:
+        from distributed.scheduler import KilledWorker
+
+        try:
+            return self._once(chunk, start)
+        except KilledWorker:
+            pass
+        with self.isolating:
+            replies: list[Reply] = []
+            for offset, values in enumerate(pickle.loads(chunk)):
+                index = start + offset
+                try:
+                    reply = pickle.loads(self._once(self.spec.dump_items([values], index), index))
+                except KilledWorker as exc:
+                    reply = crashed_reply(self.spec, index, _first_line(exc))
+                replies.append(reply)
+                if reply.error is not None:
+                    break
+            return merge_replies(replies)
+
+    def _once(self, chunk: bytes, start: int) -> bytes:
+        """Run ``chunk`` as one Dask task and wait for its reply."""
+        from concurrent.futures import CancelledError
+
+        for attempt in range(_RESCATTERS + 1):
+            with self.lock:
+                if self.stopped:
+                    raise CancelledError
+                future = self.client.submit(
+                    run_dask_chunk,
+                    self.spec.token,
+                    self.blob,
+                    chunk,
+                    start,
+                    _PROCESS,
+                    key=f"{self.prefix}-{next(self.numbers)}",
+                    pure=False,
+                )
+                self.futures.add(future)
+            try:
+                return future.result()
+            except CancelledError as exc:
+                if self.stopped:
+                    raise
+                if attempt == _RESCATTERS or not self._rescatter():
+                    raise _cancelled(exc, chunk, start) from exc
+            finally:
+                with self.lock:
+                    self.futures.discard(future)
+        raise AssertionError("unreachable")
+
+    def _rescatter(self) -> bool:
+        """Send the spec to the workers again if every copy was lost with its worker (the tasks
+        that needed it were cancelled); False when that was not why."""
+        if self.blob.status == "finished":
+            return False
+        try:
+            self.blob = self.cluster.blob(self.client, self.spec)
+        except Exception:
+            return False
+        return True
+
+    def stop(self) -> None:
+        """Cancel the tasks not done (the map ended early: an error, Ctrl-C, a consumer that
+        stopped reading), so that the relay threads return at once."""
+        with self.lock:
+            self.stopped = True
+            futures, self.futures = list(self.futures), set()
+        if futures:
+            with contextlib.suppress(Exception):  # a client that lost its scheduler
+                self.client.cancel(futures)
+
+
+def _cancelled(exc: BaseException, chunk: bytes, start: int) -> WorkerCrashedError:
+    items = list(range(start, start + len(pickle.loads(chunk))))
+    span = f"{items[0]}-{items[-1]}" if len(items) > 1 else f"{items[0]}"
+    return WorkerCrashedError(
+        f"the Dask task running map items {span} was cancelled before it sent its results back "
+        "(the connection to the scheduler was lost, or the cluster was closed, restarted, or "
+        f"told to cancel it): {_first_line(exc)}",
+        items,
+    )
+
+
+def _first_line(exc: BaseException) -> str:
+    text = str(exc).strip().splitlines()
+    return text[0] if text else type(exc).__name__
 
 
 # ---------------------------------------------------------------------------------------------
@@ -450,12 +461,12 @@ class _Cluster:
             if found is not None and found.client is client and found.status == "finished":
                 self.blobs.move_to_end(spec.token)
                 return found
-        future = client.scatter(spec.blob, broadcast=True, hash=False)
-        with self.lock:
+            # scattered again when the workers that held it are all gone
+            future = client.scatter(spec.blob, broadcast=True, hash=False)
             self.blobs[spec.token] = future
             while len(self.blobs) > _KEEP_BLOBS:
                 self.blobs.popitem(last=False)
-        return future
+            return future
 
     @contextmanager
     def lease(self) -> Iterator[None]:
