@@ -34,10 +34,9 @@ def promised_by_docs() -> set[str]:
     return found
 
 
-#: extras the engine work fills in (DaftEngine, DaskEngine); until then they are empty
+#: extras the engine work fills in (DaftEngine); until then they are empty
 PENDING = {
     "daft": "DaftEngine arrives with the execution-core work, with its dependencies",
-    "dask": "DaskEngine arrives with the execution-core work, with its dependencies",
 }
 
 

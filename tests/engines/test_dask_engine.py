@@ -301,7 +301,9 @@ def test_on_error_raise_gives_the_first_failure_with_its_type_and_note(dask_clie
     engine = DaskEngine(client=dask_client, chunk_size=3)
     with pytest.raises(ValueError, match="no multiples of four: 4") as info:
         Pipeline([picky], engine=engine, name="p").map({"x": range(30)}, map_over="x")
-    assert info.value.__notes__ == ["hypernodes: raised by node 'picky' of pipeline p[item 4]"]
+    assert info.value.__notes__ == [
+        "hypernodes: raised by node 'picky' of pipeline p[item 4]; inputs: x=4"
+    ]
 
 
 def test_a_chunk_cancelled_on_the_cluster_is_a_named_error(dask_client):
