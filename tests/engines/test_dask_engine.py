@@ -279,6 +279,26 @@ def test_imap_streams_indexed_rows_in_order_or_as_completed(engine):
     assert sorted(unordered, key=lambda pair: pair[0]) == ordered
 
 
+def test_pipeline_imap_streams_an_iterator_of_unknown_length(engine, dask_client):
+    from hypernodes.engines.dask import UNKNOWN_COUNT_CHUNK
+
+    pipeline = Pipeline([add_one], engine=engine)
+    with get_task_stream(dask_client) as stream:
+        pairs = list(pipeline.imap({"x": iter(range(600))}, map_over="x"))
+    assert pairs == [(i, {"a": i + 1}) for i in range(600)]
+    assert 0 < len(chunk_tasks(stream)) <= math.ceil(600 / UNKNOWN_COUNT_CHUNK)
+    unordered = list(pipeline.imap({"x": range(600)}, map_over="x", ordered=False))
+    assert sorted(unordered, key=lambda pair: pair[0]) == pairs
+
+
+def test_amap_from_an_event_loop(engine):
+    import asyncio
+
+    pipeline = Pipeline([add_one, double], engine=engine)
+    rows = asyncio.run(pipeline.amap({"x": range(50)}, map_over="x"))
+    assert rows == [{"a": x + 1, "b": 2 * (x + 1)} for x in range(50)]
+
+
 def test_stopping_an_imap_early_cancels_the_rest(dask_client):
     pipeline = Pipeline([add_one], name="p")
     plan = pipeline.plan(None, frozenset({"x"}))
