@@ -71,6 +71,25 @@ def cancel_own_task_on(x: int, victim: int) -> int:
     return x
 
 
+_ATTEMPTS: dict[int, int] = {}
+
+
+@node(output_name="steady", retries=2)
+def flaky(x: int) -> int:
+    """Fails the first two times each item runs in a worker process, then succeeds."""
+    _ATTEMPTS[x] = _ATTEMPTS.get(x, 0) + 1
+    if _ATTEMPTS[x] <= 2:
+        raise ConnectionError(f"attempt {_ATTEMPTS[x]} of item {x}")
+    return x
+
+
+@node(output_name="late", timeout=0.2)
+def too_slow(x: int) -> int:
+    if x == 3:
+        time.sleep(2)
+    return x
+
+
 class Recorder(PipelineCallback):
     """Keeps ``(hook, path, items, subject)`` per event, for multiset comparisons."""
 

@@ -36,11 +36,13 @@ from dask_support import (
     child_pids,
     crash_on,
     fan_out,
+    flaky,
     inner_pids,
     owner_pid,
     pid_of,
     stall_once_on,
     still_running,
+    too_slow,
     worker_pids,
 )
 from distributed import LocalCluster, get_task_stream
@@ -333,6 +335,16 @@ def test_a_chunk_cancelled_on_the_cluster_is_a_named_error(dask_client):
         pipeline.map({"x": range(20), "victim": 9}, map_over="x")
     assert info.value.items == [8, 9, 10, 11]
     assert eventually_empty(lambda: scheduler_chunk_keys(dask_client)) == []
+
+
+def test_retries_and_timeouts_of_nodes_apply_on_the_workers(engine):
+    from hypernodes.exceptions import NodeTimeoutError
+
+    rows = Pipeline([flaky], engine=engine).map({"x": range(20, 30)}, map_over="x")
+    assert rows == [{"steady": x} for x in range(20, 30)]  # each item retried twice, on a worker
+    with pytest.raises(NodeTimeoutError, match="too_slow") as info:
+        Pipeline([too_slow], engine=engine, name="p").map({"x": range(6)}, map_over="x")
+    assert "p[item 3]" in " ".join(info.value.__notes__)
 
 
 # ---------------------------------------------------------------------------------------------
