@@ -34,10 +34,8 @@ def promised_by_docs() -> set[str]:
     return found
 
 
-#: extras the engine work fills in (DaftEngine, DaskEngine); until then they are empty
-PENDING = {
-    "dask": "DaskEngine arrives with the execution-core work, with its dependencies",
-}
+#: extras the engine work fills in (DaftEngine); until then they are empty
+PENDING: dict[str, str] = {}
 
 
 def test_all_holds_every_extra_the_docs_promise():

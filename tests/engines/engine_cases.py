@@ -121,26 +121,32 @@ def label(a: int, b: int) -> str:
 
 @dataclass(frozen=True)
 class Case:
-    """One behaviour every engine must reproduce exactly."""
+    """One behaviour every engine must reproduce exactly.
+
+    ``run(engine, **options)`` passes ``options`` (``callbacks``, ``cache``) to the case's
+    outermost pipeline; the pipelines nested in it inherit them.
+    """
 
     name: str
-    run: Callable[[Any], Any]
+    run: Callable[..., Any]
     expected: Callable[[], Any]
 
 
 XS = list(range(9))
 
 
-def _chain(engine: Any) -> Any:
-    return Pipeline([add_one, double, minus_three], engine=engine).map({"x": XS}, map_over="x")
+def _chain(engine: Any, **options: Any) -> Any:
+    return Pipeline([add_one, double, minus_three], engine=engine, **options).map(
+        {"x": XS}, map_over="x"
+    )
 
 
 def _chain_expected() -> Any:
     return [{"a": x + 1, "b": (x + 1) * 2, "c": (x + 1) * 2 - 3} for x in XS]
 
 
-def _diamond(engine: Any) -> Any:
-    pipeline = Pipeline([left, right, join], engine=engine)
+def _diamond(engine: Any, **options: Any) -> Any:
+    pipeline = Pipeline([left, right, join], engine=engine, **options)
     return {
         "map": pipeline.map({"x": XS, "offset": 7}, map_over="x"),
         "run": pipeline.run({"x": 4}),
@@ -156,8 +162,8 @@ def _diamond_expected() -> Any:
     }
 
 
-def _tuple_outputs(engine: Any) -> Any:
-    pipeline = Pipeline([split, recombine, async_bounds], engine=engine)
+def _tuple_outputs(engine: Any, **options: Any) -> Any:
+    pipeline = Pipeline([split, recombine, async_bounds], engine=engine, **options)
     return pipeline.map({"x": XS}, map_over="x", return_format="columns")
 
 
@@ -171,8 +177,8 @@ def _tuple_outputs_expected() -> Any:
     }
 
 
-def _async_nodes(engine: Any) -> Any:
-    pipeline = Pipeline([add_one, async_square, sync_after_async], engine=engine)
+def _async_nodes(engine: Any, **options: Any) -> Any:
+    pipeline = Pipeline([add_one, async_square, sync_after_async], engine=engine, **options)
     return {"map": pipeline.map({"x": XS}, map_over="x"), "run": pipeline.run({"x": 3})}
 
 
@@ -187,9 +193,9 @@ def _inner() -> Pipeline:
     return Pipeline([triple], name="inner")
 
 
-def _nested_map_over(engine: Any) -> Any:
+def _nested_map_over(engine: Any, **options: Any) -> Any:
     inner = _inner().as_node(input_mapping={"xs": "v"}, output_mapping={"y": "ys"}, map_over="xs")
-    outer = Pipeline([neighbours, inner, total], engine=engine, name="outer")
+    outer = Pipeline([neighbours, inner, total], engine=engine, name="outer", **options)
     return outer.map({"x": XS}, map_over="x")
 
 
@@ -200,10 +206,10 @@ def _nested_map_over_expected() -> Any:
     ]
 
 
-def _nested_twice(engine: Any) -> Any:
+def _nested_twice(engine: Any, **options: Any) -> Any:
     middle = Pipeline([add_one, double], name="middle")
     outer = Pipeline([middle, minus_three, label], engine=engine, name="outer")
-    wrapper = Pipeline([outer.as_node(name="wrapped")], engine=engine, name="wrapper")
+    wrapper = Pipeline([outer.as_node(name="wrapped")], engine=engine, name="wrapper", **options)
     return wrapper.map({"x": XS}, map_over="x", output_name=["c", "label"])
 
 
@@ -211,8 +217,8 @@ def _nested_twice_expected() -> Any:
     return [{"c": (x + 1) * 2 - 3, "label": f"{x + 1}-{(x + 1) * 2}"} for x in XS]
 
 
-def _empty(engine: Any) -> Any:
-    pipeline = Pipeline([add_one, double], engine=engine)
+def _empty(engine: Any, **options: Any) -> Any:
+    pipeline = Pipeline([add_one, double], engine=engine, **options)
     return {
         "list": pipeline.map({"x": []}, map_over="x"),
         "columns": pipeline.map({"x": []}, map_over="x", return_format="columns"),
@@ -223,8 +229,8 @@ def _empty_expected() -> Any:
     return {"list": [], "columns": {"a": [], "b": []}}
 
 
-def _product(engine: Any) -> Any:
-    pipeline = Pipeline([label], engine=engine)
+def _product(engine: Any, **options: Any) -> Any:
+    pipeline = Pipeline([label], engine=engine, **options)
     return pipeline.map({"a": [1, 2, 3], "b": [10, 20]}, map_over=["a", "b"], map_mode="product")
 
 
@@ -232,8 +238,8 @@ def _product_expected() -> Any:
     return [{"label": f"{a}-{b}"} for a in [1, 2, 3] for b in [10, 20]]
 
 
-def _zip_two(engine: Any) -> Any:
-    pipeline = Pipeline([label], engine=engine)
+def _zip_two(engine: Any, **options: Any) -> Any:
+    pipeline = Pipeline([label], engine=engine, **options)
     return pipeline.map({"a": (1, 2, 3), "b": range(10, 13)}, map_over=["a", "b"])
 
 
@@ -241,8 +247,8 @@ def _zip_two_expected() -> Any:
     return [{"label": f"{a}-{b}"} for a, b in zip([1, 2, 3], [10, 11, 12])]
 
 
-def _continue(engine: Any) -> Any:
-    pipeline = Pipeline([picky, after_picky, independent], engine=engine, name="picky")
+def _continue(engine: Any, **options: Any) -> Any:
+    pipeline = Pipeline([picky, after_picky, independent], engine=engine, name="picky", **options)
     rows = pipeline.map({"x": XS}, map_over="x", on_error="continue")
     return [
         {
@@ -266,8 +272,8 @@ def _continue_expected() -> Any:
     return rows
 
 
-def _raise(engine: Any) -> Any:
-    pipeline = Pipeline([picky, after_picky], engine=engine, name="picky")
+def _raise(engine: Any, **options: Any) -> Any:
+    pipeline = Pipeline([picky, after_picky], engine=engine, name="picky", **options)
     try:
         pipeline.map({"x": XS}, map_over="x")
     except ValueError as exc:
@@ -283,11 +289,11 @@ def _raise_expected() -> Any:
     )
 
 
-def _nested_raise(engine: Any) -> Any:
+def _nested_raise(engine: Any, **options: Any) -> Any:
     inner = Pipeline([picky], name="inner").as_node(
         input_mapping={"xs": "x"}, output_mapping={"picky": "checked"}, map_over="xs"
     )
-    outer = Pipeline([neighbours, inner], engine=engine, name="outer")
+    outer = Pipeline([neighbours, inner], engine=engine, name="outer", **options)
     try:
         outer.map({"x": [0, 7, 2]}, map_over="x")
     except ValueError as exc:

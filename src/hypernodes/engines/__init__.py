@@ -1,7 +1,8 @@
 """Engines that execute pipelines, and the executors that schedule their work.
 
-``DaftEngine`` is an extra (``pip install "hypernodes[daft]"``): it is imported on first use, so
-importing this package never imports Daft.
+``DaskEngine`` and ``DaftEngine`` are extras (``pip install 'hypernodes[dask]'``,
+``'hypernodes[daft]'``): each is imported on first access, so importing this package never
+imports dask or Daft.
 """
 
 from typing import Any
@@ -21,6 +22,7 @@ __all__ = [
     "AsyncExecutor",
     "CustomExecutor",
     "DaftEngine",
+    "DaskEngine",
     "Engine",
     "Executor",
     "HypernodesEngine",
@@ -35,4 +37,8 @@ def __getattr__(name: str) -> Any:
         from .daft import DaftEngine
 
         return DaftEngine
+    if name == "DaskEngine":
+        from .dask import DaskEngine
+
+        return DaskEngine
     raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

@@ -1,0 +1,523 @@
+"""``DaskEngine``: the items of a map run in chunks on a ``dask.distributed`` cluster.
+
+Everything that travels goes through the remote kit (:mod:`hypernodes.engines.remote`): the plan's
+spec is scattered to the workers once per map, items go as chunks of pickled bytes (one Dask task
+per chunk, never per item), and each chunk's rows, callback events and cache writes come back and
+are replayed here in item order.  This module only adds what is Dask's: the client and the
+cluster it talks to, relay threads that wait on Dask futures for the kit's loop, and what a lost
+worker means (Dask's retries, then the chunk's items one at a time, so that only the item that
+kills its worker fails).
+
+``dask.distributed`` is imported when an engine is made, not when this module is imported.
+"""
+
+from __future__ import annotations
+
+import atexit
+import contextlib
+import itertools
+import pickle
+import threading
+import uuid
+import weakref
+from collections import OrderedDict
+from collections.abc import Iterable, Iterator
+from concurrent.futures import ThreadPoolExecutor
+from contextlib import contextmanager
+from functools import partial
+from typing import Any
+
+from ..context import RunContext
+from ..exceptions import ExecutorError, MapError, WorkerCrashedError
+from ..plan import Plan
+from .executors import Executor, make_executor
+from .hypernodes import HypernodesEngine
+from .remote import (
+    PlanSpec,
+    Reply,
+    crashed_reply,
+    dump_reply,
+    in_worker,
+    merge_replies,
+    remote_items,
+    run_chunk,
+    run_items,
+)
+
+_WHERE = "a Dask worker of DaskEngine"
+
+#: most items in one Dask task by default (a task costs milliseconds, an item microseconds)
+MAX_CHUNK = 10_000
+
+#: items per task when the number of items is not known in advance (a streamed iterator)
+UNKNOWN_COUNT_CHUNK = 256
+
+#: compiled plan specs kept scattered on the workers per engine, most recently used last
+_KEEP_BLOBS = 16
+
+#: times a chunk is sent again after the spec it needs was lost with every worker that held it
+_RESCATTERS = 3
+
+#: names this process, so that a worker can tell it runs in the caller's process (a cluster
+#: started with ``processes=False``)
+_PROCESS = uuid.uuid4().hex
+
+
+def _distributed() -> Any:
+    """The ``distributed`` package, or an ImportError that says how to install it."""
+    try:
+        import distributed
+    except ImportError as exc:
+        raise ImportError(
+            "DaskEngine needs dask.distributed, which is not installed: "
+            "pip install 'hypernodes[dask]' (or pip install 'dask[distributed]')"
+        ) from exc
+    return distributed
+
+
+class DaskEngine:
+    """Runs the items of ``Pipeline.map`` on a ``dask.distributed`` cluster, in chunks.
+
+    - ``client``: your ``distributed.Client``; the engine uses it and never closes it.
+    - ``address``: the address of a running scheduler (``"tcp://host:8786"``) to connect to; the
+      engine's own client is closed by :meth:`shutdown`.  A scheduler that cannot be reached
+      within ``connect_timeout`` seconds raises :class:`~hypernodes.exceptions.ExecutorError`.
+    - neither: a ``LocalCluster`` of ``n_workers`` processes with ``threads_per_worker`` threads
+      each, on 127.0.0.1 and without a dashboard, started on the first map and closed by
+      :meth:`shutdown`, by the ``with`` block, when the engine is garbage collected, or at exit.
+      Scripts that use one need an ``if __name__ == "__main__":`` guard (workers are spawned).
+
+    ``chunk_size`` items go to a worker in one task (default: about four chunks per worker thread,
+    at most :data:`MAX_CHUNK`); at most ``max_in_flight`` chunks are submitted at once (default:
+    twice the worker threads).  ``node_executor`` schedules the nodes of each item, in the caller
+    for :meth:`run` and on the workers for a map.
+
+    ``run`` runs in the calling process; maps nested in it are distributed.  A map nested inside a
+    distributed item runs in that worker, on a ``HypernodesEngine`` with the same node executor.
+    """
+
+    def __init__(
+        self,
+        client: Any = None,
+        address: str | None = None,
+        n_workers: int | None = None,
+        threads_per_worker: int = 1,
+        chunk_size: int | None = None,
+        max_in_flight: int | None = None,
+        node_executor: str | Any = "sequential",
+        connect_timeout: float = 10.0,
+    ) -> None:
+        _distributed()
+        if client is not None and address is not None:
+            raise ExecutorError("DaskEngine takes a client or an address, not both")
+        for name, value in (("chunk_size", chunk_size), ("max_in_flight", max_in_flight)):
+            if value is not None and value < 1:
+                raise ExecutorError(f"{name} must be at least 1, got {value}")
+        self.chunk_size = chunk_size
+        self.max_in_flight = max_in_flight
+        self.node_executor = node_executor
+        self._node: Executor = make_executor(node_executor, "node_executor", None)
+        self._local = HypernodesEngine(node_executor=self._node)
+        self._isolating = threading.Lock()
+        self._cluster = _Cluster(client, address, n_workers, threads_per_worker, connect_timeout)
+        # The cluster this engine started stops when the engine is collected, or at exit.
+        self._finalizer = weakref.finalize(self, self._cluster.close)
+
+    # -- the Engine protocol -----------------------------------------------------------------
+
+    def run(self, plan: Plan, values: dict[str, Any], ctx: RunContext) -> dict[str, Any]:
+        """Run one item in this process (the maps nested in it are distributed)."""
+        return self._local.run(plan, values, ctx)
+
+    def map(
+        self,
+        plan: Plan,
+        items: Iterable[dict[str, Any]],
+        count: int,
+        ctx: RunContext,
+        on_error: str = "raise",
+    ) -> list[dict[str, Any]]:
+        """Run every item on the cluster; rows in input order (see ``Pipeline.map``)."""
+        return [row for _, row in self.imap(plan, items, count, ctx, on_error)]
+
+    def imap(
+        self,
+        plan: Plan,
+        items: Iterable[dict[str, Any]],
+        count: int | None,
+        ctx: RunContext,
+        on_error: str = "raise",
+        ordered: bool = True,
+    ) -> Iterator[tuple[int, dict[str, Any]]]:
+        """``(item index, row)`` pairs, chunk by chunk: in input order, or with ``ordered=False``
+        as chunks complete.  A spec that cannot be pickled raises here, before anything runs."""
+        if on_error not in ("raise", "continue"):
+            raise MapError(f"on_error must be 'raise' or 'continue', got {on_error!r}")
+        if count == 0:
+            return iter(())
+        if in_worker():
+            return self._local.imap(plan, items, count, ctx, on_error, ordered)
+        spec = PlanSpec.for_call(plan, ctx, self._node, on_error, _WHERE)
+        return self._stream(spec, items, count, ctx, ordered)
+
+    def shutdown(self, wait: bool = True) -> None:
+        """Close the cluster and client this engine started (a client you gave stays open), now or
+        when the maps still running end.  The engine stays usable: a later map starts again."""
+        self._local.shutdown(wait)
+        self._cluster.shutdown()
+
+    def __enter__(self) -> DaskEngine:
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.shutdown()
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        # What a worker receives with a plan: a local engine with the same node executor, so that
+        # maps nested in a distributed item run in that worker.
+        return (HypernodesEngine, (self._node,))
+
+    def __repr__(self) -> str:
+        return f"DaskEngine({self._cluster.describe()}, node_executor={self.node_executor!r})"
+
+    # -- the cluster -------------------------------------------------------------------------
+
+    @property
+    def client(self) -> Any:
+        """The ``distributed.Client`` maps go through (starting the local cluster if needed)."""
+        return self._cluster.client()
+
+    def _stream(
+        self,
+        spec: PlanSpec,
+        items: Iterable[dict[str, Any]],
+        count: int | None,
+        ctx: RunContext,
+        ordered: bool,
+    ) -> Iterator[tuple[int, dict[str, Any]]]:
+        with self._cluster.lease():
+            client = self._cluster.client()
+            threads = self._cluster.threads(client)
+            size = self.chunk_size or default_chunk_size(count, threads)
+            window = self.max_in_flight or 2 * threads
+            chunks = _Chunks(self._cluster, client, spec, self._isolating)
+            # One relay thread per chunk in flight waits on its Dask future (and, after a lost
+            # worker, runs the chunk's items one at a time) for the kit's loop.
+            relays = ThreadPoolExecutor(window, thread_name_prefix="hypernodes-dask")
+            try:
+                yield from remote_items(
+                    partial(relays.submit, chunks.run),
+                    spec,
+                    items,
+                    count,
+                    threads,
+                    ctx,
+                    ordered,
+                    size,
+                    window,
+                )
+            finally:
+                chunks.stop()
+                relays.shutdown(wait=True, cancel_futures=True)
+
+
+def default_chunk_size(count: int | None, threads: int) -> int:
+    """About four chunks per worker thread (uneven items even out), at most :data:`MAX_CHUNK`;
+    :data:`UNKNOWN_COUNT_CHUNK` when the number of items is not known."""
+    if count is None:
+        return UNKNOWN_COUNT_CHUNK
+    return max(1, min(MAX_CHUNK, -(-count // (max(1, threads) * 4))))
+
+
+# ---------------------------------------------------------------------------------------------
+# Chunks as Dask tasks
+
+
+def run_dask_chunk(token: str, blob: bytes, chunk: bytes, start: int, caller: str) -> bytes:
+    """The Dask task of one chunk: :func:`~hypernodes.engines.remote.run_chunk` in a worker
+    process.  A worker thread of the caller's own process (``processes=False``) runs the chunk
+    without marking the whole process as a worker, so the caller's later maps still distribute."""
+    if caller != _PROCESS:
+        return run_chunk(token, blob, chunk, start)
+    return dump_reply(run_items(token, blob, pickle.loads(chunk), start), start)
+
+
+class _Chunks:
+    """Runs the chunks of one map as Dask tasks, from relay threads.
+
+    Dask re-runs a task whose worker died on another worker (up to
+    ``distributed.scheduler.allowed-failures`` times) and then gives up with ``KilledWorker``.
+    Such a chunk is run again one item per task, so that only the item that kills its worker
+    fails, with :class:`~hypernodes.exceptions.WorkerCrashedError` (or as its row's value under
+    ``on_error="continue"``), and the chunk's other items still give their rows.  When the
+    workers that held the scattered spec all died, the spec is scattered again and the chunk
+    re-sent.
+    """
+
+    def __init__(
+        self, cluster: _Cluster, client: Any, spec: PlanSpec, isolating: threading.Lock
+    ) -> None:
+        self.cluster = cluster
+        self.client = client
+        self.spec = spec
+        self.blob = cluster.blob(client, spec)
+        #: one crashed chunk at a time is run item by item (its items must not die with another's)
+        self.isolating = isolating
+        self.prefix = f"hypernodes-chunk-{uuid.uuid4().hex}"
+        self.numbers = itertools.count()
+        self.lock = threading.Lock()
+        self.futures: set[Any] = set()
+        self.stopped = False
+
+    def run(self, fn: Any, token: str, _blob: bytes, chunk: bytes, start: int) -> bytes | Reply:
+        from distributed.scheduler import KilledWorker
+
+        try:
+            return self._once(chunk, start)
+        except KilledWorker:
+            pass
+        with self.isolating:
+            replies: list[Reply] = []
+            for offset, values in enumerate(pickle.loads(chunk)):
+                index = start + offset
+                try:
+                    reply = pickle.loads(self._once(self.spec.dump_items([values], index), index))
+                except KilledWorker as exc:
+                    reply = crashed_reply(self.spec, index, _first_line(exc))
+                replies.append(reply)
+                if reply.error is not None:
+                    break
+            return merge_replies(replies)
+
+    def _once(self, chunk: bytes, start: int) -> bytes:
+        """Run ``chunk`` as one Dask task and wait for its reply."""
+        from concurrent.futures import CancelledError
+
+        for attempt in range(_RESCATTERS + 1):
+            with self.lock:
+                if self.stopped:
+                    raise CancelledError
+                future = self.client.submit(
+                    run_dask_chunk,
+                    self.spec.token,
+                    self.blob,
+                    chunk,
+                    start,
+                    _PROCESS,
+                    key=f"{self.prefix}-{next(self.numbers)}",
+                    pure=False,
+                )
+                self.futures.add(future)
+            try:
+                return future.result()
+            except CancelledError as exc:
+                if self.stopped:
+                    raise
+                if attempt == _RESCATTERS or not self._rescatter():
+                    raise _cancelled(exc, chunk, start) from exc
+            finally:
+                with self.lock:
+                    self.futures.discard(future)
+        raise AssertionError("unreachable")
+
+    def _rescatter(self) -> bool:
+        """Send the spec to the workers again if every copy was lost with its worker (the tasks
+        that needed it were cancelled); False when that was not why."""
+        if self.blob.status == "finished":
+            return False
+        try:
+            self.blob = self.cluster.blob(self.client, self.spec)
+        except Exception:
+            return False
+        return True
+
+    def stop(self) -> None:
+        """Cancel the tasks not done (the map ended early: an error, Ctrl-C, a consumer that
+        stopped reading), so that the relay threads return at once."""
+        with self.lock:
+            self.stopped = True
+            futures, self.futures = list(self.futures), set()
+        if futures:
+            with contextlib.suppress(Exception):  # a client that lost its scheduler
+                self.client.cancel(futures)
+
+
+def _cancelled(exc: BaseException, chunk: bytes, start: int) -> WorkerCrashedError:
+    items = list(range(start, start + len(pickle.loads(chunk))))
+    span = f"{items[0]}-{items[-1]}" if len(items) > 1 else f"{items[0]}"
+    return WorkerCrashedError(
+        f"the Dask task running map items {span} was cancelled before it sent its results back "
+        "(the connection to the scheduler was lost, or the cluster was closed, restarted, or "
+        f"told to cancel it): {_first_line(exc)}",
+        items,
+    )
+
+
+def _first_line(exc: BaseException) -> str:
+    text = str(exc).strip().splitlines()
+    return text[0] if text else type(exc).__name__
+
+
+# ---------------------------------------------------------------------------------------------
+# The cluster
+
+
+class _Cluster:
+    """The client an engine talks through and, unless the user gave one, the cluster or
+    connection it made; also the plan specs scattered to the workers.  Holds no reference to the
+    engine, so that it can close what was started when the engine is collected."""
+
+    def __init__(
+        self,
+        client: Any,
+        address: str | None,
+        n_workers: int | None,
+        threads_per_worker: int,
+        connect_timeout: float,
+    ) -> None:
+        self.user_client = client
+        self.address = address
+        self.n_workers = n_workers
+        self.threads_per_worker = threads_per_worker
+        self.connect_timeout = connect_timeout
+        self.lock = threading.RLock()
+        self.own_client: Any = None
+        self.local_cluster: Any = None
+        self.blobs: OrderedDict[str, Any] = OrderedDict()
+        self.active = 0
+        self.closing = False
+
+    def describe(self) -> str:
+        if self.user_client is not None:
+            return f"client={self.user_client!r}"
+        if self.address is not None:
+            return f"address={self.address!r}"
+        return f"n_workers={self.n_workers!r}, threads_per_worker={self.threads_per_worker}"
+
+    def client(self) -> Any:
+        """The user's client, or ours (connecting, or starting the local cluster, on first use)."""
+        if self.user_client is not None:
+            return self.user_client
+        with self.lock:
+            if self.own_client is None:
+                self.own_client = self._connect() if self.address else self._start_local()
+            return self.own_client
+
+    def _connect(self) -> Any:
+        from distributed import Client
+
+        try:
+            return Client(self.address, timeout=self.connect_timeout, set_as_default=False)
+        except (OSError, TimeoutError) as exc:
+            raise ExecutorError(
+                f"DaskEngine could not connect to the Dask scheduler at {self.address!r} within "
+                f"{self.connect_timeout:g} s: {exc}. Check that the scheduler runs and that the "
+                "address (tcp://host:port) is reachable from here"
+            ) from exc
+
+    def _start_local(self) -> Any:
+        from distributed import Client, LocalCluster
+
+        cluster = LocalCluster(
+            n_workers=self.n_workers,
+            threads_per_worker=self.threads_per_worker,
+            processes=True,
+            host="127.0.0.1",
+            dashboard_address=None,
+            # no dashboard; the scheduler's health/metrics server on a free loopback port (it
+            # would take 8787 otherwise, and warn when another cluster has it)
+            scheduler_kwargs={"dashboard": False, "dashboard_address": "127.0.0.1:0"},
+        )
+        try:
+            client = Client(cluster, set_as_default=False)
+        except BaseException:
+            cluster.close()
+            raise
+        self.local_cluster = cluster
+        # Registered after distributed's own exit hooks, so it runs before them: the client lets
+        # go of its data before the workers stop (no "lost scattered data" on the way out).
+        atexit.register(self.close)
+        return client
+
+    def threads(self, client: Any) -> int:
+        """The worker threads of the cluster, waiting up to ``connect_timeout`` for a first one."""
+        threads = sum(client.nthreads().values())
+        if threads:
+            return threads
+        try:
+            client.wait_for_workers(1, timeout=self.connect_timeout)
+        except TimeoutError as exc:
+            raise ExecutorError(
+                f"the Dask cluster at {client.scheduler.address} has no workers (waited "
+                f"{self.connect_timeout:g} s); start some workers, or give DaskEngine a cluster "
+                "that has them"
+            ) from exc
+        return max(1, sum(client.nthreads().values()))
+
+    def blob(self, client: Any, spec: PlanSpec) -> Any:
+        """A Dask future of the spec's bytes, held by every worker (scattered once per spec)."""
+        with self.lock:
+            found = self.blobs.get(spec.token)
+            if found is not None and found.client is client and found.status == "finished":
+                self.blobs.move_to_end(spec.token)
+                return found
+            # scattered again when the workers that held it are all gone
+            future = client.scatter(spec.blob, broadcast=True, hash=False)
+            self.blobs[spec.token] = future
+            while len(self.blobs) > _KEEP_BLOBS:
+                self.blobs.popitem(last=False)
+            return future
+
+    @contextmanager
+    def lease(self) -> Iterator[None]:
+        """Mark a map in progress: :meth:`shutdown` waits for the last one to end."""
+        with self.lock:
+            self.active += 1
+        try:
+            yield
+        finally:
+            with self.lock:
+                self.active -= 1
+                close = self.active == 0 and self.closing
+            if close:
+                self.close()
+
+    def shutdown(self) -> None:
+        with self.lock:
+            if self.active:
+                self.closing = True
+                return
+        self.close()
+
+    def close(self) -> None:
+        """Close our client and the local cluster (never the user's client); idempotent."""
+        with self.lock:
+            client, cluster = self.own_client, self.local_cluster
+            self.own_client = self.local_cluster = None
+            self.blobs.clear()
+            self.closing = False
+        if cluster is not None:
+            atexit.unregister(self.close)
+        if client is not None and _on_loop_of(client):
+            # Collected on Dask's own event loop thread, which cannot wait for itself.
+            threading.Thread(target=_close, args=(client, cluster), name="hypernodes-dask").start()
+            return
+        _close(client, cluster)
+
+
+def _close(client: Any, cluster: Any) -> None:
+    if client is not None:
+        client.close()
+    if cluster is not None:
+        cluster.close()
+
+
+def _on_loop_of(client: Any) -> bool:
+    """Whether this thread runs the event loop of ``client``."""
+    import asyncio
+
+    try:
+        running = asyncio.get_running_loop()
+    except RuntimeError:
+        return False
+    return running is getattr(client.loop, "asyncio_loop", None)
