@@ -36,12 +36,10 @@ from .remote import (
     PlanSpec,
     Reply,
     crashed_reply,
-    dump_reply,
     in_worker,
     merge_replies,
     remote_items,
     run_chunk,
-    run_items,
 )
 
 _WHERE = "a Dask worker of DaskEngine"
@@ -57,10 +55,6 @@ _KEEP_BLOBS = 16
 
 #: times a chunk is sent again after the spec it needs was lost with every worker that held it
 _RESCATTERS = 3
-
-#: names this process, so that a worker can tell it runs in the caller's process (a cluster
-#: started with ``processes=False``)
-_PROCESS = uuid.uuid4().hex
 
 
 def _distributed() -> Any:
@@ -233,15 +227,6 @@ def default_chunk_size(count: int | None, threads: int) -> int:
 # Chunks as Dask tasks
 
 
-def run_dask_chunk(token: str, blob: bytes, chunk: bytes, start: int, caller: str) -> bytes:
-    """The Dask task of one chunk: :func:`~hypernodes.engines.remote.run_chunk` in a worker
-    process.  A worker thread of the caller's own process (``processes=False``) runs the chunk
-    without marking the whole process as a worker, so the caller's later maps still distribute."""
-    if caller != _PROCESS:
-        return run_chunk(token, blob, chunk, start)
-    return dump_reply(run_items(token, blob, pickle.loads(chunk), start), start)
-
-
 class _Chunks:
     """Runs the chunks of one map as Dask tasks, from relay threads.
 
@@ -298,12 +283,11 @@ class _Chunks:
                 if self.stopped:
                     raise CancelledError
                 future = self.client.submit(
-                    run_dask_chunk,
+                    run_chunk,
                     self.spec.token,
                     self.blob,
                     chunk,
                     start,
-                    _PROCESS,
                     key=f"{self.prefix}-{next(self.numbers)}",
                     pure=False,
                 )

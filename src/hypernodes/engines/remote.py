@@ -20,6 +20,7 @@ process-based executor, Dask workers, Daft UDFs) uses the same three parts:
 from __future__ import annotations
 
 import itertools
+import os
 import pickle
 import threading
 import traceback
@@ -47,6 +48,14 @@ _KEEP = 16
 _state = threading.local()
 #: set in a process that runs chunks for another one (a pool or cluster worker)
 _WORKER_PROCESS = False
+#: names this process in the specs it makes, so that a chunk run by a thread of the caller's own
+#: process (a Dask cluster started with ``processes=False``) does not mark it as a worker
+_PROCESS = uuid.uuid4().hex
+
+
+def _process_id() -> str:
+    """This process: a forked child keeps the module's uuid, so its pid is part of the name."""
+    return f"{_PROCESS}-{os.getpid()}"
 
 
 def in_worker() -> bool:
@@ -104,7 +113,7 @@ class PlanSpec:
         payload = (nodes, plan.output_names, plan.provided, label, worker_ctx, node_executor)
         try:
             self.blob = cloudpickle.dumps(
-                (payload, on_error == "continue"), protocol=pickle.HIGHEST_PROTOCOL
+                (payload, on_error == "continue", _process_id()), protocol=pickle.HIGHEST_PROTOCOL
             )
         except Exception as exc:
             raise unpicklable_payload(nodes, worker_ctx, exc, where) from exc
@@ -296,10 +305,12 @@ def recorded_hooks(ctx: RunContext) -> tuple[str, ...]:
 class _WorkerPlan:
     """A spec compiled in a worker: the plan, the worker context and how items run."""
 
-    __slots__ = ("plan", "ctx", "node", "tolerant", "lock")
+    __slots__ = ("plan", "ctx", "node", "tolerant", "lock", "caller")
 
     def __init__(self, blob: bytes) -> None:
-        (nodes, outputs, provided, label, ctx, node), tolerant = pickle.loads(blob)
+        (nodes, outputs, provided, label, ctx, node), tolerant, caller = pickle.loads(blob)
+        #: the process that made the spec (this one, for an in-process cluster's threads)
+        self.caller: str = caller
         self.plan = compile_plan(PipelineGraph(nodes, label), outputs, provided, label)
         self.ctx: RunContext = ctx
         node = node if node is not None else SequentialExecutor()
@@ -370,7 +381,8 @@ def run_items(token: str, blob: bytes, items: Sequence[dict[str, Any]], start: i
 def run_chunk(token: str, blob: bytes, chunk: bytes, start: int) -> bytes:
     """Run a pickled chunk of items in this (worker) process; the :class:`Reply` as bytes."""
     global _WORKER_PROCESS
-    _WORKER_PROCESS = True
+    if compiled(token, blob).caller != _process_id():
+        _WORKER_PROCESS = True  # maps nested in this process's items run right here
     reply = run_items(token, blob, pickle.loads(chunk), start)
     return dump_reply(reply, start)
 
