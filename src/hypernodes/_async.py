@@ -11,11 +11,20 @@ from typing import Any
 _local = threading.local()
 
 
+class _OwnedRunner(asyncio.Runner):
+    """This thread's reusable loop, closed when the thread ends (its thread-local storage is
+    cleared then), so pool threads that exit leave no open event loop behind."""
+
+    def __del__(self) -> None:
+        with contextlib.suppress(BaseException):
+            self.close()
+
+
 def _thread_runner() -> asyncio.Runner:
     runner = getattr(_local, "runner", None)
     if runner is None:
         # One loop per thread, reused: async nodes that keep loop-bound clients keep working.
-        runner = _local.runner = asyncio.Runner()
+        runner = _local.runner = _OwnedRunner()
     return runner
 
 

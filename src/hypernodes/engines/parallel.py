@@ -14,6 +14,7 @@ from __future__ import annotations
 import os
 import pickle
 import threading
+import time
 from collections.abc import Iterable, Iterator
 from concurrent.futures import Executor as FuturesExecutor
 from concurrent.futures import ThreadPoolExecutor
@@ -221,12 +222,35 @@ def _start_pool(workers: int, idle_timeout: float, backend: Backend) -> FuturesE
                     "backend='loky' needs the loky package: pip install loky"
                 ) from None
         else:
-            return loky.ProcessPoolExecutor(max_workers=workers, timeout=idle_timeout)
+            return loky.ProcessPoolExecutor(
+                max_workers=workers,
+                timeout=idle_timeout,
+                initializer=watch_parent,
+                initargs=(os.getpid(),),
+            )
     import multiprocessing
     from concurrent.futures import ProcessPoolExecutor
 
     # "spawn" starts clean interpreters: forking a process that runs threads can deadlock.
-    return ProcessPoolExecutor(max_workers=workers, mp_context=multiprocessing.get_context("spawn"))
+    return ProcessPoolExecutor(
+        max_workers=workers,
+        mp_context=multiprocessing.get_context("spawn"),
+        initializer=watch_parent,
+        initargs=(os.getpid(),),
+    )
+
+
+def watch_parent(parent: int, every: float = 1.0) -> None:
+    """In a worker process: exit when the process that started it is gone (killed with -9, say),
+    instead of living on as an orphan.  A daemon thread checks the parent once a second."""
+
+    def watch() -> None:
+        while True:
+            time.sleep(every)
+            if os.getppid() != parent:
+                os._exit(0)
+
+    threading.Thread(target=watch, name="hypernodes-watch-parent", daemon=True).start()
 
 
 def _kill_pool(pool: FuturesExecutor) -> None:
