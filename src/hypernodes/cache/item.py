@@ -249,6 +249,16 @@ def _write(item: ItemState, step: Step, values: dict[str, Any], action: list[Any
             tok[name] = key
 
 
+def loaded(values: dict[str, Any], action: list[Any]) -> None:
+    """A signed miss whose outputs were put in ``values`` by someone else (single flight):
+    record their keys, as a write would, for the steps signed later."""
+    item: ItemState | None = values.get(STATE_KEY)
+    tok = item.tok if item is not None else None
+    if tok is not None:
+        for name, key in action:
+            tok[name] = key
+
+
 def _sign_pending(plan: Plan, item: ItemState, step: Step, values: dict[str, Any]) -> Any:
     """Sign a step whose inputs now exist; load it if it is a hit (returns ``None`` then)."""
     cp, tok, call = item.cp, item.tok, item.call

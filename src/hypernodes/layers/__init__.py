@@ -38,9 +38,10 @@ class Layer:
         """Called after the step stored its outputs in ``values``."""
 
     def error(
-        self, step: Step, values: dict[str, Any], ctx: RunContext, token: Any, exc: Exception
+        self, step: Step, values: dict[str, Any], ctx: RunContext, token: Any, exc: BaseException
     ) -> None:
-        """Called when the step raised ``exc`` (which is raised on afterwards)."""
+        """Called when the step raised ``exc`` (which is raised on afterwards); also for
+        ``KeyboardInterrupt`` and the like, so a layer can release what it holds."""
 
     def skipped(self, step: Step, values: dict[str, Any], ctx: RunContext) -> None:
         """Called when an earlier layer's ``before`` returned :data:`SKIP`."""
@@ -59,7 +60,7 @@ def compose(step: Step, layers: Sequence[Layer]) -> Runner:
             return
         try:
             call(values, ctx)
-        except Exception as exc:
+        except BaseException as exc:
             _error(layers, tokens, step, values, ctx, exc)
             raise
         _after(layers, tokens, step, values, ctx)
@@ -79,7 +80,7 @@ def acompose(step: Step, layers: Sequence[Layer]) -> AsyncRunner:
             return
         try:
             await call(values, ctx)
-        except Exception as exc:
+        except BaseException as exc:
             _error(layers, tokens, step, values, ctx, exc)
             raise
         _after(layers, tokens, step, values, ctx)
@@ -118,7 +119,7 @@ def _error(
     step: Step,
     values: dict[str, Any],
     ctx: RunContext,
-    exc: Exception,
+    exc: BaseException,
 ) -> None:
     for i in range(len(layers) - 1, -1, -1):
         layers[i].error(step, values, ctx, tokens[i], exc)

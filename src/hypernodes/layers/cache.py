@@ -1,8 +1,16 @@
 """The cache layer: a step signed once its inputs exist is loaded instead of run (``SKIP``), and
-a step that ran has its outputs written (or hashed by value for the steps that read them)."""
+a step that ran has its outputs written (or hashed by value for the steps that read them).
+
+Single flight: when several items in flight need the same signed miss (the same node with the
+same inputs and code), the first one computes it and the others wait for it and take its result
+as a cache hit, so a value is computed once however the items are scheduled.  A follower that
+would have to block an event loop's thread to wait (an ``async def`` node) computes instead.
+"""
 
 from __future__ import annotations
 
+import asyncio
+import threading
 from typing import TYPE_CHECKING, Any
 
 from ..cache import item as _cache
@@ -11,6 +19,40 @@ from . import SKIP, Layer
 if TYPE_CHECKING:
     from ..context import RunContext
     from ..plan import Plan, Step
+
+
+class _Flight:
+    """One computation of a signed miss in progress; followers wait on ``done``."""
+
+    __slots__ = ("done", "values")
+
+    def __init__(self) -> None:
+        self.done = threading.Event()
+        #: the leader's outputs by name once it succeeded (None: failed or not written)
+        self.values: dict[str, Any] | None = None
+
+
+_FLIGHTS: dict[tuple[int, bytes], _Flight] = {}
+_FLIGHTS_LOCK = threading.Lock()
+
+
+class _Leading:
+    """The token of an item that computes a signed miss others may be waiting for."""
+
+    __slots__ = ("action", "key", "flight")
+
+    def __init__(self, action: list[Any], key: tuple[int, bytes], flight: _Flight) -> None:
+        self.action = action
+        self.key = key
+        self.flight = flight
+
+    def land(self, values: dict[str, Any] | None) -> None:
+        """Publish the outcome and let the followers go."""
+        self.flight.values = values
+        with _FLIGHTS_LOCK:
+            if _FLIGHTS.get(self.key) is self.flight:
+                del _FLIGHTS[self.key]
+        self.flight.done.set()
 
 
 class CacheLayer(Layer):
@@ -23,8 +65,54 @@ class CacheLayer(Layer):
 
     def before(self, step: Step, values: dict[str, Any], ctx: RunContext) -> Any:
         action = _cache.before_step(self.plan, step, values)
-        return SKIP if action is _cache.SKIP else action
+        if action is _cache.SKIP:
+            return SKIP
+        if type(action) is not list or not action:
+            return action
+        key = (id(ctx.cache), action[0][1])
+        while True:
+            with _FLIGHTS_LOCK:
+                flight = _FLIGHTS.get(key)
+                if flight is None:
+                    flight = _FLIGHTS[key] = _Flight()
+                    return _Leading(action, key, flight)
+            if _on_event_loop():
+                return action  # waiting would block the loop the leader may need: compute
+            flight.done.wait()
+            if _follow(ctx.cache, action, values, flight):
+                return SKIP
+            # the leader failed: the next item to get here computes it (maybe this one)
 
     def after(self, step: Step, values: dict[str, Any], ctx: RunContext, token: Any) -> None:
-        if token is not None:
+        if type(token) is _Leading:
+            try:
+                _cache.after_step(step, values, token.action)
+            finally:
+                token.land({name: values[name] for name, _ in token.action})
+        elif token is not None:
             _cache.after_step(step, values, token)
+
+    def error(
+        self, step: Step, values: dict[str, Any], ctx: RunContext, token: Any, exc: BaseException
+    ) -> None:
+        if type(token) is _Leading:
+            token.land(None)
+
+
+def _follow(cache: Any, action: list[Any], values: dict[str, Any], flight: _Flight) -> bool:
+    """Take the leader's result as a hit: from the cache (a private copy), or from the leader's
+    values when its write did not reach the store; False when the leader failed."""
+    keys = [key for _, key in action]
+    found = cache.get_many(keys)
+    if len(found) != len(keys):
+        if flight.values is None:
+            return False
+        found = {key: flight.values[name] for name, key in action}
+    for name, key in action:
+        values[name] = found[key]
+    _cache.loaded(values, action)
+    return True
+
+
+def _on_event_loop() -> bool:
+    return asyncio._get_running_loop() is not None

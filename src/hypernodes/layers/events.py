@@ -31,8 +31,10 @@ class EventsLayer(Layer):
             events.nested_finished(step, values, ctx, token)
 
     def error(
-        self, step: Step, values: dict[str, Any], ctx: RunContext, token: Any, exc: Exception
+        self, step: Step, values: dict[str, Any], ctx: RunContext, token: Any, exc: BaseException
     ) -> None:
+        if not isinstance(exc, Exception):
+            return  # Ctrl-C and the like stop the run; they are not a node's error
         ctx.dispatcher.emit("on_error", node=step.name, error=exc, context=ctx.cb)
         if type(step.node) is not Node:
             events.nested_ended(step, ctx, token)
