@@ -52,7 +52,7 @@ def test_concurrent_items_compute_a_shared_value_once(tmp_path, map_executor, ca
         pipeline = Pipeline([bucket, expensive], engine=engine, cache=cache, callbacks=[seen])
         rows = pipeline.map({"x": [x % 5 for x in range(40)]}, map_over="x")
     assert [row["slow"] for row in rows] == [(x % 5) * 100 for x in range(40)]
-    assert CALLS == dict.fromkeys(range(5), 1)  # 40 items, 5 distinct inputs: 5 calls
+    assert dict(CALLS) == {k: 1 for k in range(5)}  # 40 items, 5 distinct inputs: 5 calls
     assert seen.ran["expensive"] == 5 and seen.cached["expensive"] == 35
 
 
