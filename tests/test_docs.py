@@ -23,3 +23,29 @@ def test_page_examples_run(page: Path, tmp_path: Path, monkeypatch: pytest.Monke
     namespace: dict[str, object] = {"__name__": f"docs_{page.stem}"}
     for number, block in enumerate(blocks, 1):
         exec(compile(block, f"{page.name} block {number}", "exec"), namespace)
+
+
+#: pages whose guarded blocks another test runs as a script (with the cluster it needs)
+_SCRIPTED_ELSEWHERE = {"dask.md"}
+GUARDED = [
+    page
+    for page in PAGES
+    if page.name not in _SCRIPTED_ELSEWHERE
+    and any('__name__ == "__main__"' in block for block in python_blocks(page))
+]
+
+
+@pytest.mark.timeout(120)
+@pytest.mark.parametrize("page", GUARDED, ids=[p.name for p in GUARDED])
+def test_guarded_examples_run_as_a_script(page: Path, tmp_path: Path) -> None:
+    """Blocks under ``if __name__ == "__main__":`` (worker processes need the guard) are not
+    entered above; here the whole page runs as a script, guards and all."""
+    import subprocess
+    import sys
+
+    script = tmp_path / f"{page.stem}_page.py"
+    script.write_text("\n\n".join(python_blocks(page)), encoding="utf-8")
+    done = subprocess.run(
+        [sys.executable, str(script)], capture_output=True, text=True, timeout=110, cwd=tmp_path
+    )
+    assert done.returncode == 0, done.stderr[-3000:]
