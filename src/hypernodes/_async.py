@@ -16,8 +16,14 @@ class _OwnedRunner(asyncio.Runner):
     cleared then), so pool threads that exit leave no open event loop behind."""
 
     def __del__(self) -> None:
+        loop = getattr(self, "_loop", None)
+        if loop is None or loop.is_closed() or loop.is_running():
+            return
         with contextlib.suppress(BaseException):
-            self.close()
+            if asyncio._get_running_loop() is not None:
+                loop.close()  # collected on another loop's thread: nothing can be awaited here
+            else:
+                self.close()
 
 
 def _thread_runner() -> asyncio.Runner:

@@ -128,26 +128,37 @@ def run_item_inline(
 
 
 class _Flow:
-    """Dataflow bookkeeping for one item: which steps wait for which, and which are ready."""
+    """Dataflow bookkeeping for one item: which steps wait for which, which are ready, and what
+    the finished ones gave (the same for the thread and the event-loop schedulers)."""
 
-    __slots__ = ("steps", "waiting", "consumers", "ready", "order")
+    __slots__ = ("waiting", "consumers", "ready", "order", "policy", "errors")
 
-    def __init__(self, plan: Plan, steps: Sequence[Step]) -> None:
-        self.steps = steps
+    def __init__(self, steps: Sequence[Step], policy: Policy) -> None:
         producer = {key: step for step in steps for key in step.store}
         #: step -> how many of its producers among ``steps`` have not finished
         self.waiting: dict[int, int] = {}
         self.consumers: dict[int, list[Step]] = {id(step): [] for step in steps}
         self.order = {id(step): i for i, step in enumerate(steps)}
-        ready: list[Step] = []
+        self.ready: deque[Step] = deque()
+        self.policy = policy
+        #: ``(plan position, error)`` of failures under ``raise``: the first in plan order wins
+        self.errors: list[tuple[int, BaseException]] = []
         for step in steps:
             producers = {id(producer[k]) for k in step.arg_keys if k in producer}
             for p in producers:
                 self.consumers[p].append(step)
             self.waiting[id(step)] = len(producers)
             if not producers:
-                ready.append(step)
-        self.ready = ready
+                self.ready.append(step)
+
+    def next_ready(self) -> Step | None:
+        """A step that can start now (None if none, or once a failure stops new work)."""
+        while self.ready and not self.errors:
+            step = self.ready.popleft()
+            if not self.policy.blocked(step):
+                return step
+            self.finished(step)  # its outputs hold the error of what it reads
+        return None
 
     def finished(self, step: Step) -> None:
         """``step`` is done (or failed under ``continue``): release the steps that read it."""
@@ -156,6 +167,34 @@ class _Flow:
             self.waiting[key] -= 1
             if self.waiting[key] == 0:
                 self.ready.append(consumer)
+
+    def settle(
+        self,
+        step: Step,
+        exc: BaseException | None,
+        stored: dict[str, Any] | None,
+        values: dict[str, Any],
+        ctx: RunContext,
+        index: int,
+    ) -> None:
+        """Take the outcome of a step that ran elsewhere: its outputs, or its error."""
+        if exc is None:
+            if stored:
+                values.update(stored)
+        elif self.policy.failed is None or not isinstance(exc, Exception):
+            self.errors.append((self.order[id(step)], exc))
+            return
+        else:
+            self.policy.record(exc, step, ctx, index, values)
+        self.finished(step)
+
+    def by_order(self, done: Iterable[Any], running: dict[Any, Step]) -> list[Any]:
+        """``done`` futures in plan order, so errors are recorded as a sequential run would."""
+        return sorted(done, key=lambda f: self.order[id(running[f])])
+
+    def raise_first(self) -> None:
+        if self.errors:
+            raise min(self.errors, key=lambda pair: pair[0])[1]
 
 
 def run_dataflow(
@@ -173,47 +212,30 @@ def run_dataflow(
     runs in this thread (``inline_single``), so a chain costs no thread hops.
     """
     policy = Policy(tolerant)
-    steps = plan.steps_for(values, ctx)
-    flow = _Flow(plan, steps)
+    flow = _Flow(plan.steps_for(values, ctx), policy)
     running: dict[Future, Step] = {}
-    errors: list[tuple[int, BaseException]] = []
     try:
-        while (flow.ready and not errors) or running:
-            while flow.ready and not errors:
-                step = flow.ready.pop(0)
-                if policy.blocked(step):
-                    flow.finished(step)
-                    continue
+        while True:
+            step = flow.next_ready()
+            while step is not None:
                 if inline_single and not running and not flow.ready:
-                    try:
-                        plan.run_step(step, values, ctx)
-                    except BaseException as exc:
-                        if policy.failed is None or not isinstance(exc, Exception):
-                            raise
-                        policy.record(exc, step, ctx, index, values)
+                    run_inline(plan, (step,), values, ctx, policy, index)
                     flow.finished(step)
-                    continue
-                running[submit(located_step, plan, step, values, ctx)] = step
+                else:
+                    running[submit(located_step, plan, step, values, ctx)] = step
+                step = flow.next_ready()
             if not running:
                 break
             done, _ = wait(running, timeout=POLL_SECONDS, return_when=FIRST_COMPLETED)
-            for future in sorted(done, key=lambda f: flow.order[id(running[f])]):
+            for future in flow.by_order(done, running):
                 step = running.pop(future)
                 exc = future.exception()
-                if exc is None:
-                    values.update(future.result())
-                elif policy.failed is None or not isinstance(exc, Exception):
-                    errors.append((flow.order[id(step)], exc))
-                    continue
-                else:
-                    policy.record(exc, step, ctx, index, values)
-                flow.finished(step)
+                flow.settle(step, exc, None if exc else future.result(), values, ctx, index)
     except BaseException:
         for future in running:
             future.cancel()
         raise
-    if errors:
-        raise min(errors, key=lambda pair: pair[0])[1]
+    flow.raise_first()
     return policy.row(plan, values)
 
 
@@ -228,10 +250,8 @@ async def arun_dataflow(
     """:func:`run_dataflow` on an event loop: ``async def`` steps are awaited on the loop, the
     others go to ``offload`` (a thread pool) so they do not block it."""
     policy = Policy(tolerant)
-    steps = plan.steps_for(values, ctx)
-    flow = _Flow(plan, steps)
+    flow = _Flow(plan.steps_for(values, ctx), policy)
     running: dict[asyncio.Future[Any], Step] = {}
-    errors: list[tuple[int, BaseException]] = []
 
     def start(step: Step) -> asyncio.Future[Any]:
         if step.arun is not None:
@@ -239,36 +259,24 @@ async def arun_dataflow(
         return asyncio.ensure_future(offload(located_step, plan, step, values, ctx))
 
     try:
-        while (flow.ready and not errors) or running:
-            while flow.ready and not errors:
-                step = flow.ready.pop(0)
-                if policy.blocked(step):
-                    flow.finished(step)
-                    continue
+        while True:
+            step = flow.next_ready()
+            while step is not None:
                 running[start(step)] = step
+                step = flow.next_ready()
             if not running:
                 break
             done, _ = await asyncio.wait(running, return_when=asyncio.FIRST_COMPLETED)
-            for task in sorted(done, key=lambda t: flow.order[id(running[t])]):
+            for task in flow.by_order(done, running):
                 step = running.pop(task)
                 exc = task.exception()
-                if exc is None:
-                    result = task.result()
-                    if result is not None:
-                        values.update(result)
-                elif policy.failed is None or not isinstance(exc, Exception):
-                    errors.append((flow.order[id(step)], exc))
-                    continue
-                else:
-                    policy.record(exc, step, ctx, index, values)
-                flow.finished(step)
+                flow.settle(step, exc, None if exc else task.result(), values, ctx, index)
     except BaseException:
         for task in running:
             task.cancel()
         await asyncio.gather(*running, return_exceptions=True)
         raise
-    if errors:
-        raise min(errors, key=lambda pair: pair[0])[1]
+    flow.raise_first()
     return policy.row(plan, values)
 
 
@@ -413,6 +421,54 @@ def stream_completed(
             future.cancel()
 
 
+class _Window:
+    """The bookkeeping of :func:`astream`: tasks in flight, results waiting for their turn, and
+    the failure that wins so far."""
+
+    __slots__ = ("running", "ready", "next_index", "failed", "ordered")
+
+    def __init__(self, ordered: bool) -> None:
+        self.running: dict[asyncio.Future[Any], int] = {}
+        self.ready: dict[int, Any] = {}
+        self.next_index = 0
+        self.failed: tuple[int, BaseException] | None = None
+        self.ordered = ordered
+
+    def settle(self, done: Iterable[asyncio.Future[Any]]) -> list[tuple[int, Any]]:
+        """Take finished tasks; the ``(index, result)`` pairs that may be handed out now."""
+        batch: list[tuple[int, Any]] = []
+        for task in sorted(done, key=self.running.__getitem__):
+            index = self.running.pop(task)
+            if task.cancelled():
+                continue
+            exc = task.exception()
+            if exc is not None:
+                self.fail(index, exc)
+            elif self.ordered:
+                self.ready[index] = task.result()
+            else:
+                batch.append((index, task.result()))
+        while self.next_index in self.ready:
+            batch.append((self.next_index, self.ready.pop(self.next_index)))
+            self.next_index += 1
+        return batch
+
+    def fail(self, index: int, exc: BaseException) -> None:
+        """Keep the failure that wins and cancel the tasks it makes pointless."""
+        if self.failed is not None and index > self.failed[0]:
+            return
+        self.failed = (index, exc)
+        for task, where in self.running.items():
+            if where > index or not self.ordered:
+                task.cancel()
+
+    @property
+    def over(self) -> bool:
+        """Whether the winning failure can be raised: every row before it was handed out."""
+        failed = self.failed
+        return failed is not None and (not self.ordered or self.next_index >= failed[0])
+
+
 async def astream(
     start: Callable[[int, Any], Awaitable[Any]],
     items: Iterable[Any],
@@ -427,47 +483,25 @@ async def astream(
     tasks still running are cancelled when the stream ends early.
     """
     source = enumerate(items)
-    running: dict[asyncio.Future[Any], int] = {}
-    ready: dict[int, Any] = {}
-    next_index = 0
-    failed: tuple[int, BaseException] | None = None
-    exhausted = False
+    state = _Window(ordered)
+    running = state.running
     try:
         while True:
-            while not exhausted and failed is None and len(running) < window:
+            while state.failed is None and len(running) < window:
                 pair = next(source, None)
                 if pair is None:
-                    exhausted = True
                     break
                 running[asyncio.ensure_future(start(*pair))] = pair[0]
             if not running:
                 break
             done, _ = await asyncio.wait(running, return_when=asyncio.FIRST_COMPLETED)
-            batch: list[tuple[int, Any]] = []
-            for task in sorted(done, key=running.__getitem__):
-                index = running.pop(task)
-                if task.cancelled():
-                    continue
-                exc = task.exception()
-                if exc is not None:
-                    if failed is None or index < failed[0]:
-                        failed = (index, exc)
-                        for other, where in running.items():
-                            if where > index or not ordered:
-                                other.cancel()
-                elif ordered:
-                    ready[index] = task.result()
-                else:
-                    batch.append((index, task.result()))
-            while next_index in ready:
-                batch.append((next_index, ready.pop(next_index)))
-                next_index += 1
+            batch = state.settle(done)
             if batch:
                 yield batch
-            if failed is not None and (not ordered or next_index >= failed[0]):
+            if state.over:
                 break
-        if failed is not None:
-            raise failed[1]
+        if state.failed is not None:
+            raise state.failed[1]
     finally:
         for task in running:
             task.cancel()

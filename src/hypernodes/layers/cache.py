@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import threading
+from collections import OrderedDict
 from typing import TYPE_CHECKING, Any
 
 from ..cache import item as _cache
@@ -33,6 +34,10 @@ class _Flight:
 
 
 _FLIGHTS: dict[tuple[int, bytes], _Flight] = {}
+#: flights that landed with a result lately: an item that signed its step before the result was
+#: written (and so saw a miss) finds it here and reads it from the cache instead of recomputing
+_LANDED: OrderedDict[tuple[int, bytes], _Flight] = OrderedDict()
+_KEEP_LANDED = 4096
 _FLIGHTS_LOCK = threading.Lock()
 
 
@@ -48,11 +53,16 @@ class _Leading:
 
     def land(self, values: dict[str, Any] | None) -> None:
         """Publish the outcome and let the followers go."""
-        self.flight.values = values
+        flight = self.flight
+        flight.values = values
         with _FLIGHTS_LOCK:
-            if _FLIGHTS.get(self.key) is self.flight:
+            if _FLIGHTS.get(self.key) is flight:
                 del _FLIGHTS[self.key]
-        self.flight.done.set()
+            if values is not None:
+                _LANDED[self.key] = _Landed
+                if len(_LANDED) > _KEEP_LANDED:
+                    _LANDED.popitem(last=False)
+        flight.done.set()
 
 
 class CacheLayer(Layer):
@@ -72,7 +82,7 @@ class CacheLayer(Layer):
         key = (id(ctx.cache), action[0][1])
         while True:
             with _FLIGHTS_LOCK:
-                flight = _FLIGHTS.get(key)
+                flight = _FLIGHTS.get(key) or _LANDED.get(key)
                 if flight is None:
                     flight = _FLIGHTS[key] = _Flight()
                     return _Leading(action, key, flight)
@@ -81,6 +91,9 @@ class CacheLayer(Layer):
             flight.done.wait()
             if _follow(ctx.cache, action, values, flight):
                 return SKIP
+            if flight is _Landed:
+                with _FLIGHTS_LOCK:
+                    _LANDED.pop(key, None)  # written elsewhere and gone: compute it again
             # the leader failed: the next item to get here computes it (maybe this one)
 
     def after(self, step: Step, values: dict[str, Any], ctx: RunContext, token: Any) -> None:
@@ -97,6 +110,11 @@ class CacheLayer(Layer):
     ) -> None:
         if type(token) is _Leading:
             token.land(None)
+
+
+#: what a landed flight leaves behind: done, its values not kept (they are read from the cache)
+_Landed = _Flight()
+_Landed.done.set()
 
 
 def _follow(cache: Any, action: list[Any], values: dict[str, Any], flight: _Flight) -> bool:
