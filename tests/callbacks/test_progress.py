@@ -157,3 +157,28 @@ def test_disabled_progress_draws_nothing_and_is_never_called(monkeypatch):
     monkeypatch.undo()
     pipeline.map({"x": list(range(20))}, map_over="x")
     assert "20/20 items" in out.getvalue()
+
+
+def test_a_stream_of_unknown_length_counts_its_items():
+    out = io.StringIO()
+    pipeline = Pipeline([step_a], callbacks=[ProgressCallback(mode="plain", file=out)], name="s")
+    rows = list(pipeline.imap({"x": iter(range(30))}, map_over="x"))
+    assert len(rows) == 30
+    assert out.getvalue().splitlines()[-1].startswith("[hypernodes] s (map): 30 items, done in")
+
+
+def test_retries_are_counted_on_the_node_row():
+    failed = []
+
+    @node(output_name="y", retries=2)
+    def flaky(x: int) -> int:
+        if x == 3 and not failed:
+            failed.append(x)
+            raise OSError("once")
+        return x
+
+    out = io.StringIO()
+    pipeline = Pipeline([flaky], callbacks=[ProgressCallback(mode="rich", file=out)], name="r")
+    pipeline.map({"x": list(range(10))}, map_over="x")
+    final = screen(out)[screen(out).rindex("r (map)") :]
+    assert re.search(r"flaky \(1 retries\)\s.*10/10", final)

@@ -141,8 +141,8 @@ class ProgressCallback(PipelineCallback):
             row = self._row(
                 ("map", context.path), f"{pipeline} (map)", context.depth, where, is_map=True
             )
-            row.total += total
-            self._bump_nodes(context, total)
+            row.total += total or 0  # None: a stream of unknown length (imap of an iterator)
+            self._bump_nodes(context, total or 0)
             self._refresh(row)
 
     def on_map_end(
@@ -198,6 +198,30 @@ class ProgressCallback(PipelineCallback):
             if key[0] == "node" and key[1] == context.path:
                 row.total = runs.total
                 self._refresh(row)
+
+    def on_node_retry(
+        self,
+        *,
+        node: str,
+        attempt: int,
+        error: BaseException,
+        delay: float,
+        context: CallbackContext,
+        **kwargs: Any,
+    ) -> None:
+        if not self.show_nodes:
+            return
+        with self._lock:
+            row = self._rows.get(("node", context.path, node))
+            if row is None:
+                runs = self._rows.get(("runs", context.path))
+                where = " > ".join(context.path)
+                row = self._row(
+                    ("node", context.path, node), node, context.depth + 1, where, is_map=False
+                )
+                row.total = runs.total if runs is not None else 1
+            row.retries += 1
+            self._refresh(row)
 
     def _node_done(self, node: str, context: CallbackContext, cached: bool) -> None:
         if not self.show_nodes:

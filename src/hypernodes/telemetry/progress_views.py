@@ -29,6 +29,8 @@ class Row:
     total: int = 0
     done: int = 0
     cached: int = 0
+    #: calls made again after an error (``@node(retries=...)``)
+    retries: int = 0
     task: Any = None
     logged_tenth: int = -1
     start: float = field(default_factory=time.perf_counter)
@@ -114,7 +116,8 @@ class RichView:
     @staticmethod
     def _describe(row: Row) -> str:
         cached = f" [dim]({row.cached} cached)[/dim]" if row.cached else ""
-        return "  " * row.indent + row.label + cached
+        retried = f" [dim]({row.retries} retries)[/dim]" if row.retries else ""
+        return "  " * row.indent + row.label + cached + retried
 
 
 class NotebookView:
@@ -178,9 +181,9 @@ class PlainView:
         eta = (row.total - row.done) / speed if speed > 0 else 0.0
         cached = f", {row.cached} cached" if row.cached else ""
         tail = f"done in {elapsed:.1f}s" if final else f"{speed:,.1f} items/s, eta {eta:.0f}s"
+        count = f"{row.done}/{row.total} items ({pct:.0f}%)" if row.total else f"{row.done} items"
         print(
-            f"[hypernodes] {row.where} (map): {row.done}/{row.total} items ({pct:.0f}%)"
-            f"{cached}, {tail}",
+            f"[hypernodes] {row.where} (map): {count}{cached}, {tail}",
             file=self.stream,
             flush=True,
         )
@@ -202,6 +205,8 @@ def text_bars(rows: Iterable[Row]) -> str:
         parts = [label.ljust(width), bar[:_BAR_WIDTH], count.rjust(9)]
         if row.cached:
             parts.append(f"({row.cached} cached)")
+        if row.retries:
+            parts.append(f"({row.retries} retries)")
         if row.rate:
             parts.append(row.rate)
         parts.append(_clock(row.elapsed))
@@ -218,6 +223,7 @@ def html_bars(rows: Iterable[Row]) -> str:
         colour = "#1a7f37" if row.total and row.done >= row.total else "#0969da"
         count = f"{row.done}/{row.total}" if row.total else f"{row.done}"
         cached = f" ({row.cached} cached)" if row.cached else ""
+        cached += f" ({row.retries} retries)" if row.retries else ""
         weight = "bold" if row.is_map else "normal"
         body.append(
             "<tr>"
