@@ -16,6 +16,7 @@ from typing import Any
 from . import events
 from ._async import run_sync
 from .cache import item as _cache
+from .cache.base import CacheTimeout
 from .checks import unfinished_hint, unfinished_inputs_note, unfinished_kind
 from .context import RunContext
 from .exceptions import (
@@ -524,8 +525,8 @@ def locate_failure(
     Given the ``plan`` and the item's ``values``, also note when the step read a coroutine (or
     generator) that another node returned instead of a value (a function not ``async def``).
     """
-    if getattr(exc, _WHERE, None) is not None:
-        return
+    if getattr(exc, _WHERE, None) is not None or isinstance(exc, CacheTimeout):
+        return  # a busy cache is not the node's doing: its own message says what happened
     where = _Where(step.name if step is not None else None, ctx.path)
     if step is not None and values is not None:
         where.inputs = step_inputs(step, values)
