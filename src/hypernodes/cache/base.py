@@ -128,10 +128,40 @@ _warned: set[tuple[Any, ...]] = set()
 _warned_lock = threading.Lock()
 
 
+#: in a worker process: warnings kept to be sent back to the caller (see ``collect_warnings``)
+_collected: list[str] | None = None
+
+
 def warn_once(key: tuple[Any, ...], message: str) -> None:
     """Issue ``message`` as a :class:`CacheWarning` the first time ``key`` is seen."""
     with _warned_lock:
         if key in _warned:
             return
         _warned.add(key)
+        if _collected is not None:
+            _collected.append(message)
     warnings.warn(message, CacheWarning, stacklevel=3)
+
+
+def collect_warnings() -> None:
+    """In a worker process: also keep the cache warnings issued from now on, for the caller."""
+    global _collected
+    with _warned_lock:
+        if _collected is None:
+            _collected = []
+
+
+def drain_warnings() -> list[str]:
+    """The warnings kept since the last drain (see :func:`collect_warnings`)."""
+    global _collected
+    with _warned_lock:
+        if not _collected:
+            return []
+        kept, _collected = _collected, []
+        return kept
+
+
+def relay_warnings(messages: list[str]) -> None:
+    """Issue, once each in this process, cache warnings sent back by worker processes."""
+    for message in messages:
+        warn_once(("relayed", message), f"{message} (in a worker process)")

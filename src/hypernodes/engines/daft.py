@@ -674,7 +674,7 @@ def _run(
     reply = remote.run_items(call.token, call.blob, items, None if call.single else start)
     rows = reply.rows
     cells[first : first + len(rows)] = rows
-    meta: Any = remote.Reply([], reply.events, reply.writes, reply.error)
+    meta: Any = remote.Reply([], reply.events, reply.writes, reply.error, reply.warnings)
     if call.ship:
         meta = remote.dump_reply(meta, start)
     cells[first] = Head(cells[first], meta, len(rows))
@@ -713,7 +713,7 @@ def _partial(call: _StageCall, item: dict[str, Any], failed: list[str], index: i
                 )
         reply = remote.run_items(spec.token, spec.blob, [item], index)
         row = reply.rows[0] if reply.rows else {}
-        meta = remote.Reply([], reply.events, reply.writes, reply.error)
+        meta = remote.Reply([], reply.events, reply.writes, reply.error, reply.warnings)
         if call.ship:
             meta = remote.dump_reply(meta, index)
     cells = {name: errors[name] if name in errors else row[name] for name in plan.output_names}

@@ -31,6 +31,7 @@ from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+from ..cache.base import collect_warnings, drain_warnings, relay_warnings
 from ..callbacks import EventRecorder
 from ..context import RunContext
 from ..events import ObservedItems
@@ -78,6 +79,8 @@ class Reply:
     writes: list[tuple[bytes, Any]] = field(default_factory=list)
     #: the exception that stopped the chunk (``on_error="raise"``): the items after it did not run
     error: BaseException | None = None
+    #: cache warnings issued in the worker (a full disk, a cache that cannot open)
+    warnings: list[str] = field(default_factory=list)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -176,6 +179,8 @@ class PlanSpec:
             ctx.dispatcher.replay(reply.events)
         if reply.writes and ctx.cache is not None:
             ctx.cache.import_writes(reply.writes)
+        if reply.warnings:
+            relay_warnings(reply.warnings)
         return reply.rows, reply.error
 
 
@@ -268,6 +273,7 @@ def merge_replies(replies: Sequence[Reply]) -> Reply:
         merged.rows.extend(reply.rows)
         merged.events.extend(reply.events)
         merged.writes.extend(reply.writes)
+        merged.warnings.extend(reply.warnings)
         if reply.error is not None:
             merged.error = reply.error
             break
@@ -311,6 +317,8 @@ class _WorkerPlan:
         (nodes, outputs, provided, label, ctx, node), tolerant, caller = pickle.loads(blob)
         #: the process that made the spec (this one, for an in-process cluster's threads)
         self.caller: str = caller
+        if caller != _process_id():
+            collect_warnings()  # cache warnings go back to the caller with the rows
         self.plan = compile_plan(PipelineGraph(nodes, label), outputs, provided, label)
         self.ctx: RunContext = ctx
         node = node if node is not None else SequentialExecutor()
@@ -349,7 +357,8 @@ class _WorkerPlan:
         events = recorder.drain() if isinstance(recorder, EventRecorder) else []
         cache = ctx.cache
         writes = cache.export_writes() if cache is not None else []
-        return Reply(rows, events, writes, error)
+        relayed = drain_warnings() if self.caller != _process_id() else []
+        return Reply(rows, events, writes, error, relayed)
 
 
 def compiled(token: str, blob: bytes) -> _WorkerPlan:
