@@ -19,7 +19,16 @@ class Engine(Protocol):
 
     ``map`` is called with ``on_error="continue"`` (a keyword) only when the user asked for it:
     every item is then attempted and outputs a failed node could not produce hold an
-    :class:`~hypernodes.ItemError`.
+    :class:`~hypernodes.ItemError`.  ``count`` is None for a stream of unknown length.
+
+    Optional, used when present (the pipeline falls back on ``map``/``run`` otherwise):
+
+    - ``imap(plan, items, count, ctx, on_error, ordered)`` yields ``(index, row)`` as items
+      finish, for ``Pipeline.imap``;
+    - ``async arun(plan, values, ctx)`` and the async generator ``aimap(...)`` (``imap``'s
+      arguments), for ``Pipeline.arun``/``amap``/``aimap`` on the caller's event loop.
+
+    Engines whose items run in other processes build on :mod:`hypernodes.engines.remote`.
     """
 
     def run(self, plan: Plan, values: dict[str, Any], ctx: RunContext) -> dict[str, Any]: ...
@@ -28,7 +37,7 @@ class Engine(Protocol):
         self,
         plan: Plan,
         items: Iterable[dict[str, Any]],
-        count: int,
+        count: int | None,
         ctx: RunContext,
         on_error: str = "raise",
     ) -> list[dict[str, Any]]: ...
