@@ -17,8 +17,6 @@ if TYPE_CHECKING:
     from .context import RunContext
     from .plan import Plan, Step
 
-#: set in an item's values once a node of it really ran (an item without it was all cache hits)
-RAN_KEY = "\x00events:ran"
 
 _clock = time.perf_counter
 
@@ -34,8 +32,7 @@ def node_started(step: Step, values: dict[str, Any], ctx: RunContext) -> float:
 
 def node_finished(step: Step, values: dict[str, Any], ctx: RunContext, start: float) -> None:
     """Mark that a node really ran, and ``on_node_end`` (when handled)."""
-    values[RAN_KEY] = True
-    if ctx.flag is not None:
+    if ctx.flag is not None:  # a map item: mark that it (or one nested in it) really ran
         ctx.flag.mark()
     dispatcher = ctx.dispatcher
     if dispatcher.listeners["on_node_end"]:
@@ -58,9 +55,7 @@ def nested_started(step: Step, ctx: RunContext) -> float:
 
 
 def nested_finished(step: Step, values: dict[str, Any], ctx: RunContext, start: float) -> None:
-    """A pipeline step finished: mark the item if a node of it ran, ``on_nested_pipeline_end``."""
-    if ctx.flag is not None and ctx.flag.ran:  # a node of the nested pipeline ran
-        values[RAN_KEY] = True
+    """A pipeline step finished: ``on_nested_pipeline_end`` (its nodes marked the item's flag)."""
     nested_ended(step, ctx, start)
 
 
@@ -116,7 +111,7 @@ def _item_finished(
     plan: Plan, values: dict[str, Any], index: int, item_ctx: RunContext, start: float, ok: bool
 ) -> None:
     dispatcher = item_ctx.dispatcher
-    if ok and plan.steps and RAN_KEY not in values and not item_ctx.flag.ran:
+    if ok and plan.steps and not item_ctx.flag.ran:
         dispatcher.emit("on_map_item_cached", index=index, context=item_ctx.cb)
     dispatcher.emit("on_map_item_end", index=index, duration=_clock() - start, context=item_ctx.cb)
 

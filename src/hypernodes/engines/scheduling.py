@@ -22,7 +22,6 @@ from concurrent.futures import FIRST_COMPLETED, Future, wait
 from typing import Any
 
 from ..context import RunContext
-from ..events import RAN_KEY
 from ..item_error import ItemError
 from ..plan import Plan, Step, add_failure_note, failure_inputs, locate_failure, mark_item
 
@@ -90,10 +89,7 @@ def located_step(plan: Plan, step: Step, values: dict[str, Any], ctx: RunContext
     """Run ``step`` through ``plan.run_step`` and return the values it stored, so that an executor
     whose workers hold a copy of ``values`` can send the outputs back."""
     plan.run_step(step, values, ctx)
-    stored = {key: values[key] for key in step.store}
-    if RAN_KEY in values:  # tell a copied item's owner that a node really ran (callbacks)
-        stored[RAN_KEY] = True
-    return stored
+    return {key: values[key] for key in step.store}
 
 
 def run_inline(
