@@ -190,7 +190,7 @@ def run_step(plan: Plan, step: Step, values: dict[str, Any], ctx: RunContext) ->
         action = item.todo.get(step.store[0])
         if type(action) is list:  # the common case, inlined: a signed miss
             step.run(values, ctx)
-            _write(item, step, values, action)
+            write(item, step, values, action)
             return True
     action = before_step(plan, step, values)
     if action is SKIP:
@@ -229,10 +229,11 @@ def after_step(step: Step, values: dict[str, Any], action: Any) -> None:
     if type(action) is not list:  # _UNSIGNED
         _hash_outputs(item, step, values)
         return
-    _write(item, step, values, action)
+    write(item, step, values, action)
 
 
-def _write(item: ItemState, step: Step, values: dict[str, Any], action: list[Any]) -> None:
+def write(item: ItemState, step: Step, values: dict[str, Any], action: list[Any]) -> None:
+    """Store the outputs of a signed miss that ran (and give later steps their keys)."""
     store = item.cache.set
     for name, key in action:
         try:

@@ -29,6 +29,7 @@ from typing import Any
 from .._async import run_sync
 from ..context import RunContext
 from ..exceptions import ExecutorError
+from ..layers.cache import concurrent_items
 from ..plan import Plan, run_items
 from .scheduling import (
     Offload,
@@ -340,7 +341,8 @@ def submitted_items(
 ) -> Rows:
     """A map over a futures executor: one task per item, at most ``window`` in flight."""
     tasks = ((item_task, node, plan, values, ctx, tolerant, i) for i, values in enumerate(items))
-    return stream(submit, tasks, window, ordered)
+    with concurrent_items():
+        yield from stream(submit, tasks, window, ordered)
 
 
 class AsyncExecutor(Executor):
@@ -407,7 +409,7 @@ class AsyncExecutor(Executor):
         def start(index: int, values: dict[str, Any]) -> Awaitable[dict[str, Any]]:
             return aitem_task(node, plan, values, ctx, tolerant, index, offload)
 
-        return astream(start, items, self.limit, ordered)
+        return _concurrently(astream(start, items, self.limit, ordered))
 
     def iter_items(
         self,
@@ -477,6 +479,13 @@ class AsyncExecutor(Executor):
 
     def __repr__(self) -> str:
         return f"AsyncExecutor(max_workers={self.limit})"
+
+
+async def _concurrently(batches: AsyncIterator[Any]) -> AsyncIterator[Any]:
+    """``batches``, with the map marked as running items at the same time (single flight)."""
+    with concurrent_items():
+        async for batch in batches:
+            yield batch
 
 
 async def _next_batch(batches: AsyncIterator[Any]) -> Any:

@@ -7,12 +7,14 @@ import asyncio
 import os
 import weakref
 from collections.abc import AsyncIterator, Iterable, Iterator
+from contextlib import nullcontext
 from functools import partial
 from typing import Any
 
 from ..context import RunContext
 from ..events import ObservedItems
 from ..exceptions import MapError
+from ..layers.cache import concurrent_items
 from ..plan import Plan, run_items
 from .executors import (
     AsyncExecutor,
@@ -142,7 +144,8 @@ class HypernodesEngine:
         def start(index: int, values: dict[str, Any]) -> Any:
             return aitem_task(node, plan, values, ctx, tolerant, index, offload)
 
-        with self._node.lease(), self._map.lease():
+        together = concurrent_items() if window > 1 else nullcontext()
+        with self._node.lease(), self._map.lease(), together:
             async for batch in astream(start, items, window, ordered):
                 for pair in batch:
                     yield pair

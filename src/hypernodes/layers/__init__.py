@@ -53,6 +53,8 @@ def compose(step: Step, layers: Sequence[Layer]) -> Runner:
     if not layers:
         return call
     layers = tuple(layers)
+    if len(layers) == 1:
+        return _compose_one(step, layers[0])
 
     def run(values: dict[str, Any], ctx: RunContext) -> None:
         tokens = _before(layers, step, values, ctx)
@@ -64,6 +66,24 @@ def compose(step: Step, layers: Sequence[Layer]) -> Runner:
             _error(layers, tokens, step, values, ctx, exc)
             raise
         _after(layers, tokens, step, values, ctx)
+
+    return run
+
+
+def _compose_one(step: Step, layer: Layer) -> Runner:
+    """:func:`compose` for a single layer (a cache or callbacks alone), without the loops."""
+    call, before, after, error = step.run, layer.before, layer.after, layer.error
+
+    def run(values: dict[str, Any], ctx: RunContext) -> None:
+        token = before(step, values, ctx)
+        if token is SKIP:
+            return
+        try:
+            call(values, ctx)
+        except BaseException as exc:
+            error(step, values, ctx, token, exc)
+            raise
+        after(step, values, ctx, token)
 
     return run
 

@@ -12,10 +12,14 @@ from __future__ import annotations
 import asyncio
 import threading
 from collections import OrderedDict
+from collections.abc import Iterator
+from contextlib import contextmanager
 from typing import TYPE_CHECKING, Any
 
 from ..cache import item as _cache
 from . import SKIP, Layer
+
+_STATE = _cache.STATE_KEY
 
 if TYPE_CHECKING:
     from ..context import RunContext
@@ -23,14 +27,43 @@ if TYPE_CHECKING:
 
 
 class _Flight:
-    """One computation of a signed miss in progress; followers wait on ``done``."""
+    """One computation of a signed miss in progress; followers wait on ``done`` (made by the
+    first follower: most flights have none)."""
 
-    __slots__ = ("done", "values")
+    __slots__ = ("done", "values", "landed")
 
     def __init__(self) -> None:
-        self.done = threading.Event()
+        self.done: threading.Event | None = None
         #: the leader's outputs by name once it succeeded (None: failed or not written)
         self.values: dict[str, Any] | None = None
+        self.landed = False
+
+    def wait(self) -> None:
+        with _FLIGHTS_LOCK:
+            if self.landed:
+                return
+            if self.done is None:
+                self.done = threading.Event()
+            done = self.done
+        done.wait()
+
+
+#: how many maps run items at the same time right now (threads, an event loop): only then can
+#: two items need one value at once, so only then do flights cost anything
+_concurrent = 0
+
+
+@contextmanager
+def concurrent_items() -> Iterator[None]:
+    """Mark a map whose items run at the same time, for as long as it runs."""
+    global _concurrent
+    with _FLIGHTS_LOCK:
+        _concurrent += 1
+    try:
+        yield
+    finally:
+        with _FLIGHTS_LOCK:
+            _concurrent -= 1
 
 
 _FLIGHTS: dict[tuple[int, bytes], _Flight] = {}
@@ -62,7 +95,10 @@ class _Leading:
                 _LANDED[self.key] = _Landed
                 if len(_LANDED) > _KEEP_LANDED:
                     _LANDED.popitem(last=False)
-        flight.done.set()
+            flight.landed = True
+            done = flight.done
+        if done is not None:
+            done.set()
 
 
 class CacheLayer(Layer):
@@ -74,11 +110,21 @@ class CacheLayer(Layer):
         self.plan = plan
 
     def before(self, step: Step, values: dict[str, Any], ctx: RunContext) -> Any:
+        item = values.get(_STATE)
+        if item is not None:
+            action = item.todo.get(step.store[0])
+            if type(action) is list:  # the common case, inlined: a signed miss
+                return action if not _concurrent or not action else self._fly(action, ctx, values)
         action = _cache.before_step(self.plan, step, values)
         if action is _cache.SKIP:
             return SKIP
-        if type(action) is not list or not action:
-            return action
+        if type(action) is not list or not action or not _concurrent:
+            return action  # (one item at a time: nobody to share a computation with)
+        return self._fly(action, ctx, values)
+
+    @staticmethod
+    def _fly(action: list[Any], ctx: RunContext, values: dict[str, Any]) -> Any:
+        """Lead the computation of a signed miss, or wait for the item that leads it."""
         key = (id(ctx.cache), action[0][1])
         while True:
             with _FLIGHTS_LOCK:
@@ -88,7 +134,7 @@ class CacheLayer(Layer):
                     return _Leading(action, key, flight)
             if _on_event_loop():
                 return action  # waiting would block the loop the leader may need: compute
-            flight.done.wait()
+            flight.wait()
             if _follow(ctx.cache, action, values, flight):
                 return SKIP
             if flight is _Landed:
@@ -97,7 +143,9 @@ class CacheLayer(Layer):
             # the leader failed: the next item to get here computes it (maybe this one)
 
     def after(self, step: Step, values: dict[str, Any], ctx: RunContext, token: Any) -> None:
-        if type(token) is _Leading:
+        if type(token) is list:
+            _cache.write(values[_STATE], step, values, token)
+        elif type(token) is _Leading:
             try:
                 _cache.after_step(step, values, token.action)
             finally:
@@ -114,7 +162,7 @@ class CacheLayer(Layer):
 
 #: what a landed flight leaves behind: done, its values not kept (they are read from the cache)
 _Landed = _Flight()
-_Landed.done.set()
+_Landed.landed = True
 
 
 def _follow(cache: Any, action: list[Any], values: dict[str, Any], flight: _Flight) -> bool:
