@@ -157,7 +157,7 @@ class DaskEngine:
     def shutdown(self, wait: bool = True) -> None:
         """Close the cluster and client this engine started (a client you gave stays open), now or
         when the maps still running end.  The engine stays usable: a later map starts again."""
-        self._local.shutdown(wait)
+        self._local.shutdown(wait)  # also tears down the resources built in this process
         self._cluster.shutdown()
 
     def __enter__(self) -> DaskEngine:
