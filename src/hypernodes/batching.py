@@ -311,6 +311,15 @@ def batch_size_for(plan: Plan, engine_size: int | None) -> int:
     return plan.batch_size or engine_size or DEFAULT_BATCH_SIZE
 
 
+def chunk_size_for(plan: Plan, size: int, engine_size: int | None) -> int:
+    """A chunk size for a remote map of ``plan``: ``size``, rounded up to whole batches when
+    the plan has batch nodes (a worker groups each chunk it receives)."""
+    if plan.segments is None:
+        return size
+    batch = batch_size_for(plan, engine_size)
+    return max(batch, -(-size // batch) * batch)
+
+
 def groups(
     items: Iterable[dict[str, Any]], size: int
 ) -> Iterator[tuple[int, list[dict[str, Any]]]]:

@@ -27,6 +27,7 @@ from contextlib import contextmanager
 from functools import partial
 from typing import Any
 
+from ..batching import chunk_size_for
 from ..context import RunContext
 from ..exceptions import ExecutorError, MapError, WorkerCrashedError
 from ..plan import Plan
@@ -152,7 +153,7 @@ class DaskEngine:
         if in_worker():
             return self._local.imap(plan, items, count, ctx, on_error, ordered)
         spec = PlanSpec.for_call(plan, ctx, self._node, on_error, _WHERE)
-        return self._stream(spec, items, count, ctx, ordered)
+        return self._stream(spec, items, count, ctx, ordered, plan)
 
     def shutdown(self, wait: bool = True) -> None:
         """Close the cluster and client this engine started (a client you gave stays open), now or
@@ -188,11 +189,12 @@ class DaskEngine:
         count: int | None,
         ctx: RunContext,
         ordered: bool,
+        plan: Plan,
     ) -> Iterator[tuple[int, dict[str, Any]]]:
         with self._cluster.lease():
             client = self._cluster.client()
             threads = self._cluster.threads(client)
-            size = self.chunk_size or default_chunk_size(count, threads)
+            size = self.chunk_size or chunk_size_for(plan, default_chunk_size(count, threads), None)
             window = self.max_in_flight or 2 * threads
             chunks = _Chunks(self._cluster, client, spec, self._isolating)
             # One relay thread per chunk in flight waits on its Dask future (and, after a lost
