@@ -121,11 +121,11 @@ def shifted(a: float, factor: float) -> float:
 @shifted.batch
 def shifted_batch(a: list[float], factor: list[float]) -> list[float]:
     """The batch twin of ``shifted``: reports its batch sizes through the ``sizes`` list."""
-    BATCH_SIZES.append(len(a))
+    batch_sizes.append(len(a))
     return [value + f for value, f in zip(a, factor)]
 
 
-BATCH_SIZES: list[int] = []
+batch_sizes: list[int] = []
 
 
 @node(output_name="b", batch=True)
@@ -197,3 +197,16 @@ async def limited_async(x: int) -> int:
     with GAUGE:
         await asyncio.sleep(0.05)
     return x
+
+
+@node(output_name="pid", resources={"num_gpus": 1})
+def on_gpu(x: int) -> int:
+    """Pretends to use a GPU for a while; the process it ran in."""
+    time.sleep(0.1)
+    return os.getpid()
+
+
+@node(output_name="pid")
+def on_cpu(x: int) -> int:
+    time.sleep(0.1)
+    return os.getpid()

@@ -7,7 +7,7 @@ import asyncio
 from collections import Counter
 
 import pytest
-from ml_cases import BATCH_SIZES, finish, prepare, shifted, shifted_batch
+from ml_cases import batch_sizes, finish, prepare, shifted, shifted_batch
 
 from hypernodes import (
     HypernodesEngine,
@@ -61,13 +61,13 @@ def _pipelines(**options):
 
 def test_a_dual_node_runs_per_item_in_run_and_in_batches_in_map():
     dual, plain = _pipelines()
-    BATCH_SIZES.clear()
+    batch_sizes.clear()
     assert dual.run({"x": 3}) == plain.run({"x": 3})
-    assert BATCH_SIZES == []  # run used the per-item function
+    assert batch_sizes == []  # run used the per-item function
     with HypernodesEngine(batch_size=4) as engine:
         rows = dual.with_engine(engine).map({"x": XS}, map_over="x")
     assert rows == plain.map({"x": XS}, map_over="x")
-    assert BATCH_SIZES == [4, 4, 3]
+    assert batch_sizes == [4, 4, 3]
 
 
 def test_declaring_batch_and_dual_nodes():
@@ -136,15 +136,15 @@ def test_callback_events_are_per_item_and_match_the_per_item_twin():
 def test_per_item_cache_entries_and_events_on_a_warm_cache():
     cache = MemoryCache()
     dual, plain = _pipelines(cache=cache)
-    BATCH_SIZES.clear()
+    batch_sizes.clear()
     dual.map({"x": XS[:5]}, map_over="x")
-    assert BATCH_SIZES == [5]
+    assert batch_sizes == [5]
     got = Events()
-    BATCH_SIZES.clear()
+    batch_sizes.clear()
     with HypernodesEngine(batch_size=100) as engine:
         rows = dual.with_callbacks([got]).with_engine(engine).map({"x": XS}, map_over="x")
     assert rows == plain.with_cache(None).map({"x": XS}, map_over="x")
-    assert BATCH_SIZES == [len(XS) - 5]  # only the new items were in the batch
+    assert batch_sizes == [len(XS) - 5]  # only the new items were in the batch
     cached = Counter(subject for hook, _, subject in got.seen if hook == "item_cached")
     assert sorted(cached) == [0, 1, 2, 3, 4]
     # a one-item run of the dual node (its per-item function) finds the entry a batch wrote

@@ -2,8 +2,8 @@
 
 ``@node(resources={"max_concurrency": 2})`` lets two calls of the node run at the same time in a
 process, whatever the executor (threads of a threaded map, tasks of an async map, the threads a
-sync node is offloaded to); other calls wait for a free slot.  One semaphore per node object and
-process, so every plan and pipeline that uses the node shares the limit.  Built into the step at
+sync node is offloaded to); other calls wait for a free slot.  One semaphore per function and
+process, so every plan and pipeline that uses the node (or a renamed copy of it) shares the limit.  Built into the step at
 compile time only for nodes that set the hint; a worker process of ``"parallel"`` or Dask has
 its own limit.
 """
@@ -16,7 +16,7 @@ import weakref
 from collections.abc import Callable
 from typing import Any
 
-#: node -> its semaphore in this process
+#: the node's function -> its semaphore in this process
 _SEMAPHORES: weakref.WeakKeyDictionary[Any, threading.Semaphore] = weakref.WeakKeyDictionary()
 _LOCK = threading.Lock()
 
@@ -25,11 +25,17 @@ _MAX_PAUSE = 0.02
 
 
 def semaphore(node: Any, limit: int) -> threading.Semaphore:
-    """The semaphore limiting ``node`` to ``limit`` calls at once (made on first use)."""
+    """The semaphore limiting ``node`` to ``limit`` calls at once (made on first use), shared by
+    the copies of the node (``with_inputs``, ``with_output``, checked copies)."""
+    key = getattr(node, "__wrapped__", node)
     with _LOCK:
-        found = _SEMAPHORES.get(node)
+        try:
+            found = _SEMAPHORES.get(key)
+        except TypeError:  # a callable that cannot be weakly referenced: one per node object
+            key = node
+            found = _SEMAPHORES.get(key)
         if found is None:
-            found = _SEMAPHORES[node] = threading.Semaphore(limit)
+            found = _SEMAPHORES[key] = threading.Semaphore(limit)
         return found
 
 
