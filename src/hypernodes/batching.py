@@ -388,6 +388,30 @@ def pseudo_items(items: Iterable[dict[str, Any]], size: int) -> Iterator[dict[st
         yield {GROUP_KEY: group, START_KEY: start}
 
 
+def map_batched(
+    executor: Any,
+    plan: Plan,
+    items: Iterable[dict[str, Any]],
+    count: int | None,
+    ctx: RunContext,
+    tolerant: bool,
+    size: int,
+) -> list[dict[str, Any]]:
+    """Every row of the map, in input order: :func:`iter_batched` collected (sequentially, the
+    groups run one after the other in this thread without a stream)."""
+    if type(executor).__name__ != "SequentialExecutor":
+        return [
+            row for _, row in iter_batched(executor, plan, items, count, ctx, tolerant, True, size)
+        ]
+    rows: list[dict[str, Any]] = []
+    for start, group in groups(items, size):
+        done, error = run_batch(plan, group, start, ctx, tolerant)
+        rows.extend(done)
+        if error is not None:
+            raise error
+    return rows
+
+
 def iter_batched(
     executor: Any,
     plan: Plan,

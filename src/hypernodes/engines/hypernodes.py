@@ -10,7 +10,7 @@ from collections.abc import AsyncIterator, Iterable, Iterator
 from functools import partial
 from typing import Any
 
-from ..batching import batch_size_for, iter_batched
+from ..batching import batch_size_for, iter_batched, map_batched
 from ..context import RunContext
 from ..events import ObservedItems
 from ..exceptions import ExecutorError, MapError
@@ -87,9 +87,12 @@ class HypernodesEngine:
         on_error: str = "raise",
     ) -> list[dict[str, Any]]:
         """Run every item; rows in input order (see ``Pipeline.map`` for ``on_error``)."""
-        if plan.segments is not None and self._groups_here():
-            rows = self.imap(plan, items, count, ctx, on_error)
-            return [row for _, row in rows]
+        if plan.segments is not None and self._groups_here():  # a plan with batch nodes
+            if on_error not in ("raise", "continue"):
+                raise MapError(f"on_error must be 'raise' or 'continue', got {on_error!r}")
+            size = batch_size_for(plan, self.batch_size)
+            with self._map.lease():
+                return map_batched(self._map, plan, items, count, ctx, on_error == "continue", size)
         if on_error == "raise":
             if self._sequential:
                 return run_items(plan, items, ctx)
