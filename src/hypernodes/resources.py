@@ -293,8 +293,12 @@ def built_resources() -> list[str]:
 
 def resource_names(values: dict[str, Any]) -> frozenset[str]:
     """The names in ``values`` that hold a :class:`Resource` (the plan resolves them in nodes)."""
-    found = [name for name, value in values.items() if isinstance(value, Resource)]
-    return frozenset(found) if found else _NONE
+    for value in values.values():  # the common case: none, found without building anything
+        if isinstance(value, Resource):
+            break
+    else:
+        return _NONE
+    return frozenset(name for name, value in values.items() if isinstance(value, Resource))
 
 
 _NONE: frozenset[str] = frozenset()
