@@ -187,3 +187,16 @@ def test_run_calls_a_batch_node_with_one_element_lists():
     pipeline = Pipeline([sizes]).bind(model=Resource(dict))
     assert pipeline.run({"x": 5}) == {"n": 1}
     assert seen == [([5], "dict")]
+
+
+@pytest.mark.parametrize("executor", ["sequential", "async", "threaded"])
+def test_amap_and_unordered_imap_of_a_batched_pipeline(executor):
+    import asyncio
+
+    expected = item_pipeline().map({"x": XS}, map_over="x")
+    with HypernodesEngine(map_executor=executor, batch_size=4) as engine:
+        pipeline = batch_pipeline().with_engine(engine)
+        rows = asyncio.run(pipeline.amap({"x": XS}, map_over="x"))
+        unordered = dict(pipeline.imap({"x": XS}, map_over="x", ordered=False))
+    assert rows == expected
+    assert [unordered[i] for i in range(len(XS))] == expected
