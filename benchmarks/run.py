@@ -9,8 +9,14 @@ from __future__ import annotations
 
 import argparse
 import importlib
+import os
 import pathlib
 import sys
+
+# One BLAS thread: the workloads' matrix products are small, and on a loaded two-core machine the
+# spinning threads of a multi-threaded BLAS make their timings erratic.  Set before numpy loads.
+for _name in ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS"):
+    os.environ.setdefault(_name, "1")
 
 HERE = pathlib.Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))

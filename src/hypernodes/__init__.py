@@ -9,6 +9,7 @@ from .item_error import ItemError
 from .node import Node, node
 from .pipeline import Pipeline
 from .pipeline_node import PipelineNode
+from .resources import Resource, resource
 
 __version__ = "0.1.0"
 
@@ -23,5 +24,7 @@ __all__ = [
     "Node",
     "Pipeline",
     "PipelineNode",
+    "Resource",
     "node",
+    "resource",
 ]

@@ -198,7 +198,7 @@ def _default_of(item: Any, name: str) -> Any:
     return None if reader is None else _default_of(reader, inner)
 
 
-_OPTIONS = ("cache", "cache_version", "retries", "retry_on", "timeout", "resources", "batch")
+_OPTIONS = ("cache", "cache_version", "retries", "retry_on", "timeout", "resources")
 
 
 def _describe_item(item: Any, hints: Any) -> dict[str, Any]:
@@ -224,7 +224,7 @@ def _describe_item(item: Any, hints: Any) -> dict[str, Any]:
             "async": item.is_async,
             "inputs": inputs,
             "outputs": outputs,
-            "options": {k: getattr(item, k) for k in _OPTIONS if hasattr(item, k)},
+            "options": _node_options(item),
         }
     inputs = []
     optional = item.defaults
@@ -244,6 +244,13 @@ def _describe_item(item: Any, hints: Any) -> dict[str, Any]:
         "map_mode": item.map_mode if item.map_over else None,
         "pipeline": _describe(item.pipeline, hints),
     }
+
+
+def _node_options(item: Any) -> dict[str, Any]:
+    options = {k: getattr(item, k) for k in _OPTIONS if hasattr(item, k)}
+    if getattr(item, "batch_func", None) is not None:  # True: batch-only; "dual": both functions
+        options["batch"] = "dual" if item.per_item else True
+    return options
 
 
 _DEFAULT_OPTIONS = {"cache": True, "cache_version": None, "retries": 0, "timeout": None}

@@ -133,6 +133,7 @@ class Node:
         backoff: float = 1.0,
         timeout: float | None = None,
         resources: Mapping[str, Any] | None = None,
+        batch: bool | Callable[..., Any] = False,
     ) -> None:
         if isinstance(func, Node):
             func = func.func
@@ -187,6 +188,18 @@ class Node:
 
         #: hints for engines that schedule resources (DaftEngine): ``num_gpus``, ``num_cpus``, ...
         self.resources = _check_resources(resources, f"node {self.name!r}")
+        #: the batch implementation (lists of inputs -> list of outputs), or None
+        self.batch_func: Callable[..., Any] | None = None
+        #: whether ``func`` takes one item's values (False for a batch-only node)
+        self.per_item: bool = True
+        if batch is True:
+            self.batch_func, self.per_item = func, False
+        elif callable(batch):
+            self.batch_func = _check_batch_func(batch, self)
+        elif batch is not False:
+            raise InvalidNodeError(
+                f"{where}: batch must be True, False or the batch function, got {batch!r}"
+            )
         self.__name__ = fname
         self.__qualname__ = getattr(func, "__qualname__", fname)
         self.__module__ = getattr(func, "__module__", None)  # type: ignore[assignment]
@@ -201,6 +214,29 @@ class Node:
         clone = object.__new__(type(self))
         clone.__dict__.update(self.__dict__)
         return clone
+
+    def batch(self, func: Callable[..., Any]) -> Node:
+        """A copy of this node with ``func`` as its batch implementation (a *dual* node).
+
+        ``func`` takes the same parameters, each as a list with one value per item (resources
+        whole), and returns a list of outputs of the same length (a tuple of lists for several
+        outputs).  Engines call it for batches of a map, and this node's own function for one
+        item.  Use as a decorator: ``@embed.batch`` below ``@node def embed(...)``.
+        """
+        clone = self._clone()
+        clone.batch_func = _check_batch_func(func, self)
+        clone.per_item = True
+        return clone
+
+    @property
+    def is_batch(self) -> bool:
+        """Whether the node has a batch implementation (``batch=True`` or a dual node)."""
+        return self.batch_func is not None
+
+    @property
+    def max_concurrency(self) -> int | None:
+        """``resources["max_concurrency"]``: calls of this node at once in a process (or None)."""
+        return self.resources.get("max_concurrency") if self.resources else None
 
     def with_inputs(self, **renames: str) -> Node:
         """Return a copy that reads parameter ``old`` from the value named ``new`` (``old=new``)."""
@@ -241,6 +277,8 @@ class Node:
             options.append(f"timeout={self.timeout:g}")
         if self.resources:
             options.append(f"resources={self.resources}")
+        if self.batch_func is not None:
+            options.append("batch" if not self.per_item else "dual")
         shown = f" [{', '.join(options)}]" if options else ""
         return f"{self.name}({', '.join(self.inputs)}) -> {outs}{shown}"
 
@@ -259,6 +297,29 @@ class Node:
             ref = (self.__module__, self.__qualname__)
             del state["func"], state["__wrapped__"]
         return (_restore_node, (type(self), state, ref))
+
+
+def _check_batch_func(func: Any, item_node: Node) -> Callable[..., Any]:
+    """A dual node's batch function: callable, with the per-item function's parameters."""
+    where = f"node {item_node.name!r}"
+    if isinstance(func, Node):
+        func = func.func
+    if not callable(func):
+        raise InvalidNodeError(
+            f"{where}: the batch implementation must be a function, got {func!r}"
+        )
+    _check_not_generator(func, item_node.name)
+    try:
+        names = tuple(inspect.signature(func).parameters)
+    except (TypeError, ValueError) as exc:
+        raise InvalidNodeError(f"{where}: cannot read the parameters of {func!r}: {exc}") from exc
+    if names != item_node.parameters:
+        raise InvalidNodeError(
+            f"{where}: its batch function takes {list(names)}, but the node takes "
+            f"{list(item_node.parameters)}; give it the same parameters, in the same order "
+            "(each receives a list with one value per item)"
+        )
+    return func
 
 
 def _importable(module: str | None, qualname: str) -> Any:
@@ -310,6 +371,7 @@ def node(
     backoff: float = ...,
     timeout: float | None = ...,
     resources: Mapping[str, Any] | None = ...,
+    batch: bool | Callable[..., Any] = ...,
 ) -> Callable[[Callable[..., Any]], Node]: ...
 @overload
 def node(
@@ -324,6 +386,7 @@ def node(
     backoff: float = ...,
     timeout: float | None = ...,
     resources: Mapping[str, Any] | None = ...,
+    batch: bool | Callable[..., Any] = ...,
 ) -> Callable[[Callable[..., Any]], Node]: ...
 
 
@@ -341,6 +404,7 @@ def node(
     backoff: float = 1.0,
     timeout: float | None = None,
     resources: Mapping[str, Any] | None = None,
+    batch: bool | Callable[..., Any] = False,
 ) -> Any:
     """Turn a function into a :class:`Node`: ``@node``, ``@node(output_name="y")`` or ``@node("y")``.
 
@@ -350,8 +414,15 @@ def node(
     raises one of ``retry_on``, waiting ``retry_delay`` seconds, multiplied by ``backoff`` after
     each retry.  ``timeout`` (seconds) fails a call that runs longer with
     :class:`~hypernodes.exceptions.NodeTimeoutError` (see ``docs/reliability.md``).
-    ``resources`` holds hints for engines that place work (``num_gpus``, ``num_cpus``, ``max_concurrency``, ``batch_size``): DaftEngine
-    runs such a node as a stage of its own with those options; the local engine ignores them.
+    ``resources`` holds hints for engines that place work (``num_gpus``, ``num_cpus``,
+    ``max_concurrency``, ``batch_size``): DaftEngine runs such a node as a stage of its own with
+    those options, DaskEngine sends tasks to workers that declare the resources, and every engine
+    runs at most ``max_concurrency`` calls of the node at once per process.
+    ``batch=True`` makes the function a batch function: it takes a list per input (one value per
+    item; a resource whole) and returns a list of outputs of the same length (a tuple of lists
+    for several outputs); maps call it on batches of ``resources["batch_size"]`` items, ``run``
+    on one-element lists.  ``batch=fn`` keeps the function for one item and adds ``fn`` as its
+    batch implementation (a dual node; see ``docs/ml.md``).
     """
     if isinstance(func, (str, tuple)):
         if output_name is not None:
@@ -367,6 +438,7 @@ def node(
         "backoff": backoff,
         "timeout": timeout,
         "resources": resources,
+        "batch": batch,
     }
     if func is None:
         return lambda f: Node(f, output_name, **options)

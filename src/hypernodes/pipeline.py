@@ -28,6 +28,7 @@ from .mapspec import MapSpec
 from .node import Node
 from .pipeline_node import PipelineNode
 from .plan import Plan, add_failure_note, compile_plan
+from .resources import resource_names
 from .typecheck import TypeCheck, check_mode, check_pipeline, with_runtime_checks
 
 if TYPE_CHECKING:
@@ -327,7 +328,7 @@ class Pipeline:
         if self._bound:
             inputs = {**self._bound, **inputs}
         try:
-            plan = self.plan(_outputs_key(output_name), frozenset(inputs))
+            plan = self.plan(_outputs_key(output_name), frozenset(inputs), resource_names(inputs))
             engine = ctx.engine
             if ctx.dispatcher is None:
                 return await _arun_on(engine, plan, plan.seed(inputs), ctx)
@@ -412,13 +413,19 @@ class Pipeline:
             items=(None,),
         )
 
-    def plan(self, outputs: tuple[str, ...] | None, provided: frozenset[str]) -> Plan:
+    def plan(
+        self,
+        outputs: tuple[str, ...] | None,
+        provided: frozenset[str],
+        resources: frozenset[str] = frozenset(),
+    ) -> Plan:
         """The compiled plan for ``outputs`` given inputs named ``provided`` (cached).
 
+        ``resources`` names the provided values that are :class:`~hypernodes.Resource` recipes.
         Compiling checks, once per distinct set of names, that every provided name is one the
         pipeline takes (or an output to override), and that no pipeline is nested in itself.
         """
-        key = (outputs, provided)
+        key: tuple[Any, ...] = (outputs, provided, resources) if resources else (outputs, provided)
         found = self.pgraph.plans.get(key)
         if found is None:
             loop = nesting_cycle(self.label, self.pgraph)
@@ -426,7 +433,7 @@ class Pipeline:
                 raise loop
             check_input_names(self.label, self.pgraph, provided)
             with gc_paused():
-                found = compile_plan(self.pgraph, outputs, provided, self.label)
+                found = compile_plan(self.pgraph, outputs, provided, self.label, resources)
             self.pgraph.plans[key] = found
         return found
 
@@ -435,7 +442,7 @@ class Pipeline:
     ) -> dict[str, Any]:
         if self._bound:
             inputs = {**self._bound, **inputs}
-        plan = self.plan(outputs, frozenset(inputs))
+        plan = self.plan(outputs, frozenset(inputs), resource_names(inputs))
         if ctx.dispatcher is None:
             return ctx.engine.run(plan, plan.seed(inputs), ctx)
         with events.observe_run(ctx, ctx.path[-1], inputs) as box:
@@ -457,7 +464,7 @@ class Pipeline:
         for name in spec.names:
             del inputs[name]
         base = {**self._bound, **inputs} if self._bound else inputs
-        plan = self.plan(outputs, frozenset(base).union(spec.names))
+        plan = self.plan(outputs, frozenset(base).union(spec.names), resource_names(base))
         seeded = plan.seed(base)
         if ctx.cache is not None:
             seeded = prepare_map(plan, seeded)  # per-call cache data shared by all items

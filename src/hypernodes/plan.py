@@ -27,9 +27,11 @@ from .exceptions import (
     pipeline_phrase,
 )
 from .graph import PipelineGraph
+from .layers.concurrency import alimited, limited
 from .layers.retry import aretrying, retrying
 from .layers.timeout import atimed, timed
-from .node import Node
+from .node import Node, _is_async
+from .resources import resolving
 
 Runner = Callable[[dict[str, Any], RunContext], None]
 AsyncRunner = Callable[[dict[str, Any], RunContext], Awaitable[None]]
@@ -49,6 +51,9 @@ class Step:
     arun: AsyncRunner | None = None
     #: position in the plan's steps
     index: int = 0
+    #: for a batch node: ``batch(values_list, ctx)`` runs the node once for many items' values
+    #: (see :mod:`hypernodes.batching`); None for every other step
+    batch: Runner | None = None
 
     def call(self, *args: Any) -> dict[str, Any]:
         """Call the node with its arguments in ``arg_keys`` order; its stored outputs by name.
@@ -74,6 +79,9 @@ class Plan:
         "extract",
         "cache_plan",
         "specs",
+        "resources",
+        "segments",
+        "batch_size",
         "_composed",
     )
 
@@ -83,6 +91,7 @@ class Plan:
         constants: dict[str, Any],
         output_names: tuple[str, ...],
         provided: frozenset[str],
+        resources: frozenset[str] = frozenset(),
     ) -> None:
         self.steps = tuple(steps)
         self.runners = tuple(step.run for step in self.steps)
@@ -101,6 +110,16 @@ class Plan:
         self.cache_plan: Any = None
         #: picklable specs of this plan for other processes, by context (engines.remote)
         self.specs: dict[Any, Any] = {}
+        #: provided names that hold resources (hypernodes.resources): nodes get their objects
+        self.resources = resources
+        #: with batch nodes, the steps as segments for maps (hypernodes.batching); else None
+        self.segments: tuple[tuple[Step, ...] | Step, ...] | None = None
+        #: items per batch that the batch nodes ask for (the smallest hint), or None
+        self.batch_size: int | None = None
+        if any(step.batch is not None for step in self.steps):
+            from .batching import segments
+
+            self.segments, self.batch_size = segments(self.steps)
         #: step runners with layers, by (cache set, callbacks set): see :meth:`composed`
         self._composed: dict[tuple[bool, bool], tuple[tuple[Any, ...], tuple[Any, ...]]] = {}
 
@@ -262,8 +281,13 @@ def compile_plan(
     outputs: tuple[str, ...] | None,
     provided: frozenset[str],
     pipeline_name: str,
+    resources: frozenset[str] = frozenset(),
 ) -> Plan:
-    """Compile the plan that computes ``outputs`` (all outputs when ``None``) from ``provided``."""
+    """Compile the plan that computes ``outputs`` (all outputs when ``None``) from ``provided``.
+
+    ``resources`` names the provided values that are :class:`~hypernodes.Resource` recipes: the
+    nodes reading them get a call wrapper that passes the built object instead.
+    """
     if outputs is None:
         requested: tuple[str, ...] = pgraph.output_names
     else:
@@ -305,14 +329,23 @@ def compile_plan(
         store = _stored_outputs(item, outs, provided)
         for out in store:
             level_of[out] = level
+        batch = arun = None
         if isinstance(item, Node):
-            run = _node_runner(item, wiring, store)
+            whole = (
+                tuple(i for i, (_, key) in enumerate(wiring) if key in resources)
+                if resources
+                else ()
+            )
+            run = _node_runner(item, wiring, store, whole)
+            if item.is_async and item.per_item:
+                arun = _async_node_runner(item, wiring, store, whole)
+            if item.batch_func is not None:
+                batch = _batch_node_runner(item, wiring, store, whole)
         else:
             run = item.make_runner(wiring, store)
         keys = tuple(key for _, key in wiring)
-        arun = _async_node_runner(item, wiring, store) if getattr(item, "is_async", False) else None
-        steps.append(Step(item, item.name, keys, store, level, run, arun, len(steps)))
-    return Plan(steps, constants, requested, provided)
+        steps.append(Step(item, item.name, keys, store, level, run, arun, len(steps), batch))
+    return Plan(steps, constants, requested, provided, resources)
 
 
 def _stored_outputs(item: Any, outs: list[str], provided: frozenset[str]) -> tuple[str, ...]:
@@ -337,29 +370,69 @@ def _missing_error(
     )
 
 
-def _node_runner(node: Node, wiring: list[tuple[str, str]], store: tuple[str, ...]) -> Runner:
+def _node_runner(
+    node: Node, wiring: list[tuple[str, str]], store: tuple[str, ...], whole: tuple[int, ...] = ()
+) -> Runner:
     """A closure that calls ``node``'s function with its arguments from the values dict (with
-    its timeout and retries, when it has them)."""
-    run = _bare_runner(node, wiring, store)
+    its timeout and retries, when it has them).  ``whole`` are the positions of arguments that
+    hold resources (hypernodes.resources): the function gets their built objects."""
+    run = _bare_runner(node, wiring, store, whole)
     if node.retries:
         run = retrying(run, node)
     return run
 
 
-def _bare_runner(node: Node, wiring: list[tuple[str, str]], store: tuple[str, ...]) -> Runner:
-    func: Callable[..., Any] = node.func
-    if node.is_async:
+def _batch_node_runner(
+    node: Node, wiring: list[tuple[str, str]], store: tuple[str, ...], whole: tuple[int, ...]
+) -> Runner:
+    """``run(values_list, ctx)``: ``node``'s batch function over many items (retries included)."""
+    from .batching import batch_runner
+
+    call = _function_call(node, node.batch_func, wiring)  # type: ignore[arg-type]
+    run = batch_runner(node, call, tuple(key for _, key in wiring), store, whole)
+    if node.retries:
+        run = retrying(run, node)
+    return run
+
+
+def _function_call(
+    node: Node, func: Callable[..., Any], wiring: list[tuple[str, str]]
+) -> Callable[..., Any]:
+    """``func`` (the node's function or its batch function) as a sync callable taking positional
+    arguments in wiring order, with the node's concurrency limit and timeout around it."""
+    limit = node.max_concurrency
+    if node.is_async if func is node.func else _is_async(func):
         coroutine_function = func
+        if limit is not None:
+            coroutine_function = alimited(coroutine_function, node, limit)
         if node.timeout is not None:
-            coroutine_function = atimed(func, node.timeout, node.name)
+            coroutine_function = atimed(coroutine_function, node.timeout, node.name)
 
         def func(*args: Any, **kwargs: Any) -> Any:
             return run_sync(coroutine_function(*args, **kwargs))
 
-    elif node.timeout is not None:
-        func = timed(func, node.timeout, node.name)
+    else:
+        if limit is not None:
+            func = limited(func, node, limit)
+        if node.timeout is not None:
+            func = timed(func, node.timeout, node.name)
     if node.keyword_only:
         func = _keyword_adapter(func, node, wiring)
+    return func
+
+
+def _bare_runner(
+    node: Node, wiring: list[tuple[str, str]], store: tuple[str, ...], whole: tuple[int, ...] = ()
+) -> Runner:
+    if node.per_item:
+        func = _function_call(node, node.func, wiring)
+    else:  # a batch-only node runs one item as a batch of one
+        from .batching import one_item
+
+        call = _function_call(node, node.func, wiring)
+        func = one_item(call, len(wiring), whole, len(node.outputs), node.name)
+    if whole:
+        func = resolving(func, whole)
     keys = tuple(key for _, key in wiring)
     outputs = node.outputs
     if len(outputs) == 1:
@@ -414,24 +487,28 @@ def _store_outputs(
 
 
 def _async_node_runner(
-    node: Node, wiring: list[tuple[str, str]], store: tuple[str, ...]
+    node: Node, wiring: list[tuple[str, str]], store: tuple[str, ...], whole: tuple[int, ...] = ()
 ) -> AsyncRunner:
     """The coroutine twin of :func:`_node_runner` for an ``async def`` node: awaits the function
     on the running loop instead of driving it to completion with :func:`run_sync`."""
-    arun = _bare_async_runner(node, wiring, store)
+    arun = _bare_async_runner(node, wiring, store, whole)
     if node.retries:
         arun = aretrying(arun, node)
     return arun
 
 
 def _bare_async_runner(
-    node: Node, wiring: list[tuple[str, str]], store: tuple[str, ...]
+    node: Node, wiring: list[tuple[str, str]], store: tuple[str, ...], whole: tuple[int, ...] = ()
 ) -> AsyncRunner:
     func: Callable[..., Any] = node.func
+    if node.max_concurrency is not None:
+        func = alimited(func, node, node.max_concurrency)
     if node.keyword_only:
         func = _keyword_adapter(func, node, wiring)
     if node.timeout is not None:
         func = atimed(func, node.timeout, node.name)
+    if whole:
+        func = resolving(func, whole)
     keys = tuple(key for _, key in wiring)
     outputs = node.outputs
     if len(outputs) == 1:

@@ -385,9 +385,9 @@ class _Checker:
         try:
             found = self.memo.get(func)
         except TypeError:  # an unhashable callable object
-            return function_hints(func)
+            return node_hints(node)
         if found is None:
-            found = self.memo[func] = function_hints(func)
+            found = self.memo[func] = node_hints(node)
         return found
 
     def produced(self, item: Any, name: str) -> _End | None:
@@ -503,19 +503,48 @@ def check_pipeline(pipeline: Any, mode: str) -> None:
                 )
 
 
+def node_hints(node: Node) -> Mapping[str, Any]:
+    """The annotations of ``node``'s function, per item: for a batch-only node (whose function
+    takes and returns lists), the element types of its ``list[...]`` parameters and return; a
+    parameter not annotated as a sequence (a resource, passed whole) is left unchecked."""
+    hints = function_hints(node.func)
+    if node.per_item or not hints:
+        return hints
+    per_item: dict[str, Any] = {}
+    for name, hint in hints.items():
+        if name == "return":
+            continue
+        element = element_type(hint)
+        if element is not _UNKNOWN and element is not _NOT_ITERABLE:
+            per_item[name] = element
+    ret = hints.get("return")
+    if ret is not None:
+        count = len(node.outputs)
+        if count == 1:
+            element = element_type(ret)
+            if element is not _UNKNOWN and element is not _NOT_ITERABLE:
+                per_item["return"] = element
+        else:
+            parts = [_tuple_item(ret, i, count) for i in range(count)]
+            elements = [Any if p is None else element_type(p) for p in parts]
+            elements = [Any if e in (_UNKNOWN, _NOT_ITERABLE) else e for e in elements]
+            per_item["return"] = tuple[tuple(elements)]  # type: ignore[misc]
+    return per_item
+
+
 def _worth_checking(items: Sequence[Any], checker: _Checker) -> bool:
     """Whether some connection may have two annotated ends: some function annotates its return
     and some its parameters (or a nested pipeline is there).  Decided per distinct function, so
     that a large unannotated pipeline is skipped in one pass."""
     try:
-        funcs = {getattr(item, "func", None) for item in items}
+        funcs = {getattr(item, "func", None): item for item in items}
     except TypeError:  # an unhashable callable object
         return True
     if None in funcs:  # a nested pipeline
         return True
     returns = params = False
-    for func in funcs:
-        hints = checker.memo[func] = function_hints(func)
+    for func, item in funcs.items():
+        hints = checker.memo[func] = node_hints(item)
         if hints:
             has_return = "return" in hints
             returns = returns or has_return
@@ -657,6 +686,8 @@ def runtime_checked(node: Any) -> Any:
     copy = object.__new__(CheckedNode)
     copy.__dict__.update(node.__dict__)
     copy.func = checked
+    if not node.per_item:  # a batch-only node: its batch calls are checked too
+        copy.batch_func = checked
     return copy
 
 

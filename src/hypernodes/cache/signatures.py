@@ -189,6 +189,8 @@ class CallInfo:
             node = step.node
             try:
                 code = callable_digest(node.__wrapped__)  # the user's function, checked or not
+                if node.batch_func is not None and node.per_item:  # a dual node: both functions
+                    code += callable_digest(node.batch_func)
                 salt = value_token(node.cache_version)
             except Unhashable as exc:
                 warn_once(

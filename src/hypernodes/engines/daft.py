@@ -170,9 +170,13 @@ class DaftEngine:
             raise error
 
     def shutdown(self, wait: bool = True) -> None:
-        """Stop the local Ray this engine started, if any (Daft's native runner holds nothing)."""
+        """Stop the local Ray this engine started, if any (Daft's native runner holds nothing),
+        and tear down the resources built in this process (hypernodes.resources)."""
+        from ..resources import close_resources
+
         _stop_ray(self._ray)
         self._ready = False
+        close_resources()
 
     def __enter__(self) -> DaftEngine:
         return self
@@ -198,7 +202,7 @@ class DaftEngine:
         # that inherits this engine runs there on a local engine with the same node executor.
         from .hypernodes import HypernodesEngine
 
-        return (HypernodesEngine, (self._node,))
+        return (HypernodesEngine, (self._node, "sequential", None, self.batch_size))
 
     def __repr__(self) -> str:
         return (
@@ -450,12 +454,16 @@ def layout(plan: Plan, mapped: tuple[str, ...], label: str) -> list[Stage]:
 
 def _layout(plan: Plan, mapped: tuple[str, ...], label: str) -> list[Stage]:
     groups: list[tuple[Mapping[str, Any] | None, list[Step]]] = []
+    alone = False  # whether the last group is a stage of its own
     for step in plan.steps:
         hints = getattr(step.node, "resources", None)
-        if hints or not groups or groups[-1][0]:
+        # a node with hints, or a batch node (a batch UDF of its own), is a stage of its own
+        own = bool(hints) or step.batch is not None
+        if own or not groups or alone:
             groups.append((hints, [step]))
         else:
             groups[-1][1].append(step)
+        alone = own
     if len(groups) <= 1:
         hints = groups[0][0] if groups else None
         return [Stage(0, _label(plan.steps), plan, hints or {}, mapped, (), None)]
@@ -478,7 +486,8 @@ def _layout(plan: Plan, mapped: tuple[str, ...], label: str) -> list[Stage]:
                 reads.setdefault(producer[name], []).append(name)
         earlier = {name for names in reads.values() for name in names}
         pgraph = PipelineGraph([step.node for step in steps], label)
-        stage_plan = compile_plan(pgraph, outputs, frozenset(plan.provided | earlier), label)
+        provided = frozenset(plan.provided | earlier)
+        stage_plan = compile_plan(pgraph, outputs, provided, label, plan.resources)
         stages.append(
             Stage(
                 number,
@@ -561,6 +570,10 @@ def _stage_udf(stage: Stage, call: _StageCall, batch_size: int | None) -> Any:
     python = DataType.python()
     hints = dict(stage.resources)
     size = hints.pop("batch_size", None) or batch_size
+    if size is None and stage.plan.segments is not None:  # a batch node: our default batch
+        from ..batching import DEFAULT_BATCH_SIZE
+
+        size = DEFAULT_BATCH_SIZE
     name = f"stage{stage.number}{stage.label}"
 
     if not hints:
@@ -707,7 +720,9 @@ def _partial(call: _StageCall, item: dict[str, Any], failed: list[str], index: i
                     _PARTIAL.clear()
                 nodes = [step.node for step in plan.steps]
                 label = worker.ctx.path[-1] if worker.ctx.path else "pipeline"
-                pruned = compile_plan(PipelineGraph(nodes, label), wanted, plan.provided, label)
+                pruned = compile_plan(
+                    PipelineGraph(nodes, label), wanted, plan.provided, label, plan.resources
+                )
                 spec = _PARTIAL[key] = remote.PlanSpec(
                     pruned, worker.ctx, call.node, "continue", _WHERE
                 )

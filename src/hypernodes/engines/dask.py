@@ -27,6 +27,7 @@ from contextlib import contextmanager
 from functools import partial
 from typing import Any
 
+from ..batching import chunk_size_for
 from ..context import RunContext
 from ..exceptions import ExecutorError, MapError, WorkerCrashedError
 from ..plan import Plan
@@ -152,12 +153,12 @@ class DaskEngine:
         if in_worker():
             return self._local.imap(plan, items, count, ctx, on_error, ordered)
         spec = PlanSpec.for_call(plan, ctx, self._node, on_error, _WHERE)
-        return self._stream(spec, items, count, ctx, ordered)
+        return self._stream(spec, items, count, ctx, ordered, plan)
 
     def shutdown(self, wait: bool = True) -> None:
         """Close the cluster and client this engine started (a client you gave stays open), now or
         when the maps still running end.  The engine stays usable: a later map starts again."""
-        self._local.shutdown(wait)
+        self._local.shutdown(wait)  # also tears down the resources built in this process
         self._cluster.shutdown()
 
     def __enter__(self) -> DaskEngine:
@@ -188,13 +189,15 @@ class DaskEngine:
         count: int | None,
         ctx: RunContext,
         ordered: bool,
+        plan: Plan,
     ) -> Iterator[tuple[int, dict[str, Any]]]:
         with self._cluster.lease():
             client = self._cluster.client()
             threads = self._cluster.threads(client)
-            size = self.chunk_size or default_chunk_size(count, threads)
+            size = self.chunk_size or chunk_size_for(plan, default_chunk_size(count, threads), None)
             window = self.max_in_flight or 2 * threads
             chunks = _Chunks(self._cluster, client, spec, self._isolating)
+            chunks.resources = task_resources(plan, client)
             # One relay thread per chunk in flight waits on its Dask future (and, after a lost
             # worker, runs the chunk's items one at a time) for the kit's loop.
             relays = ThreadPoolExecutor(window, thread_name_prefix="hypernodes-dask")
@@ -213,6 +216,40 @@ class DaskEngine:
             finally:
                 chunks.stop()
                 relays.shutdown(wait=True, cancel_futures=True)
+
+
+#: node hints -> the Dask worker resource names they may stand for (as workers declare them,
+#: ``dask worker --resources "GPU=1"`` or ``LocalCluster(resources={"GPU": 1})``)
+RESOURCE_NAMES = {"num_gpus": ("GPU", "gpu"), "num_cpus": ("CPU", "cpu")}
+
+
+def task_resources(plan: Plan, client: Any) -> dict[str, float] | None:
+    """The worker resources the chunk tasks of ``plan`` ask Dask for: the largest ``num_gpus``
+    (``num_cpus``) hint among the plan's nodes, as the cluster's workers name that resource.
+
+    A chunk runs every node of its items, so it asks for what its most demanding node needs.
+    Hints the cluster's workers do not declare are ignored (a task asking for a resource no
+    worker has would wait forever).
+    """
+    wanted: dict[str, float] = {}
+    for step in plan.steps:
+        hints = getattr(step.node, "resources", None)
+        if not hints:
+            continue
+        for hint in RESOURCE_NAMES:
+            if hints.get(hint):
+                wanted[hint] = max(wanted.get(hint, 0), hints[hint])
+    if not wanted:
+        return None
+    workers = client.scheduler_info(n_workers=-1).get("workers", {})
+    declared = {name for info in workers.values() for name in info.get("resources") or {}}
+    found: dict[str, float] = {}
+    for hint, amount in wanted.items():
+        for name in RESOURCE_NAMES[hint]:
+            if name in declared:
+                found[name] = amount
+                break
+    return found or None
 
 
 def default_chunk_size(count: int | None, threads: int) -> int:
@@ -253,6 +290,8 @@ class _Chunks:
         self.lock = threading.Lock()
         self.futures: set[Any] = set()
         self.stopped = False
+        #: Dask worker resources each chunk task asks for (see :func:`task_resources`)
+        self.resources: dict[str, float] | None = None
 
     def run(self, fn: Any, token: str, _blob: bytes, chunk: bytes, start: int) -> bytes | Reply:
         from distributed.scheduler import KilledWorker
@@ -290,6 +329,7 @@ class _Chunks:
                     start,
                     key=f"{self.prefix}-{next(self.numbers)}",
                     pure=False,
+                    resources=self.resources,
                 )
                 self.futures.add(future)
             try:

@@ -11,13 +11,16 @@ from contextlib import nullcontext
 from functools import partial
 from typing import Any
 
+from ..batching import batch_size_for, iter_batched, map_batched
 from ..context import RunContext
 from ..events import ObservedItems
-from ..exceptions import MapError
+from ..exceptions import ExecutorError, MapError
 from ..layers.cache import concurrent_items
 from ..plan import Plan, run_items
+from ..resources import close_resources
 from .executors import (
     AsyncExecutor,
+    CustomExecutor,
     Executor,
     SequentialExecutor,
     _LevelPools,
@@ -40,6 +43,10 @@ class HypernodesEngine:
     usable and a later call starts new ones.  Shutting down waits for calls still running (another
     pipeline sharing the engine) to end first.  Executor objects the user made themselves
     (``ThreadPoolExecutor``, a Dask client's executor) are never shut down by the engine.
+    Shutting down also tears down the resources built in this process (hypernodes.resources).
+
+    ``batch_size`` is how many items a map gives a batch node at once when the node sets no
+    ``resources={"batch_size": n}`` (default :data:`hypernodes.batching.DEFAULT_BATCH_SIZE`).
     """
 
     def __init__(
@@ -47,7 +54,13 @@ class HypernodesEngine:
         node_executor: str | Any = "sequential",
         map_executor: str | Any = "sequential",
         max_workers: int | None = None,
+        batch_size: int | None = None,
     ) -> None:
+        if batch_size is not None and (
+            isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1
+        ):
+            raise ExecutorError(f"batch_size must be a whole number >= 1, got {batch_size!r}")
+        self.batch_size = batch_size
         self._node: Executor = make_executor(node_executor, "node_executor", max_workers)
         self._map: Executor = make_executor(map_executor, "map_executor", max_workers)
         self.node_executor = node_executor
@@ -76,6 +89,12 @@ class HypernodesEngine:
         on_error: str = "raise",
     ) -> list[dict[str, Any]]:
         """Run every item; rows in input order (see ``Pipeline.map`` for ``on_error``)."""
+        if plan.segments is not None and self._groups_here():  # a plan with batch nodes
+            if on_error not in ("raise", "continue"):
+                raise MapError(f"on_error must be 'raise' or 'continue', got {on_error!r}")
+            size = batch_size_for(plan, self.batch_size)
+            with self._map.lease():
+                return map_batched(self._map, plan, items, count, ctx, on_error == "continue", size)
         if on_error == "raise":
             if self._sequential:
                 return run_items(plan, items, ctx)
@@ -100,11 +119,26 @@ class HypernodesEngine:
         """Run every item; yield ``(index, row)`` in input order, or as items finish."""
         if on_error not in ("raise", "continue"):
             raise MapError(f"on_error must be 'raise' or 'continue', got {on_error!r}")
+        tolerant = on_error == "continue"
+        if plan.segments is not None and self._groups_here():  # a plan with batch nodes
+            size = batch_size_for(plan, self.batch_size)
+            with self._map.lease():
+                yield from iter_batched(self._map, plan, items, count, ctx, tolerant, ordered, size)
+            return
         node: Any = self._node if ctx.dispatcher is None else ObservedItems(self._node)
         with self._node.lease(), self._map.lease():
-            yield from self._map.iter_items(
-                node, plan, items, count, ctx, on_error == "continue", ordered
-            )
+            yield from self._map.iter_items(node, plan, items, count, ctx, tolerant, ordered)
+
+    def _groups_here(self) -> bool:
+        """Whether the map executor runs items in this process, so that this engine groups the
+        items of a plan with batch nodes; worker processes group their own chunks."""
+        from .parallel import ParallelExecutor
+        from .remote import in_worker
+
+        remote = isinstance(self._map, ParallelExecutor) or (
+            isinstance(self._map, CustomExecutor) and self._map.remote()
+        )
+        return not remote or in_worker()
 
     # -- on the caller's event loop -------------------------------------------------------------
 
@@ -133,7 +167,8 @@ class HypernodesEngine:
         if on_error not in ("raise", "continue"):
             raise MapError(f"on_error must be 'raise' or 'continue', got {on_error!r}")
         tolerant = on_error == "continue"
-        if not isinstance(self._map, (SequentialExecutor, AsyncExecutor)):
+        batched = plan.segments is not None
+        if batched or not isinstance(self._map, (SequentialExecutor, AsyncExecutor)):
             async for pair in _bridge(self.imap(plan, items, count, ctx, on_error, ordered)):
                 yield pair
             return
@@ -155,6 +190,7 @@ class HypernodesEngine:
         self._node.shutdown(wait)
         self._map.shutdown(wait)
         self._aio.close(wait)
+        close_resources()
 
     def __enter__(self) -> HypernodesEngine:
         return self
@@ -164,7 +200,7 @@ class HypernodesEngine:
 
     def __reduce__(self) -> tuple[Any, ...]:
         # A copy for a worker process: same configuration, no workers.
-        return (type(self), (self._node, self._map, self.max_workers))
+        return (type(self), (self._node, self._map, self.max_workers, self.batch_size))
 
     def __repr__(self) -> str:
         return (

@@ -26,7 +26,15 @@ from ..context import RunContext
 from ..exceptions import ExecutorError
 from ..plan import Plan
 from .executors import Executor, sequential_items
-from .remote import PlanSpec, Reply, crashed_reply, in_worker, merge_replies, remote_items
+from .remote import (
+    PlanSpec,
+    Reply,
+    crashed_reply,
+    default_chunk_size,
+    in_worker,
+    merge_replies,
+    remote_items,
+)
 
 _WHERE = "a worker process of map_executor='parallel'"
 
@@ -96,6 +104,7 @@ class ParallelExecutor(Executor):
                     self.workers,
                     ctx,
                     ordered,
+                    _chunk_size(plan, count, self.workers, ctx),
                 )
             except KeyboardInterrupt:
                 chunks.stopped = True
@@ -196,6 +205,16 @@ class _Chunks:
                 raise KeyboardInterrupt from None
             self.executor._discard(pool)
             raise
+
+
+def _chunk_size(plan: Plan, count: int | None, workers: int, ctx: RunContext) -> int | None:
+    """The kit's default chunk size, in whole batches for a plan with batch nodes."""
+    if plan.segments is None:
+        return None
+    from ..batching import chunk_size_for
+
+    size = default_chunk_size(count, workers)
+    return chunk_size_for(plan, size, getattr(ctx.engine, "batch_size", None))
 
 
 def _describe_crash(exc: BaseException) -> str:

@@ -31,6 +31,7 @@ from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+from ..batching import batch_size_for, run_groups
 from ..cache.base import collect_warnings, drain_warnings, relay_warnings
 from ..callbacks import EventRecorder
 from ..context import RunContext
@@ -113,7 +114,15 @@ class PlanSpec:
         # Callbacks stay in this process: workers record the events the caller handles.
         recorder = EventRecorder(hooks) if hooks else None
         worker_ctx = RunContext(ctx.engine, ctx.cache, recorder, ctx.path, ctx.items)
-        payload = (nodes, plan.output_names, plan.provided, label, worker_ctx, node_executor)
+        payload = (
+            nodes,
+            plan.output_names,
+            plan.provided,
+            label,
+            worker_ctx,
+            node_executor,
+            plan.resources,
+        )
         try:
             self.blob = cloudpickle.dumps(
                 (payload, on_error == "continue", _process_id()), protocol=pickle.HIGHEST_PROTOCOL
@@ -314,12 +323,15 @@ class _WorkerPlan:
     __slots__ = ("plan", "ctx", "node", "tolerant", "lock", "caller")
 
     def __init__(self, blob: bytes) -> None:
-        (nodes, outputs, provided, label, ctx, node), tolerant, caller = pickle.loads(blob)
+        (nodes, outputs, provided, label, ctx, node, resources), tolerant, caller = pickle.loads(
+            blob
+        )
         #: the process that made the spec (this one, for an in-process cluster's threads)
         self.caller: str = caller
         if caller != _process_id():
             collect_warnings()  # cache warnings go back to the caller with the rows
-        self.plan = compile_plan(PipelineGraph(nodes, label), outputs, provided, label)
+        pgraph = PipelineGraph(nodes, label)
+        self.plan = compile_plan(pgraph, outputs, provided, label, resources)
         self.ctx: RunContext = ctx
         node = node if node is not None else SequentialExecutor()
         self.node = node if ctx.dispatcher is None else ObservedItems(node)
@@ -338,7 +350,10 @@ class _WorkerPlan:
         index = start or 0
         _state.depth = getattr(_state, "depth", 0) + 1
         try:
-            if type(node) is SequentialExecutor and not tolerant:
+            if plan.segments is not None and not single:  # batch nodes: the chunk in groups
+                size = batch_size_for(plan, getattr(ctx.engine, "batch_size", None))
+                rows, error = run_groups(plan, [seed(v) for v in items], index, ctx, tolerant, size)
+            elif type(node) is SequentialExecutor and not tolerant:
                 run = plan.run_item
                 for values in items:
                     rows.append(run(seed(values), ctx))
