@@ -31,15 +31,18 @@ from ..context import RunContext
 from ..exceptions import ExecutorError
 from ..plan import Plan, run_items
 from .scheduling import (
+    ItemRunner,
     Offload,
     aitem_task,
     arun_dataflow,
+    arun_one,
     arun_sequential,
-    astream,
+    astream_batched,
     item_task,
+    run_batch,
     run_dataflow,
     run_item_inline,
-    stream,
+    stream_batched,
 )
 
 Rows = Iterator[tuple[int, dict[str, Any]]]
@@ -338,9 +341,52 @@ def submitted_items(
     tolerant: bool,
     ordered: bool,
 ) -> Rows:
-    """A map over a futures executor: one task per item, at most ``window`` in flight."""
-    tasks = ((item_task, node, plan, values, ctx, tolerant, i) for i, values in enumerate(items))
-    return stream(submit, tasks, window, ordered)
+    """A map over a futures executor: items in batches (see ``scheduling.stream_batched``), at
+    most ``window`` batches in flight."""
+    run = ItemRunner(node, plan, ctx, tolerant)
+    return stream_batched(submit, run, items, window, ordered)
+
+
+def offloads_whole_items(node: Any, plan: Plan) -> bool:
+    """Whether the node executor's ``arun_item`` is ``run_item`` in one trip to a thread, so that
+    several items of an async map may share one trip (a batch).
+
+    Not so for the async node executor (its steps are tasks on the loop), nor for a sequential
+    one whose plan has ``async def`` steps (those are awaited on the caller's loop).
+    """
+    inner = getattr(node, "inner", node)  # events.ObservedItems wraps the node executor
+    if isinstance(inner, AsyncExecutor):
+        return False
+    if isinstance(inner, SequentialExecutor):
+        return not any(step.arun is not None for step in plan.steps)
+    return type(inner).arun_item is Executor.arun_item
+
+
+def offloaded_items(
+    offload: Offload,
+    window: int,
+    node: Any,
+    plan: Plan,
+    items: Iterable[dict[str, Any]],
+    ctx: RunContext,
+    tolerant: bool,
+    ordered: bool,
+) -> AsyncIterator[list[tuple[int, dict[str, Any]]]]:
+    """The items of a map on the running loop, at most ``window`` batches at once: batches of
+    items in one trip to ``offload`` each when the node executor allows it, otherwise each item
+    a task of its own.  Yields lists of ``(index, row)`` as they are ready."""
+    if offloads_whole_items(node, plan):
+        runner = ItemRunner(node, plan, ctx, tolerant)
+
+        def start_batch(pairs: list[tuple[int, Any]], stop: Any) -> Awaitable[Any]:
+            return offload(run_batch, runner, pairs, stop)
+
+        return astream_batched(start_batch, items, window, ordered)
+
+    def start(index: int, values: dict[str, Any]) -> Awaitable[dict[str, Any]]:
+        return aitem_task(node, plan, values, ctx, tolerant, index, offload)
+
+    return astream_batched(partial(arun_one, start), items, window, ordered, adaptive=False)
 
 
 class AsyncExecutor(Executor):
@@ -400,14 +446,11 @@ class AsyncExecutor(Executor):
         tolerant: bool,
         ordered: bool = True,
     ) -> AsyncIterator[list[tuple[int, dict[str, Any]]]]:
-        """The items as tasks on the running loop, at most ``limit`` at once: batches of
+        """The items on the running loop, at most ``limit`` batches at once: lists of
         ``(index, row)`` as they are ready (in input order when ``ordered``)."""
-        offload = self._offload()
-
-        def start(index: int, values: dict[str, Any]) -> Awaitable[dict[str, Any]]:
-            return aitem_task(node, plan, values, ctx, tolerant, index, offload)
-
-        return astream(start, items, self.limit, ordered)
+        return offloaded_items(
+            self._offload(), self.limit, node, plan, items, ctx, tolerant, ordered
+        )
 
     def iter_items(
         self,

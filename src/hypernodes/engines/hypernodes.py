@@ -21,8 +21,9 @@ from .executors import (
     _LevelPools,
     current_level,
     make_executor,
+    offloaded_items,
 )
-from .scheduling import Offload, aitem_task, astream
+from .scheduling import Offload
 
 
 class HypernodesEngine:
@@ -136,14 +137,12 @@ class HypernodesEngine:
                 yield pair
             return
         node: Any = self._node if ctx.dispatcher is None else ObservedItems(self._node)
-        offload = self._offload()
         window = self._map.limit if isinstance(self._map, AsyncExecutor) else 1
-
-        def start(index: int, values: dict[str, Any]) -> Any:
-            return aitem_task(node, plan, values, ctx, tolerant, index, offload)
-
+        batches = offloaded_items(
+            self._offload(), window, node, plan, items, ctx, tolerant, ordered
+        )
         with self._node.lease(), self._map.lease():
-            async for batch in astream(start, items, window, ordered):
+            async for batch in batches:
                 for pair in batch:
                     yield pair
 
