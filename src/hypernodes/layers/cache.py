@@ -5,6 +5,12 @@ Single flight: when several items in flight need the same signed miss (the same 
 same inputs and code), the first one computes it and the others wait for it and take its result
 as a cache hit, so a value is computed once however the items are scheduled.  A follower that
 would have to block an event loop's thread to wait (an ``async def`` node) computes instead.
+
+Its bookkeeping is one dict, ``_FLIGHTS``, keyed by the signed key of a step's first output:
+the leading item's own values dict while it computes (a leader nobody follows allocates
+nothing), a :class:`_Flight` once a follower waits, and after it landed the ``id`` of its cache
+for a while - an item that looked the key up just before the leader wrote it, and reaches the
+step just after, then reads it instead of computing it again.
 """
 
 from __future__ import annotations
@@ -14,45 +20,98 @@ import threading
 from typing import TYPE_CHECKING, Any
 
 from ..cache import item as _cache
+from ..cache.base import CacheWriteError
+from ..cache.signatures import cache_plan
 from . import SKIP, Layer
 
 if TYPE_CHECKING:
     from ..context import RunContext
     from ..plan import Plan, Step
+    from . import Runner
 
 
 class _Flight:
-    """One computation of a signed miss in progress; followers wait on ``done``."""
+    """What the followers of a leader wait on, made by the first follower."""
 
-    __slots__ = ("done", "values")
+    __slots__ = ("leader", "done", "ok")
 
-    def __init__(self) -> None:
+    def __init__(self, leader: dict[str, Any]) -> None:
+        #: the leader's values (its outputs are there once it succeeded)
+        self.leader = leader
         self.done = threading.Event()
-        #: the leader's outputs by name once it succeeded (None: failed or not written)
-        self.values: dict[str, Any] | None = None
+        self.ok = False
 
 
-_FLIGHTS: dict[tuple[int, bytes], _Flight] = {}
-_FLIGHTS_LOCK = threading.Lock()
+class _Lead:
+    """The token of a leader that took the general path (:meth:`CacheLayer.before`)."""
 
+    __slots__ = ("action", "signature", "cache")
 
-class _Leading:
-    """The token of an item that computes a signed miss others may be waiting for."""
-
-    __slots__ = ("action", "key", "flight")
-
-    def __init__(self, action: list[Any], key: tuple[int, bytes], flight: _Flight) -> None:
+    def __init__(self, action: list[Any], signature: bytes, cache: Any) -> None:
         self.action = action
-        self.key = key
-        self.flight = flight
+        self.signature = signature
+        self.cache = cache
 
-    def land(self, values: dict[str, Any] | None) -> None:
-        """Publish the outcome and let the followers go."""
-        self.flight.values = values
-        with _FLIGHTS_LOCK:
-            if _FLIGHTS.get(self.key) is self.flight:
-                del _FLIGHTS[self.key]
-        self.flight.done.set()
+
+#: signed key -> the leader's values dict, a :class:`_Flight`, or (landed) the id of its cache
+_FLIGHTS: dict[bytes, Any] = {}
+_FLIGHTS_LOCK = threading.Lock()
+_acquire, _release = _FLIGHTS_LOCK.acquire, _FLIGHTS_LOCK.release
+#: landings since landed entries were last dropped; they are dropped past ``_LANDED_KEEP``
+_LANDED = [0]
+_LANDED_KEEP = 4096
+
+
+def _land(signature: bytes, values: dict[str, Any], cache: Any, ok: bool) -> None:
+    """The leader of ``signature`` is done (``ok``: its outputs are in ``values`` and were
+    written): mark it landed, or free the key after a failure; let followers go."""
+    _acquire()
+    claim = _FLIGHTS.get(signature)
+    if ok:
+        _FLIGHTS[signature] = id(cache)
+        _LANDED[0] += 1
+        if _LANDED[0] > _LANDED_KEEP:
+            _forget_landed()
+    elif claim is values or type(claim) is _Flight:
+        del _FLIGHTS[signature]
+    _release()
+    if type(claim) is _Flight:
+        claim.ok = ok
+        claim.done.set()
+
+
+def _forget_landed() -> None:
+    """Drop the landed entries (with the lock held); flights in progress stay."""
+    for signature in [s for s, claim in _FLIGHTS.items() if type(claim) is int]:
+        del _FLIGHTS[signature]
+    _LANDED[0] = 0
+
+
+def _await(signature: bytes) -> _Flight | None:
+    """Wait for the leader of ``signature`` to land; None when there is none (any more)."""
+    with _FLIGHTS_LOCK:
+        claim = _FLIGHTS.get(signature)
+        if claim is None or type(claim) is int:
+            return None
+        if type(claim) is not _Flight:
+            claim = _FLIGHTS[signature] = _Flight(claim)
+    claim.done.wait()
+    return claim
+
+
+def _lead_after_landing(signature: bytes, landed: int, values: dict[str, Any]) -> bool:
+    """Take the lead on a key whose last leader landed (its entry is the int ``landed``)."""
+    with _FLIGHTS_LOCK:
+        if _FLIGHTS.get(signature) is not landed:
+            return False
+        _FLIGHTS[signature] = values
+    return True
+
+
+def _leader_cache(claim: Any) -> Any:
+    leader = claim.leader if type(claim) is _Flight else claim
+    item = leader.get(_cache.STATE_KEY)
+    return item.cache if item is not None else None
 
 
 class CacheLayer(Layer):
@@ -64,50 +123,129 @@ class CacheLayer(Layer):
         self.plan = plan
 
     def before(self, step: Step, values: dict[str, Any], ctx: RunContext) -> Any:
-        action = _cache.before_step(self.plan, step, values)
+        action = _cache.before_step(self.plan, step, values, ctx.dispatcher is None)
         if action is _cache.SKIP:
             return SKIP
         if type(action) is not list or not action:
             return action
-        key = (id(ctx.cache), action[0][1])
+        cache = ctx.cache
+        signature = action[0][1]
         while True:
-            with _FLIGHTS_LOCK:
-                flight = _FLIGHTS.get(key)
-                if flight is None:
-                    flight = _FLIGHTS[key] = _Flight()
-                    return _Leading(action, key, flight)
+            claim = _FLIGHTS.setdefault(signature, values)  # atomic: one leader per key
+            if claim is values:
+                return _Lead(action, signature, cache)
+            if type(claim) is int:  # landed a moment ago
+                if claim == id(cache) and _follow(cache, action, values, None):
+                    return SKIP
+                if _lead_after_landing(signature, claim, values):
+                    return _Lead(action, signature, cache)
+                continue
+            if _leader_cache(claim) is not cache:
+                return action  # the same key computed for another cache: not ours to wait for
             if _on_event_loop():
                 return action  # waiting would block the loop the leader may need: compute
-            flight.done.wait()
-            if _follow(ctx.cache, action, values, flight):
+            flight = _await(signature)
+            if flight is not None and _follow(cache, action, values, flight):
                 return SKIP
-            # the leader failed: the next item to get here computes it (maybe this one)
+            # no leader any more, or it failed: the next item to get here computes it
+
+    def wrap(self, step: Step, call: Runner) -> Runner:
+        """The runner of ``step`` with this layer alone around ``call``.
+
+        A signed miss that no other item is computing - the cold path - runs inline: one dict
+        operation to lead it, one to land it; anything else takes :meth:`before` and
+        :meth:`after`.
+        """
+        first = step.store[0]
+        cp = cache_plan(self.plan)
+        pairs = tuple((cp.names[j], j) for j in cp.outs[cp.index[first]])
+        j0 = pairs[0][1]
+        only = pairs[0][0] if len(pairs) == 1 else None
+        before, after, error = self.before, self.after, self.error
+        state_key, write, flights = _cache.STATE_KEY, _cache.write, _FLIGHTS
+        acquire, release, landed, keep = _acquire, _release, _LANDED, _LANDED_KEEP
+
+        def run(values: dict[str, Any], ctx: RunContext) -> None:
+            item = values.get(state_key)
+            if item is not None:
+                todo = item.todo
+                if todo is None:  # a cold item: every step is a signed miss
+                    keys = item.keys
+                    signature = keys[j0]
+                    action = None
+                else:
+                    action = todo.get(first)
+                    signature = action[0][1] if type(action) is list and action else None
+                if signature is not None and flights.setdefault(signature, values) is values:
+                    cache = item.cache
+                    try:
+                        call(values, ctx)
+                    except BaseException:
+                        _land(signature, values, cache, False)
+                        raise
+                    try:
+                        if action is None and only is not None:  # one output: write it here
+                            try:
+                                cache.set(signature, values[only])
+                            except CacheWriteError as exc:
+                                _cache.unstored(step, only, values[only], exc)
+                            tok = item.tok
+                            if tok is not None:
+                                tok[only] = signature
+                        else:
+                            if action is None:
+                                action = [(name, keys[j]) for name, j in pairs]
+                            write(item, step, values, action)
+                    finally:  # _land(signature, values, cache, True), inlined
+                        acquire()
+                        claim = flights.get(signature)
+                        flights[signature] = id(cache)
+                        landed[0] += 1
+                        if landed[0] > keep:
+                            _forget_landed()
+                        release()
+                        if claim is not values:
+                            claim.ok = True
+                            claim.done.set()
+                    return
+            token = before(step, values, ctx)
+            if token is SKIP:
+                return
+            try:
+                call(values, ctx)
+            except BaseException as exc:
+                error(step, values, ctx, token, exc)
+                raise
+            after(step, values, ctx, token)
+
+        return run
 
     def after(self, step: Step, values: dict[str, Any], ctx: RunContext, token: Any) -> None:
-        if type(token) is _Leading:
+        if type(token) is _Lead:
             try:
                 _cache.after_step(step, values, token.action)
             finally:
-                token.land({name: values[name] for name, _ in token.action})
+                _land(token.signature, values, token.cache, True)
         elif token is not None:
             _cache.after_step(step, values, token)
 
     def error(
         self, step: Step, values: dict[str, Any], ctx: RunContext, token: Any, exc: BaseException
     ) -> None:
-        if type(token) is _Leading:
-            token.land(None)
+        if type(token) is _Lead:
+            _land(token.signature, values, token.cache, False)
 
 
-def _follow(cache: Any, action: list[Any], values: dict[str, Any], flight: _Flight) -> bool:
+def _follow(cache: Any, action: list[Any], values: dict[str, Any], flight: _Flight | None) -> bool:
     """Take the leader's result as a hit: from the cache (a private copy), or from the leader's
     values when its write did not reach the store; False when the leader failed."""
     keys = [key for _, key in action]
     found = cache.get_many(keys)
     if len(found) != len(keys):
-        if flight.values is None:
+        if flight is None or not flight.ok:
             return False
-        found = {key: flight.values[name] for name, key in action}
+        source = flight.leader
+        found = {key: source[name] for name, key in action}
     for name, key in action:
         values[name] = found[key]
     _cache.loaded(values, action)
