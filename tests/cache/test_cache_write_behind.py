@@ -209,3 +209,44 @@ def test_a_warm_map_reads_in_batches_of_items(tmp_path: pathlib.Path, monkeypatc
     assert Pipeline([double], cache=DiskCache(path)).map({"x": items}, map_over="x") == expected
     assert time.perf_counter() - start < 30
     assert sum(queries) == 1000 and len(queries) <= 4  # 256 items a read, not one read each
+
+
+@pytest.mark.parametrize("executor", ["sequential", "threaded", "async"])
+def test_repeated_items_are_computed_once_although_reads_are_batched(
+    tmp_path: pathlib.Path, executor
+):
+    calls: list[int] = []
+
+    @node(output_name="y")
+    def counted(x: int) -> int:
+        calls.append(x)
+        return 2 * x
+
+    with HypernodesEngine(map_executor=executor) as engine:
+        pipeline = Pipeline([counted], engine=engine, cache=DiskCache(tmp_path / "c"))
+        rows = pipeline.map({"x": [1, 2, 3] * 400}, map_over="x")
+    assert rows == [{"y": 2 * x} for x in [1, 2, 3] * 400]
+    assert sorted(calls) == [1, 2, 3]  # the later copies read what the first ones wrote
+
+
+@pytest.mark.parametrize("executor", ["threaded", "async"])
+def test_a_warm_concurrent_map_reads_a_batch_of_items_at_a_time(
+    tmp_path: pathlib.Path, monkeypatch, executor
+):
+    path = tmp_path / "c"
+    items = list(range(3000))
+    expected = Pipeline([double], cache=DiskCache(path)).map({"x": items}, map_over="x")
+    queries: list[int] = []
+    fetch = DiskCache._fetch
+
+    def counting(self, store, keys):
+        queries.append(len(keys))
+        return fetch(self, store, keys)
+
+    monkeypatch.setattr(DiskCache, "_fetch", counting)
+    with HypernodesEngine(map_executor=executor) as engine:
+        pipeline = Pipeline([double], engine=engine, cache=DiskCache(path))
+        assert pipeline.map({"x": items}, map_over="x") == expected
+    assert sum(queries) >= 3000
+    # batches of quick items share a query (the first ones, and slow ones, run alone)
+    assert max(queries) > 1 and len(queries) < len(items)

@@ -87,10 +87,13 @@ def test_batches_start_with_one_item_and_size_by_speed():
     batches = Batches(range(10_000), window=4, ordered=True)
     first = batches.to_submit()
     assert [len(slot.pairs) for slot in first] == [1, 1, 1, 1]  # nothing measured yet
-    batches.finished(first[0], ([0], None, 1e-6))  # a quick item
+    batches.finished(first[0], ([0], None, 1e-6, 1e-6))  # a quick item
     assert batches.size() == MAX_BATCH
-    batches.finished(first[1], ([2], None, 0.05))  # a slow one: one at a time again
+    batches.finished(first[1], ([2], None, 0.05, 1e-5))  # a slow one (I/O): one at a time again
     assert batches.size() == 1
+    # quick items slowed down only by the batches running beside them: sized by their CPU time
+    batches.finished(first[2], ([4], None, 0.003, 0.001))
+    assert batches.size() == int(0.002 / 0.001)
 
 
 def test_a_batch_gives_back_what_it_did_not_reach():
@@ -100,7 +103,7 @@ def test_a_batch_gives_back_what_it_did_not_reach():
         time.sleep(0.03)
         return values
 
-    rows, error, _ = run_batch(slow, [(0, "a"), (1, "b"), (2, "c")], stop)
+    rows, error, _, _ = run_batch(slow, [(0, "a"), (1, "b"), (2, "c")], stop)
     assert error is None and rows == ["a"]  # it ran past the cutoff after the first item
 
 

@@ -214,7 +214,8 @@ class DiskCache:
     at least 16) for a cache that several machines or users share.
     """
 
-    #: map loops read the keys of many items in one query (each query has a cost of its own)
+    #: map loops read the keys of many items in one query (each query has a cost of its own),
+    #: then ask :meth:`waiting` for what items of the batch wrote meanwhile
     batch_reads = True
 
     def __init__(
@@ -470,6 +471,14 @@ class DiskCache:
         if waiting:
             blobs.extend(waiting)
         return self._load(store, blobs)
+
+    def waiting(self, keys: Sequence[bytes]) -> dict[bytes, Any]:
+        """The entries among ``keys`` still waiting in memory to be written (no disk read):
+        what a batch of items read before wrote meanwhile."""
+        if not (self._pending or self._flushing):
+            return {}
+        _, found = self._waiting(keys)
+        return self._load(None, found)
 
     def _waiting(self, keys: Sequence[bytes]) -> tuple[list[bytes], list[tuple[bytes, Any]]]:
         """Split ``keys`` into those to read from disk and the entries still waiting in memory."""

@@ -121,6 +121,8 @@ def steps_for(
     requested = cp.requested
     if fetched is not None and signed:
         found = {k: fetched[k] for k in wanted if k in fetched}
+        if len(found) < len(wanted):  # written since the batch was read (a repeated item)?
+            found.update(cache.waiting([k for k in wanted if k not in found]))
     else:
         found = cache.get_many(wanted) if wanted else {}
     names = cp.names
@@ -192,6 +194,23 @@ def prefetch(plan: Plan, chunk: Sequence[dict[str, Any]]) -> tuple[list[Any], li
         if keys:
             wanted.extend(pick(keys))
     return signed, wanted
+
+
+def run_item(
+    plan: Plan, values: dict[str, Any], ctx: RunContext, signed: Any, fetched: dict[bytes, Any]
+) -> dict[str, Any]:
+    """One item as ``Plan.run_item`` runs it with a cache, from what :func:`prefetch` found."""
+    from ..plan import locate_failure
+
+    runners = plan.composed(ctx)[0]
+    step = None
+    try:
+        for step in steps_for(plan, values, ctx, signed, fetched):
+            runners[step.index](values, ctx)
+    except Exception as exc:
+        locate_failure(exc, step, ctx, plan, values)
+        raise
+    return plan.extract(values)
 
 
 def run_items(plan: Plan, items: Iterable[dict[str, Any]], ctx: RunContext) -> list[dict[str, Any]]:

@@ -343,7 +343,7 @@ def submitted_items(
 ) -> Rows:
     """A map over a futures executor: items in batches (see ``scheduling.stream_batched``), at
     most ``window`` batches in flight."""
-    run = ItemRunner(node, plan, ctx, tolerant)
+    run = ItemRunner(node, plan, ctx, tolerant, isinstance(node, SequentialExecutor))
     return stream_batched(submit, run, items, window, ordered)
 
 
@@ -376,7 +376,7 @@ def offloaded_items(
     items in one trip to ``offload`` each when the node executor allows it, otherwise each item
     a task of its own.  Yields lists of ``(index, row)`` as they are ready."""
     if offloads_whole_items(node, plan):
-        runner = ItemRunner(node, plan, ctx, tolerant)
+        runner = ItemRunner(node, plan, ctx, tolerant, isinstance(node, SequentialExecutor))
 
         def start_batch(pairs: list[tuple[int, Any]], stop: Any) -> Awaitable[Any]:
             return offload(run_batch, runner, pairs, stop)

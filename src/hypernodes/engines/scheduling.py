@@ -20,9 +20,10 @@ import sys
 from collections import deque
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Iterator, Sequence
 from concurrent.futures import FIRST_COMPLETED, Future, wait
-from time import perf_counter
+from time import perf_counter, thread_time
 from typing import Any
 
+from ..cache import item as _cache
 from ..context import RunContext
 from ..events import RAN_KEY
 from ..item_error import ItemError
@@ -438,8 +439,8 @@ MAX_BATCH = 512
 HOLD_FACTOR = 4
 
 #: what a batch returns: the rows of the items it ran (in order), the exception of the item after
-#: them if that one failed, and the seconds it ran
-Outcome = tuple[list[Any], BaseException | None, float]
+#: them if that one failed, the seconds it ran, and the CPU seconds of its thread meanwhile
+Outcome = tuple[list[Any], BaseException | None, float, float]
 
 
 class StopLine:
@@ -453,18 +454,48 @@ class StopLine:
 
 
 class ItemRunner:
-    """Runs one map item with the node executor ``node``: the unit of work of a batch."""
+    """Runs one map item with the node executor ``node``: the unit of work of a batch.
 
-    __slots__ = ("node", "plan", "ctx", "tolerant")
+    With ``reads`` (a plain sequential item with a cache that prefers batched reads, such as
+    DiskCache) a batch's items are signed and their requested entries read in one query first
+    (:meth:`prefetch`), then each item runs with what was found (:meth:`prefetched`).
+    """
 
-    def __init__(self, node: Any, plan: Plan, ctx: RunContext, tolerant: bool) -> None:
+    __slots__ = ("node", "plan", "ctx", "tolerant", "reads")
+
+    def __init__(
+        self, node: Any, plan: Plan, ctx: RunContext, tolerant: bool, sequential: bool = False
+    ) -> None:
         self.node = node
         self.plan = plan
         self.ctx = ctx
         self.tolerant = tolerant
+        self.reads = (
+            sequential
+            and not tolerant
+            and ctx.dispatcher is None
+            and getattr(ctx.cache, "batch_reads", False)
+        )
 
     def __call__(self, index: int, values: dict[str, Any]) -> dict[str, Any]:
         return item_task(self.node, self.plan, values, self.ctx, self.tolerant, index)
+
+    def prefetch(self, pairs: Sequence[tuple[int, dict[str, Any]]]) -> list[Any] | None:
+        """One read for the entries a batch's items request (None: items read on their own)."""
+        if not self.reads or len(pairs) < 2:
+            return None
+        signed, wanted = _cache.prefetch(self.plan, [values for _, values in pairs])
+        fetched = self.ctx.cache.get_many(wanted) if wanted else {}
+        return [(keys, fetched) for keys in signed]
+
+    def prefetched(self, index: int, values: dict[str, Any], hint: Any) -> dict[str, Any]:
+        """Run one item with the keys and entries :meth:`prefetch` found for it."""
+        ctx = self.ctx
+        try:
+            return _cache.run_item(self.plan, values, ctx, *hint)
+        except BaseException as exc:
+            mark_item(exc, ctx.depth, index)
+            raise
 
 
 def run_batch(
@@ -479,18 +510,22 @@ def run_batch(
     """
     rows: list[Any] = []
     append = rows.append
-    start = perf_counter()
+    start, cpu = perf_counter(), thread_time()
     last = len(pairs) - 1
     try:
+        prefetch = getattr(run, "prefetch", None)
+        hints = prefetch(pairs) if prefetch is not None else None
+        if hints is not None:
+            prefetched = run.prefetched  # type: ignore[attr-defined]
         for k, (index, values) in enumerate(pairs):
             if index > stop.limit:
                 break
-            append(run(index, values))
+            append(run(index, values) if hints is None else prefetched(index, values, hints[k]))
             if k < last and perf_counter() - start > CUTOFF_SECONDS:
                 break
     except BaseException as exc:
-        return rows, exc, perf_counter() - start
-    return rows, None, perf_counter() - start
+        return rows, exc, perf_counter() - start, thread_time() - cpu
+    return rows, None, perf_counter() - start, thread_time() - cpu
 
 
 class _Slot:
@@ -613,13 +648,24 @@ class Batches:
 
     def finished(self, slot: _Slot, outcome: Outcome) -> None:
         """Record what a batch returned: rows, a failure, and the items it gave back."""
-        rows, error, seconds = outcome
-        self.running -= 1
+        rows, error, seconds, cpu = outcome
         pairs = slot.pairs
         n = len(rows)
+        rate = None
         if n:
-            self.per_item = seconds / n
+            # Many batches at once share the GIL: a batch of quick items then takes longer by
+            # about the number running.  When that explains its time, size by the CPU time
+            # its items took; otherwise (waiting on I/O) by the time they took.
+            crowded = seconds <= cpu * (self.running + 1) * 1.5
+            rate = (cpu if crowded else seconds) / n
+            # Follow items getting quicker at once, slower gradually: one slow batch (a worker
+            # opening a connection, say) does not make every batch one item again.
+            before = self.per_item
+            self.per_item = (
+                rate if before is None or rate < before else before + (rate - before) / 4
+            )
             slot.rows.extend(zip([i for i, _ in pairs[:n]], rows))
+        self.running -= 1
         slot.state = 2
         slot.pairs = []
         if error is not None:
@@ -629,8 +675,9 @@ class Batches:
         rest = [pair for pair in pairs[n:] if pair[0] <= self.stop.limit]
         if not rest:
             return
-        # Items given back: they run as new slots right after this one, sized anew.
-        size = self.size()
+        # Items given back (they turned slow): new slots right after this one, sized by how
+        # long this batch's items took.
+        size = 1 if not rate else max(1, min(MAX_BATCH, int(BATCH_SECONDS / rate)))
         parts = [_Slot(rest[i : i + size]) for i in range(0, len(rest), size)]
         position = self.slots.index(slot) + 1
         for offset, part in enumerate(parts):
@@ -710,11 +757,11 @@ def stream_batched(
             for future in done:
                 slot = running.pop(future)
                 if future.cancelled():
-                    batches.finished(slot, ([], None, 0.0))
+                    batches.finished(slot, ([], None, 0.0, 0.0))
                     continue
                 exc = future.exception()
                 if exc is not None:  # the executor itself failed (a broken pool)
-                    batches.finished(slot, ([], exc, 0.0))
+                    batches.finished(slot, ([], exc, 0.0, 0.0))
                 else:
                     batches.finished(slot, future.result())
     finally:
@@ -755,11 +802,11 @@ async def astream_batched(
             for task in done:
                 slot = running.pop(task)
                 if task.cancelled():
-                    batches.finished(slot, ([], None, 0.0))
+                    batches.finished(slot, ([], None, 0.0, 0.0))
                     continue
                 exc = task.exception()
                 if exc is not None:
-                    batches.finished(slot, ([], exc, 0.0))
+                    batches.finished(slot, ([], exc, 0.0, 0.0))
                 else:
                     batches.finished(slot, task.result())
     finally:
@@ -776,15 +823,15 @@ async def arun_one(
     """A batch of one item run as a coroutine on the loop (``start(index, item)``)."""
     index, values = pairs[0]
     if index > stop.limit:
-        return [], None, 0.0
+        return [], None, 0.0, 0.0
     began = perf_counter()
     try:
         row = await start(index, values)
     except asyncio.CancelledError:
         raise
     except BaseException as exc:
-        return [], exc, perf_counter() - began
-    return [row], None, perf_counter() - began
+        return [], exc, perf_counter() - began, 0.0
+    return [row], None, perf_counter() - began, 0.0
 
 
 def wait_all(futures: Iterable[Future]) -> None:

@@ -57,8 +57,7 @@ class _Lead:
 _FLIGHTS: dict[bytes, Any] = {}
 _FLIGHTS_LOCK = threading.Lock()
 _acquire, _release = _FLIGHTS_LOCK.acquire, _FLIGHTS_LOCK.release
-#: landings since landed entries were last dropped; they are dropped past ``_LANDED_KEEP``
-_LANDED = [0]
+#: landed entries are dropped when the dict holds more than this many entries
 _LANDED_KEEP = 4096
 
 
@@ -69,22 +68,21 @@ def _land(signature: bytes, values: dict[str, Any], cache: Any, ok: bool) -> Non
     claim = _FLIGHTS.get(signature)
     if ok:
         _FLIGHTS[signature] = id(cache)
-        _LANDED[0] += 1
-        if _LANDED[0] > _LANDED_KEEP:
-            _forget_landed()
     elif claim is values or type(claim) is _Flight:
         del _FLIGHTS[signature]
     _release()
     if type(claim) is _Flight:
         claim.ok = ok
         claim.done.set()
+    if len(_FLIGHTS) > _LANDED_KEEP:
+        _forget_landed()
 
 
 def _forget_landed() -> None:
-    """Drop the landed entries (with the lock held); flights in progress stay."""
-    for signature in [s for s, claim in _FLIGHTS.items() if type(claim) is int]:
-        del _FLIGHTS[signature]
-    _LANDED[0] = 0
+    """Drop the landed entries; flights in progress stay."""
+    with _FLIGHTS_LOCK:
+        for signature in [s for s, claim in _FLIGHTS.items() if type(claim) is int]:
+            del _FLIGHTS[signature]
 
 
 def _await(signature: bytes) -> _Flight | None:
@@ -163,10 +161,9 @@ class CacheLayer(Layer):
         only = pairs[0][0] if len(pairs) == 1 else None
         before, after, error = self.before, self.after, self.error
         state_key, write, flights = _cache.STATE_KEY, _cache.write, _FLIGHTS
-        acquire, release, landed, keep = _acquire, _release, _LANDED, _LANDED_KEEP
+        acquire, release, keep = _acquire, _release, _LANDED_KEEP
 
-        def run(values: dict[str, Any], ctx: RunContext) -> None:
-            item = values.get(state_key)
+        def general(values: dict[str, Any], ctx: RunContext, item: Any) -> None:
             if item is not None:
                 todo = item.todo
                 if todo is None:  # a cold item: every step is a signed miss
@@ -184,29 +181,11 @@ class CacheLayer(Layer):
                         _land(signature, values, cache, False)
                         raise
                     try:
-                        if action is None and only is not None:  # one output: write it here
-                            try:
-                                cache.set(signature, values[only])
-                            except CacheWriteError as exc:
-                                _cache.unstored(step, only, values[only], exc)
-                            tok = item.tok
-                            if tok is not None:
-                                tok[only] = signature
-                        else:
-                            if action is None:
-                                action = [(name, keys[j]) for name, j in pairs]
-                            write(item, step, values, action)
-                    finally:  # _land(signature, values, cache, True), inlined
-                        acquire()
-                        claim = flights.get(signature)
-                        flights[signature] = id(cache)
-                        landed[0] += 1
-                        if landed[0] > keep:
-                            _forget_landed()
-                        release()
-                        if claim is not values:
-                            claim.ok = True
-                            claim.done.set()
+                        if action is None:
+                            action = [(name, keys[j]) for name, j in pairs]
+                        write(item, step, values, action)
+                    finally:
+                        _land(signature, values, cache, True)
                     return
             token = before(step, values, ctx)
             if token is SKIP:
@@ -217,6 +196,43 @@ class CacheLayer(Layer):
                 error(step, values, ctx, token, exc)
                 raise
             after(step, values, ctx, token)
+
+        if only is None:
+            return lambda values, ctx: general(values, ctx, values.get(state_key))
+
+        def run(values: dict[str, Any], ctx: RunContext) -> None:
+            item = values.get(state_key)
+            if item is None or item.todo is not None:
+                return general(values, ctx, item)
+            # A cold item's step with one output: lead it, run it, write it, land it - inline.
+            signature = item.keys[j0]
+            if flights.setdefault(signature, values) is not values:
+                return general(values, ctx, item)
+            cache = item.cache
+            try:
+                call(values, ctx)
+            except BaseException:
+                _land(signature, values, cache, False)
+                raise
+            try:
+                try:
+                    cache.set(signature, values[only])
+                except CacheWriteError as exc:
+                    _cache.unstored(step, only, values[only], exc)
+                tok = item.tok
+                if tok is not None:
+                    tok[only] = signature
+            finally:  # _land(signature, values, cache, True), inlined
+                acquire()
+                claim = flights.get(signature)
+                flights[signature] = id(cache)
+                release()
+                if claim is not values:
+                    claim.ok = True
+                    claim.done.set()
+                if len(flights) > keep:
+                    _forget_landed()
+            return None
 
         return run
 
