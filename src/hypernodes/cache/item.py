@@ -48,7 +48,7 @@ _WRITE = 0
 class ItemState:
     """What ``run_step`` needs for one item: the cache, the tokens so far, an action per step."""
 
-    __slots__ = ("cache", "call", "cp", "tok", "todo", "need", "keys")
+    __slots__ = ("cache", "call", "cp", "tok", "todo", "need", "keys", "seen")
 
     def __init__(self, cache: Any, call: CallInfo, cp: Any) -> None:
         self.cache = cache
@@ -64,9 +64,15 @@ class ItemState:
         self.need: set[int] = _NO_NEED
         #: every output key of the item, by output number
         self.keys: Any = None
+        #: :data:`LANDINGS` when the item looked its keys up (see ``layers.cache``)
+        self.seen = LANDINGS[0]
 
 
 _NO_NEED: set[int] = set()
+
+#: how many computations have landed (single flight, ``layers.cache``): an item that sees more
+#: than when it looked its keys up looks again before computing one
+LANDINGS = [0]
 
 
 def action_of(item: ItemState, first: str, default: Any = None) -> Any:

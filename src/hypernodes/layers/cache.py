@@ -8,9 +8,9 @@ would have to block an event loop's thread to wait (an ``async def`` node) compu
 
 Its bookkeeping is one dict, ``_FLIGHTS``, keyed by the signed key of a step's first output:
 the leading item's own values dict while it computes (a leader nobody follows allocates
-nothing), a :class:`_Flight` once a follower waits, and after it landed the ``id`` of its cache
-for a while - an item that looked the key up just before the leader wrote it, and reaches the
-step just after, then reads it instead of computing it again.
+nothing), and a :class:`_Flight` once a follower waits.  A counter of landings lets an item
+that looked its keys up before some leader wrote them, and reaches the step after that leader
+landed, look once more instead of computing the value again.
 """
 
 from __future__ import annotations
@@ -45,51 +45,42 @@ class _Flight:
 class _Lead:
     """The token of a leader that took the general path (:meth:`CacheLayer.before`)."""
 
-    __slots__ = ("action", "signature", "cache")
+    __slots__ = ("action", "signature", "item")
 
-    def __init__(self, action: list[Any], signature: bytes, cache: Any) -> None:
+    def __init__(self, action: list[Any], signature: bytes, item: Any) -> None:
         self.action = action
         self.signature = signature
-        self.cache = cache
+        self.item = item
 
 
-#: signed key -> the leader's values dict, a :class:`_Flight`, or (landed) the id of its cache
+#: signed key -> the leader's values dict, or a :class:`_Flight` once a follower waits
 _FLIGHTS: dict[bytes, Any] = {}
 _FLIGHTS_LOCK = threading.Lock()
 _acquire, _release = _FLIGHTS_LOCK.acquire, _FLIGHTS_LOCK.release
-#: landed entries are dropped when the dict holds more than this many entries
-_LANDED_KEEP = 4096
+#: how many leaders have landed (see ``ItemState.seen``)
+_LANDINGS = _cache.LANDINGS
 
 
-def _land(signature: bytes, values: dict[str, Any], cache: Any, ok: bool) -> None:
+def _land(signature: bytes, values: dict[str, Any], item: Any, ok: bool) -> None:
     """The leader of ``signature`` is done (``ok``: its outputs are in ``values`` and were
-    written): mark it landed, or free the key after a failure; let followers go."""
+    written): free the key, let followers go, and count the landing."""
     _acquire()
-    claim = _FLIGHTS.get(signature)
-    if ok:
-        _FLIGHTS[signature] = id(cache)
-    elif claim is values or type(claim) is _Flight:
-        del _FLIGHTS[signature]
+    claim = _FLIGHTS.pop(signature, None)
+    count = _LANDINGS[0]
+    _LANDINGS[0] = count + 1
     _release()
+    if item.seen == count:  # nobody else landed since: this item has seen everything
+        item.seen = count + 1
     if type(claim) is _Flight:
         claim.ok = ok
         claim.done.set()
-    if len(_FLIGHTS) > _LANDED_KEEP:
-        _forget_landed()
-
-
-def _forget_landed() -> None:
-    """Drop the landed entries; flights in progress stay."""
-    with _FLIGHTS_LOCK:
-        for signature in [s for s, claim in _FLIGHTS.items() if type(claim) is int]:
-            del _FLIGHTS[signature]
 
 
 def _await(signature: bytes) -> _Flight | None:
     """Wait for the leader of ``signature`` to land; None when there is none (any more)."""
     with _FLIGHTS_LOCK:
         claim = _FLIGHTS.get(signature)
-        if claim is None or type(claim) is int:
+        if claim is None:
             return None
         if type(claim) is not _Flight:
             claim = _FLIGHTS[signature] = _Flight(claim)
@@ -97,13 +88,11 @@ def _await(signature: bytes) -> _Flight | None:
     return claim
 
 
-def _lead_after_landing(signature: bytes, landed: int, values: dict[str, Any]) -> bool:
-    """Take the lead on a key whose last leader landed (its entry is the int ``landed``)."""
-    with _FLIGHTS_LOCK:
-        if _FLIGHTS.get(signature) is not landed:
-            return False
-        _FLIGHTS[signature] = values
-    return True
+def _landed_meanwhile(item: Any, action: list[Any], values: dict[str, Any]) -> bool:
+    """Some leader landed since ``item`` looked its keys up (maybe with this one): look again.
+    Loads the outputs when they are there now."""
+    item.seen = _LANDINGS[0]
+    return _follow(item.cache, action, values, None)
 
 
 def _leader_cache(claim: Any) -> Any:
@@ -126,18 +115,16 @@ class CacheLayer(Layer):
             return SKIP
         if type(action) is not list or not action:
             return action
-        cache = ctx.cache
+        item = values[_cache.STATE_KEY]
+        cache = item.cache
         signature = action[0][1]
         while True:
             claim = _FLIGHTS.setdefault(signature, values)  # atomic: one leader per key
             if claim is values:
-                return _Lead(action, signature, cache)
-            if type(claim) is int:  # landed a moment ago
-                if claim == id(cache) and _follow(cache, action, values, None):
+                if _LANDINGS[0] != item.seen and _landed_meanwhile(item, action, values):
+                    _land(signature, values, item, True)
                     return SKIP
-                if _lead_after_landing(signature, claim, values):
-                    return _Lead(action, signature, cache)
-                continue
+                return _Lead(action, signature, item)
             if _leader_cache(claim) is not cache:
                 return action  # the same key computed for another cache: not ours to wait for
             if _on_event_loop():
@@ -150,43 +137,20 @@ class CacheLayer(Layer):
     def wrap(self, step: Step, call: Runner) -> Runner:
         """The runner of ``step`` with this layer alone around ``call``.
 
-        A signed miss that no other item is computing - the cold path - runs inline: one dict
-        operation to lead it, one to land it; anything else takes :meth:`before` and
-        :meth:`after`.
+        A signed miss of a cold item that no other item is computing - the cold path - runs
+        inline: one dict operation to lead it, one to land it; anything else takes
+        :meth:`before` and :meth:`after`.
         """
         first = step.store[0]
         cp = cache_plan(self.plan)
-        pairs = tuple((cp.names[j], j) for j in cp.outs[cp.index[first]])
-        j0 = pairs[0][1]
-        only = pairs[0][0] if len(pairs) == 1 else None
+        outs = cp.outs[cp.index[first]]
+        only = cp.names[outs[0]] if len(outs) == 1 else None
+        j0 = outs[0]
         before, after, error = self.before, self.after, self.error
-        state_key, write, flights = _cache.STATE_KEY, _cache.write, _FLIGHTS
-        acquire, release, keep = _acquire, _release, _LANDED_KEEP
+        state_key, flights, landings = _cache.STATE_KEY, _FLIGHTS, _LANDINGS
+        acquire, release = _acquire, _release
 
-        def general(values: dict[str, Any], ctx: RunContext, item: Any) -> None:
-            if item is not None:
-                todo = item.todo
-                if todo is None:  # a cold item: every step is a signed miss
-                    keys = item.keys
-                    signature = keys[j0]
-                    action = None
-                else:
-                    action = todo.get(first)
-                    signature = action[0][1] if type(action) is list and action else None
-                if signature is not None and flights.setdefault(signature, values) is values:
-                    cache = item.cache
-                    try:
-                        call(values, ctx)
-                    except BaseException:
-                        _land(signature, values, cache, False)
-                        raise
-                    try:
-                        if action is None:
-                            action = [(name, keys[j]) for name, j in pairs]
-                        write(item, step, values, action)
-                    finally:
-                        _land(signature, values, cache, True)
-                    return
+        def general(values: dict[str, Any], ctx: RunContext) -> None:
             token = before(step, values, ctx)
             if token is SKIP:
                 return
@@ -198,21 +162,26 @@ class CacheLayer(Layer):
             after(step, values, ctx, token)
 
         if only is None:
-            return lambda values, ctx: general(values, ctx, values.get(state_key))
+            return general
 
         def run(values: dict[str, Any], ctx: RunContext) -> None:
             item = values.get(state_key)
             if item is None or item.todo is not None:
-                return general(values, ctx, item)
+                return general(values, ctx)
             # A cold item's step with one output: lead it, run it, write it, land it - inline.
             signature = item.keys[j0]
             if flights.setdefault(signature, values) is not values:
-                return general(values, ctx, item)
+                return general(values, ctx)
+            if landings[0] != item.seen and _landed_meanwhile(
+                item, [(only, signature)], values
+            ):  # claimed first, then looked: a leader that landed just before is not missed
+                _land(signature, values, item, True)
+                return None
             cache = item.cache
             try:
                 call(values, ctx)
             except BaseException:
-                _land(signature, values, cache, False)
+                _land(signature, values, item, False)
                 raise
             try:
                 try:
@@ -222,16 +191,17 @@ class CacheLayer(Layer):
                 tok = item.tok
                 if tok is not None:
                     tok[only] = signature
-            finally:  # _land(signature, values, cache, True), inlined
+            finally:  # _land(signature, values, item, True), inlined
                 acquire()
-                claim = flights.get(signature)
-                flights[signature] = id(cache)
+                claim = flights.pop(signature, None)
+                count = landings[0]
+                landings[0] = count + 1
                 release()
+                if item.seen == count:
+                    item.seen = count + 1
                 if claim is not values:
                     claim.ok = True
                     claim.done.set()
-                if len(flights) > keep:
-                    _forget_landed()
             return None
 
         return run
@@ -241,7 +211,7 @@ class CacheLayer(Layer):
             try:
                 _cache.after_step(step, values, token.action)
             finally:
-                _land(token.signature, values, token.cache, True)
+                _land(token.signature, values, token.item, True)
         elif token is not None:
             _cache.after_step(step, values, token)
 
@@ -249,7 +219,7 @@ class CacheLayer(Layer):
         self, step: Step, values: dict[str, Any], ctx: RunContext, token: Any, exc: BaseException
     ) -> None:
         if type(token) is _Lead:
-            _land(token.signature, values, token.cache, False)
+            _land(token.signature, values, token.item, False)
 
 
 def _follow(cache: Any, action: list[Any], values: dict[str, Any], flight: _Flight | None) -> bool:
