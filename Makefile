@@ -6,7 +6,7 @@ EXTRAS ?= dev
 comma  := ,
 STAMP  := $(VENV)/.installed-$(subst $(comma),-,$(EXTRAS))
 
-.PHONY: demo test lint bench clean
+.PHONY: demo test lint bench bench-peers clean
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -26,6 +26,13 @@ test: lint
 
 bench: $(STAMP)
 	$(BIN)/python benchmarks/run.py
+
+# The chain, map and warm-cache workloads side by side with pipefunc and Hamilton (the bench extra).
+bench-peers:
+	$(MAKE) --no-print-directory EXTRAS=bench _bench-peers
+
+_bench-peers: $(STAMP)
+	$(BIN)/python benchmarks/run.py --peers
 
 clean:
 	rm -rf $(VENV) .pytest_cache .ruff_cache .hypothesis

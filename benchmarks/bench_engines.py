@@ -200,6 +200,33 @@ def trivial_parallel(quick: bool) -> Result:
     )
 
 
+def _trivial_map(kind: str, quick: bool) -> Result:
+    items = list(range(10_000))
+    with HypernodesEngine(map_executor=kind) as engine:
+        pipeline = Pipeline([_inc, _dbl, _sum], engine=engine)
+        pipeline.map({"x": items}, map_over="x")  # workers started
+        t_ours = best_of(lambda: pipeline.map({"x": items}, map_over="x"), 3 if quick else 10)
+    sequential = Pipeline([_inc, _dbl, _sum])
+    t_seq = best_of(lambda: sequential.map({"x": items}, map_over="x"), 3 if quick else 10)
+    per_item = t_ours / len(items)
+    return Result(
+        f"3 nodes, map 10k items, map_executor={kind}",
+        fmt_s(per_item) + "/item",
+        fmt_s(t_seq / len(items)) + "/item (seq)",
+        f"{per_item * 1e6:.2f} µs/item",
+        "≤ 5 µs/item",
+        per_item <= 5e-6,
+    )
+
+
+def trivial_threaded(quick: bool) -> Result:
+    return _trivial_map("threaded", quick)
+
+
+def trivial_async(quick: bool) -> Result:
+    return _trivial_map("async", quick)
+
+
 def on_error_continue(quick: bool) -> Result:
     items = list(range(5000))
     pipeline = Pipeline([_inc, _dbl, _sum])
@@ -223,5 +250,7 @@ def workloads() -> list[Workload]:
         Workload("1000 async def items x 50 ms, limit 100", awaiting_async),
         Workload("8 x CPU-bound 0.3 s items, map_executor=parallel", cpu_parallel),
         Workload("10k trivial items, parallel (pool started)", trivial_parallel),
+        Workload("3 nodes, map 10k items, map_executor=threaded", trivial_threaded),
+        Workload("3 nodes, map 10k items, map_executor=async", trivial_async),
         Workload("3 nodes, map 5000 items, on_error=continue", on_error_continue),
     ]

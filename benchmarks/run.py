@@ -1,8 +1,10 @@
 """Print a table of the DESIGN.md workloads, with bare Python measured beside HyperNodes.
 
-Usage: ``python benchmarks/run.py [--quick] [--only SUBSTRING]``.  Every ``bench_*.py`` module in
-this folder contributes workloads through a ``workloads()`` function that returns
-:class:`common.Workload` objects; this script runs them and prints one table.
+Usage: ``python benchmarks/run.py [--quick] [--only SUBSTRING] [--peers]``.  Every ``bench_*.py``
+module in this folder contributes workloads through a ``workloads()`` function that returns
+:class:`common.Workload` objects; this script runs them and prints one table.  ``--peers`` runs
+the chain, map and warm-cache workloads through pipefunc and Hamilton as well (``peers.py``;
+install them with the ``bench`` extra) and prints them side by side with ratios.
 """
 
 from __future__ import annotations
@@ -36,7 +38,15 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--quick", action="store_true", help="fewer repeats (a smoke run)")
     parser.add_argument("--only", default="", help="run workloads whose name contains this")
+    parser.add_argument(
+        "--peers", action="store_true", help="only the side-by-side run with pipefunc and Hamilton"
+    )
     args = parser.parse_args()
+    if args.peers:
+        from peers import side_by_side
+
+        print_rows(("workload", "hypernodes", *PEER_NAMES), side_by_side(args.quick))
+        return 0
     rows: list[Result] = []
     for workload in discover():
         if args.only and args.only not in workload.name:
@@ -47,9 +57,16 @@ def main() -> int:
     return 0 if all(r.ok is not False for r in rows) else 1
 
 
+PEER_NAMES = ("pipefunc", "hamilton")
+
+
 def print_table(rows: list[Result]) -> None:
     header = ("workload", "hypernodes", "bare python", "metric", "target", "ok")
-    table = [header] + [r.cells() for r in rows]
+    print_rows(header, [r.cells() for r in rows])
+
+
+def print_rows(header: tuple[str, ...], rows: list[tuple[str, ...]]) -> None:
+    table = [header, *rows]
     widths = [max(len(row[i]) for row in table) for i in range(len(header))]
     line = "| " + " | ".join("-" * w for w in widths) + " |"
     for i, row in enumerate(table):

@@ -11,6 +11,7 @@ import sys
 from collections.abc import Callable, Mapping
 from typing import Any, overload
 
+from ._signature import code_flags, read_signature
 from .exceptions import InvalidNodeError
 
 _VARIADIC = (inspect.Parameter.VAR_POSITIONAL, inspect.Parameter.VAR_KEYWORD)
@@ -20,6 +21,9 @@ RESOURCE_KEYS = ("num_gpus", "num_cpus", "max_concurrency", "batch_size")
 
 
 def _is_async(func: Callable[..., Any]) -> bool:
+    flags = code_flags(func)
+    if flags is not None:
+        return bool(flags & inspect.CO_COROUTINE)
     if inspect.iscoroutinefunction(func):
         return True
     call = getattr(func, "__call__", None)  # noqa: B004 - callable objects with an async __call__
@@ -29,6 +33,9 @@ def _is_async(func: Callable[..., Any]) -> bool:
 def _check_not_generator(func: Callable[..., Any], name: str) -> None:
     """Refuse generator and async generator functions: calling one returns a generator object
     (lazy, single-use, never run to the end by the pipeline), not a value to pass on."""
+    flags = code_flags(func)
+    if flags is not None and not flags & (inspect.CO_GENERATOR | inspect.CO_ASYNC_GENERATOR):
+        return
     call = getattr(func, "__call__", None)  # noqa: B004 - callable objects with a generator __call__
     targets = [func] if inspect.isfunction(func) or call is None else [func, call]
     for target in targets:
@@ -68,7 +75,13 @@ def _check_retries(retries: Any, where: str) -> int:
     return retries
 
 
+#: the keyword-only parameters of most functions, shared
+_NONE: frozenset[str] = frozenset()
+
+
 def _check_retry_on(retry_on: Any, where: str) -> tuple[type[BaseException], ...]:
+    if type(retry_on) is tuple and len(retry_on) == 1 and retry_on[0] is Exception:
+        return retry_on  # the default, at once
     kinds = retry_on if isinstance(retry_on, tuple) else (retry_on,)
     if not kinds or not all(isinstance(k, type) and issubclass(k, BaseException) for k in kinds):
         raise InvalidNodeError(
@@ -78,6 +91,8 @@ def _check_retry_on(retry_on: Any, where: str) -> tuple[type[BaseException], ...
 
 
 def _check_number(value: Any, what: str, where: str, positive: bool = False) -> float:
+    if type(value) is float and value > 0:  # the common case, at once
+        return value
     ok = isinstance(value, (int, float)) and not isinstance(value, bool)
     if not ok or value < 0 or (positive and value == 0):
         bound = "> 0" if positive else ">= 0"
@@ -140,7 +155,7 @@ class Node:
         if not callable(func):
             raise InvalidNodeError(f"@node needs a function, got {func!r}")
         try:
-            signature = inspect.signature(func)
+            signature = read_signature(func)
         except (TypeError, ValueError) as exc:
             raise InvalidNodeError(f"cannot read the parameters of {func!r}: {exc}") from exc
         fname = getattr(func, "__name__", type(func).__name__)
@@ -169,9 +184,9 @@ class Node:
         #: the names the pipeline wires, in parameter order (changed by :meth:`with_inputs`)
         self.inputs: tuple[str, ...] = tuple(params)
         #: the function's own parameter names, in the same order as ``inputs``
-        self.parameters: tuple[str, ...] = tuple(params)
+        self.parameters: tuple[str, ...] = self.inputs  # one tuple: fewer objects for the GC
         self.defaults: dict[str, Any] = defaults
-        self.keyword_only: frozenset[str] = frozenset(keyword_only)
+        self.keyword_only: frozenset[str] = frozenset(keyword_only) if keyword_only else _NONE
         self.is_async: bool = _is_async(func)
         self.cache = cache
         self.cache_version = cache_version

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import copy
 from collections.abc import AsyncIterator, Iterable, Iterator, Mapping, Sequence
+from contextlib import AbstractContextManager, nullcontext
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
 
@@ -235,7 +236,10 @@ class Pipeline:
             check_inputs_mapping(inputs, "run")
         ctx = self._root_context()
         try:
-            return self._execute(dict(inputs or {}), _outputs_key(output_name), ctx)
+            if ctx.cache is None:
+                return self._execute(dict(inputs or {}), _outputs_key(output_name), ctx)
+            with _deferred(ctx):
+                return self._execute(dict(inputs or {}), _outputs_key(output_name), ctx)
         except Exception as exc:
             add_failure_note(exc)
             raise
@@ -271,7 +275,8 @@ class Pipeline:
         ctx = self._root_context()
         spec = MapSpec.of(map_over, map_mode)
         try:
-            plan, rows = self._map(dict(inputs), spec, _outputs_key(output_name), ctx, on_error)
+            with _deferred(ctx):
+                plan, rows = self._map(dict(inputs), spec, _outputs_key(output_name), ctx, on_error)
         except Exception as exc:
             add_failure_note(exc)
             raise
@@ -304,7 +309,8 @@ class Pipeline:
         spec = MapSpec.of(map_over, map_mode)
         stream = self._imap(dict(inputs), spec, _outputs_key(output_name), ctx, on_error, ordered)
         try:
-            yield from stream
+            with _deferred(ctx):
+                yield from stream
         except Exception as exc:
             add_failure_note(exc)
             raise
@@ -330,11 +336,12 @@ class Pipeline:
         try:
             plan = self.plan(_outputs_key(output_name), frozenset(inputs), resource_names(inputs))
             engine = ctx.engine
-            if ctx.dispatcher is None:
-                return await _arun_on(engine, plan, plan.seed(inputs), ctx)
-            with events.observe_run(ctx, ctx.path[-1], inputs) as box:
-                box["outputs"] = result = await _arun_on(engine, plan, plan.seed(inputs), ctx)
-            return result
+            with _deferred(ctx):
+                if ctx.dispatcher is None:
+                    return await _arun_on(engine, plan, plan.seed(inputs), ctx)
+                with events.observe_run(ctx, ctx.path[-1], inputs) as box:
+                    box["outputs"] = result = await _arun_on(engine, plan, plan.seed(inputs), ctx)
+                return result
         except Exception as exc:
             add_failure_note(exc)
             raise
@@ -389,13 +396,14 @@ class Pipeline:
                 from .engines.hypernodes import _bridge
 
                 rows = _bridge(self._imap_rows(engine, plan, items, count, ctx, on_error, ordered))
-            if ctx.dispatcher is None:
-                async for pair in rows:
-                    yield pair
-                return
-            with events.observe_map(ctx, ctx.path[-1], count):
-                async for pair in rows:
-                    yield pair
+            with _deferred(ctx):
+                if ctx.dispatcher is None:
+                    async for pair in rows:
+                        yield pair
+                    return
+                with events.observe_map(ctx, ctx.path[-1], count):
+                    async for pair in rows:
+                        yield pair
         except Exception as exc:
             add_failure_note(exc)
             raise
@@ -559,6 +567,13 @@ async def _arun_on(
 
     # an engine without an async path: run it in a thread, the loop keeps running
     return await asyncio.get_running_loop().run_in_executor(None, engine.run, plan, values, ctx)
+
+
+def _deferred(ctx: RunContext) -> AbstractContextManager[Any]:
+    """While a call runs, its cache may hold writes back and store them in batches (DiskCache's
+    write-behind); they are all stored when the call ends, however it ends."""
+    defer = getattr(ctx.cache, "defer", None)
+    return defer() if defer is not None else nullcontext()
 
 
 def _check_on_error(on_error: str) -> None:

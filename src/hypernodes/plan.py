@@ -673,6 +673,8 @@ def _short(value: Any, limit: int = 100) -> str:
 
 def run_items(plan: Plan, items: Iterable[dict[str, Any]], ctx: RunContext) -> list[dict[str, Any]]:
     """Run ``plan`` over ``items`` one after the other: the sequential map loop."""
+    if ctx.cache is not None and ctx.dispatcher is None:
+        return _cache.run_items(plan, items, ctx)
     results: list[dict[str, Any]] = []
     append = results.append
     try:

@@ -100,3 +100,137 @@ def test_changing_an_inner_node_invalidates_outer_downstream():
     result = outer_pipeline(calls, changed_inner, cache).run({"x": 1})
     assert result["report"] == "result 204"
     assert calls == {"plus_two": 1, "report": 1}
+
+
+# ---------------------------------------------------------------------------------------------
+# A nested step keyed as a whole: a warm nested map is one read
+
+
+class CountingCache(MemoryCache):
+    """A MemoryCache that counts the keys it is asked for."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.asked = 0
+
+    def get_many(self, keys):
+        self.asked += len(keys)
+        return super().get_many(keys)
+
+
+def retrieval(calls: Counter, cache, score_cached: bool = True) -> Pipeline:
+    @node(output_name="score", cache=score_cached)
+    def score(query: str, doc: str) -> int:
+        calls["score"] += 1
+        return len(set(query) & set(doc))
+
+    @node(output_name="best")
+    def best(scores: list[int]) -> int:
+        calls["best"] += 1
+        return max(range(len(scores)), key=scores.__getitem__)
+
+    per_doc = Pipeline([score], name="per_doc")
+    per_query = Pipeline(
+        [
+            per_doc.as_node(
+                input_mapping={"docs": "doc"},
+                output_mapping={"score": "scores"},
+                map_over="docs",
+            ),
+            best,
+        ],
+        name="per_query",
+    )
+
+    @node(output_name="total")
+    def total(bests: list[int]) -> int:
+        calls["total"] += 1
+        return sum(bests)
+
+    each = per_query.as_node(
+        input_mapping={"queries": "query"}, output_mapping={"best": "bests"}, map_over="queries"
+    )
+    return Pipeline([each, total], cache=cache, name="eval")
+
+
+DOCS = ["apple", "banana", "cherry", "date", "elderberry"]
+QUERIES = ["ban", "che", "app"]
+
+
+def test_a_warm_nested_map_is_read_whole(make_cache):
+    calls = Counter()
+    inputs = {"queries": QUERIES, "docs": DOCS}
+    first = retrieval(calls, make_cache()).run(inputs, output_name="total")
+    assert calls == {"score": 15, "best": 3, "total": 1}
+    calls.clear()
+    assert retrieval(calls, make_cache()).run(inputs, output_name="total") == first
+    assert calls == {}
+
+
+def test_a_warm_nested_map_reads_a_few_keys_not_one_per_inner_item():
+    calls = Counter()
+    cache = CountingCache()
+    inputs = {"queries": QUERIES, "docs": DOCS}
+    retrieval(calls, cache).run(inputs, output_name="total")
+    cache.asked = 0
+    retrieval(calls, cache).run(inputs, output_name="total")
+    assert cache.asked <= 3  # the nested step as a whole, then total; not 15 + 3 + 1
+
+
+def test_changed_inputs_of_a_nested_map_reuse_its_inner_entries():
+    calls = Counter()
+    cache = MemoryCache()
+    retrieval(calls, cache).run({"queries": QUERIES, "docs": DOCS})
+    calls.clear()
+    more = retrieval(calls, cache).run({"queries": [*QUERIES, "dat"], "docs": DOCS})
+    assert more["bests"][-1] == 3
+    # a new query: the whole-step entry misses, the old queries' inner entries still hit
+    assert calls == {"score": 5, "best": 1, "total": 1}
+
+
+def test_an_uncached_inner_node_keeps_running(make_cache):
+    calls = Counter()
+    inputs = {"queries": QUERIES, "docs": DOCS}
+    retrieval(calls, make_cache(), score_cached=False).run(inputs, output_name="total")
+    calls.clear()
+    retrieval(calls, make_cache(), score_cached=False).run(inputs, output_name="total")
+    assert calls["score"] == 15  # cache=False: it runs every time, so the step is not read whole
+
+
+def test_a_changed_bound_input_of_the_inner_pipeline_misses():
+    calls = Counter()
+
+    @node(output_name="y")
+    def scale(x: int, factor: int) -> int:
+        calls["scale"] += 1
+        return x * factor
+
+    cache = MemoryCache()
+    for factor, expected in [(2, [2, 4]), (3, [3, 6]), (2, [2, 4])]:
+        inner = Pipeline([scale], name="inner").bind(factor=factor)
+        outer = Pipeline([inner.as_node(map_over="x")], cache=cache)
+        assert outer.run({"x": [1, 2]}) == {"y": expected}
+    assert calls["scale"] == 4  # factor 2, then 3; factor 2 again is a hit
+
+
+def test_an_inner_pipeline_with_callbacks_of_its_own_still_reports(make_cache):
+    from hypernodes import PipelineCallback
+
+    class Seen(PipelineCallback):
+        def __init__(self):
+            self.cached = 0
+
+        def on_node_cached(self, *, node, signature, context):
+            self.cached += 1
+
+    seen = Seen()
+
+    @node(output_name="y")
+    def inc(x: int) -> int:
+        return x + 1
+
+    inner = Pipeline([inc], name="inner", callbacks=[seen])
+    outer = Pipeline([inner.as_node(map_over="x")], cache=make_cache())
+    outer.run({"x": [1, 2, 3]})
+    outer.run({"x": [1, 2, 3]})
+    assert seen.cached == 3  # the warm run still ran the inner pipeline, which reported its hits

@@ -77,7 +77,7 @@ class EntrySigner:
         #: key length -> keyed state that has absorbed that length (keys are all one length)
         self._by_length: dict[int, Any] = {}
 
-    def tag(self, key: bytes, payload: bytes) -> bytes:
+    def tag(self, key: bytes, payload: bytes | memoryview) -> bytes:
         """The MAC of ``len(key)``, ``key`` and ``payload``; a prepared keyed state is copied."""
         state = self._by_length.get(len(key))
         if state is None:
@@ -104,12 +104,13 @@ def load_entry(blob: Any, signer: EntrySigner, key: bytes) -> Any:
 
     Nothing is unpickled unless the tag verifies.
     """
-    if not isinstance(blob, bytes | bytearray | memoryview):
-        raise CorruptEntry(f"entry is a {type(blob).__name__}, not bytes")
-    blob = bytes(blob)
-    if len(blob) < _HEADER or blob[: len(_MAGIC)] != _MAGIC:
+    if type(blob) is not bytes:
+        if not isinstance(blob, bytes | bytearray | memoryview):
+            raise CorruptEntry(f"entry is a {type(blob).__name__}, not bytes")
+        blob = bytes(blob)
+    if len(blob) < _HEADER or not blob.startswith(_MAGIC):
         raise CorruptEntry("entry is truncated or has no header (or an older format)")
-    payload = blob[_HEADER:]
+    payload = memoryview(blob)[_HEADER:]  # no copy
     if not hmac.compare_digest(signer.tag(key, payload), blob[len(_MAGIC) : _HEADER]):
         raise CorruptEntry(
             "checksum/authentication failed: truncated, corrupted, or written without this "

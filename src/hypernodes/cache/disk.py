@@ -10,6 +10,15 @@ A cache never costs the caller its results: an unreadable index is moved aside a
 write that fails (disk full, I/O error) is a warning, and a cache that cannot be opened at all
 runs the pipeline uncached.  Only a lock held by another process past ``timeout`` raises
 :class:`~hypernodes.cache.base.CacheTimeout`.
+
+Write-behind.  While a run or map is in progress (:meth:`DiskCache.defer`), small entries wait
+in memory and are written in one SQLite transaction per batch: when ``FLUSH_ENTRIES`` entries
+or ``FLUSH_BYTES`` bytes wait, when the oldest has waited ``FLUSH_SECONDS``, and always when
+the run ends - normally, with an error, or by Ctrl-C - so finished items are never lost.  A
+process that dies without unwinding (killed, power cut) loses at most the batch not written
+yet; those items are simply computed again next time.  Entries waiting are visible to reads
+in this process at once, and to other processes once written.  Large values (their own file)
+and writes made outside a run go to disk at once, as before.
 """
 
 from __future__ import annotations
@@ -20,7 +29,7 @@ import os
 import sqlite3
 import threading
 import time
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from typing import Any
 
 import diskcache
@@ -39,6 +48,22 @@ from .keyfile import MIN_KEY_BYTES, KeyFileError, default_key_file, load_key
 
 _UNLIMITED = 2**62
 _BATCH_SELECT = "SELECT key, mode, filename, value FROM Cache WHERE raw = 1 AND key IN (%s)"
+#: at most this many keys in one query (SQLite's default limit on parameters is 32766)
+_SELECT_CHUNK = 900
+#: a row of diskcache's own table for a value stored inline (``mode`` raw, no file); a key that
+#: is there already keeps its row (keys are content addresses: same key, same value)
+_BATCH_INSERT = (
+    "INSERT OR IGNORE INTO Cache(key, raw, store_time, expire_time, access_time, access_count,"
+    " tag, size, mode, filename, value) VALUES (?, 1, ?, NULL, ?, 0, NULL, 0, ?, NULL, ?)"
+)
+_MODE_RAW = diskcache.core.MODE_RAW
+
+#: write-behind: a batch is written once this many entries wait ...
+FLUSH_ENTRIES = 100_000
+#: ... or this many bytes ...
+FLUSH_BYTES = 64 * 2**20
+#: ... or the oldest has waited this many seconds (at most what a killed process loses)
+FLUSH_SECONDS = 2.0
 _DB = diskcache.core.DBNAME  # "cache.db"
 #: seconds before a cache that could not be opened is tried again
 _REOPEN_DELAY = 30.0
@@ -189,6 +214,10 @@ class DiskCache:
     at least 16) for a cache that several machines or users share.
     """
 
+    #: map loops read the keys of many items in one query (each query has a cost of its own),
+    #: then ask :meth:`waiting` for what items of the batch wrote meanwhile
+    batch_reads = True
+
     def __init__(
         self,
         path: str | os.PathLike[str],
@@ -217,6 +246,17 @@ class DiskCache:
         self._lock = threading.RLock()
         self._batched = True
         self._retry_at = 0.0
+        #: runs in progress that let writes wait (see :meth:`defer`)
+        self._deferring = 0
+        #: entries waiting to be written: key -> entry; ``_flushing`` is the batch being written
+        self._pending: dict[bytes, bytes] = {}
+        self._flushing: dict[bytes, bytes] | None = None
+        self._pending_bytes = 0
+        self._pending_since = 0.0
+        self._pending_lock = threading.Lock()
+        self._flush_lock = threading.Lock()
+        #: entries at least this long are written at once (diskcache gives them a file)
+        self._inline_limit = diskcache.DEFAULT_SETTINGS["disk_min_file_size"]
 
     # -- opening ------------------------------------------------------------------------------
 
@@ -400,11 +440,16 @@ class DiskCache:
         """
         if not keys:
             return {}
+        waiting: list[tuple[bytes, Any]] = []
+        if self._pending or self._flushing:
+            keys, waiting = self._waiting(keys)
+            if not keys:
+                return self._load(None, waiting)
         store = self._store
         if store is None:
             store = self._get()
             if store is None:
-                return {}
+                return self._load(None, waiting)
         start = time.monotonic()
         while True:
             try:
@@ -417,15 +462,46 @@ class DiskCache:
                     continue
                 if kind == "corrupt":
                     self._recover(store, exc)
-                    return {}
+                    return self._load(None, waiting)
                 warn_once(
                     ("read", self.path, type(exc)),
                     f"DiskCache({self.path!r}): read failed, treating it as a miss: {exc}",
                 )
-                return {}
+                return self._load(None, waiting)
+        if waiting:
+            blobs.extend(waiting)
+        return self._load(store, blobs)
+
+    def waiting(self, keys: Sequence[bytes]) -> dict[bytes, Any]:
+        """The entries among ``keys`` still waiting in memory to be written (no disk read):
+        what a batch of items read before wrote meanwhile."""
+        if not (self._pending or self._flushing):
+            return {}
+        _, found = self._waiting(keys)
+        return self._load(None, found)
+
+    def _waiting(self, keys: Sequence[bytes]) -> tuple[list[bytes], list[tuple[bytes, Any]]]:
+        """Split ``keys`` into those to read from disk and the entries still waiting in memory."""
+        pending, flushing = self._pending, self._flushing
+        rest: list[bytes] = []
+        waiting: list[tuple[bytes, Any]] = []
+        for key in keys:
+            blob = pending.get(key)
+            if blob is None and flushing is not None:
+                blob = flushing.get(key)
+            if blob is None:
+                rest.append(key)
+            else:
+                waiting.append((key, blob))
+        return rest, waiting
+
+    def _load(self, store: Any, blobs: list[tuple[bytes, Any]]) -> dict[bytes, Any]:
+        """Verify and unpickle entries; a corrupt one is dropped from ``store`` with a warning."""
         signer = self._signer
-        assert signer is not None
         found: dict[bytes, Any] = {}
+        if not blobs:
+            return found
+        assert signer is not None
         for key, blob in blobs:
             try:
                 found[key] = load_entry(blob, signer, key)
@@ -435,7 +511,8 @@ class DiskCache:
                     f"DiskCache({self.path!r}): dropping a corrupt entry ({exc}); "
                     "it will be recomputed",
                 )
-                self._discard(store, key)
+                if store is not None:
+                    self._discard(store, key)
         return found
 
     def _wait_or_raise(self, start: float, exc: BaseException) -> None:
@@ -446,9 +523,15 @@ class DiskCache:
 
     def _fetch(self, store: diskcache.Cache, keys: Sequence[bytes]) -> list[tuple[bytes, Any]]:
         if self._batched:
-            query = _BATCH_SELECT % ",".join("?" * len(keys))
             try:
-                rows = store._sql(query, list(keys)).fetchall()
+                if len(keys) <= _SELECT_CHUNK:
+                    rows = store._sql(_BATCH_SELECT % ",".join("?" * len(keys)), keys).fetchall()
+                else:
+                    rows = []
+                    for i in range(0, len(keys), _SELECT_CHUNK):
+                        part = keys[i : i + _SELECT_CHUNK]
+                        query = _BATCH_SELECT % ",".join("?" * len(part))
+                        rows.extend(store._sql(query, part).fetchall())
                 fetch = store._disk.fetch
             except AttributeError:  # a diskcache with another layout
                 self._batched = False
@@ -459,8 +542,11 @@ class DiskCache:
             else:
                 blobs = []
                 for key, mode, filename, value in rows:
+                    if mode == _MODE_RAW and filename is None:  # inline: the value is the entry
+                        blobs.append((key, value))
+                        continue
                     try:
-                        blobs.append((bytes(key), fetch(mode, filename, value, False)))
+                        blobs.append((key, fetch(mode, filename, value, False)))
                     except OSError:  # its file was removed after the row was read: a miss
                         continue
                 return blobs
@@ -481,11 +567,127 @@ class DiskCache:
         signer = self._signer
         assert signer is not None
         blob = dump_entry(value, signer, key)
+        if self._deferring and len(blob) < self._inline_limit:
+            with self._pending_lock:
+                pending = self._pending
+                if not pending:
+                    self._pending_since = time.monotonic()
+                pending[key] = blob
+                self._pending_bytes += len(blob)
+                due = (
+                    len(pending) >= FLUSH_ENTRIES
+                    or self._pending_bytes >= FLUSH_BYTES
+                    or time.monotonic() - self._pending_since >= FLUSH_SECONDS
+                )
+            if due:
+                self.flush()
+            return
         start = time.monotonic()
         try:
             store.set(key, blob, retry=False)
         except _STORE_ERRORS as exc:
             self._write_failed(store, key, blob, exc, start)
+
+    # -- write-behind ---------------------------------------------------------------------------
+
+    @contextlib.contextmanager
+    def defer(self) -> Iterator[None]:
+        """Let writes wait in memory while the ``with`` block runs (a run or map), and write
+        them in batches; everything waiting is written when the block ends, however it ends.
+
+        Ending normally, a lock held past ``timeout`` raises :class:`CacheTimeout` (as a write
+        would have); ending with an exception, a failed write is only a warning.
+        """
+        with self._pending_lock:
+            self._deferring += 1
+        ok = False
+        try:
+            yield
+            ok = True
+        finally:
+            with self._pending_lock:
+                self._deferring -= 1
+            if ok:
+                self.flush()
+            else:
+                try:
+                    self.flush()
+                except Exception as exc:  # never hide the error the run ends with
+                    warn_once(
+                        ("flush", self.path, type(exc)),
+                        f"DiskCache({self.path!r}): results of the interrupted run were not "
+                        f"all stored: {type(exc).__name__}: {exc}",
+                    )
+
+    def flush(self) -> None:
+        """Write the entries waiting in memory, in one transaction."""
+        if not self._pending:
+            return
+        with self._flush_lock:
+            with self._pending_lock:
+                batch = self._pending
+                if not batch:
+                    return
+                self._flushing = batch
+                self._pending = {}
+                self._pending_bytes = 0
+            try:
+                self._write_batch(batch)
+            finally:
+                self._flushing = None
+
+    def _write_batch(self, batch: dict[bytes, bytes]) -> None:
+        """Write ``batch`` in one transaction; errors as :meth:`set` handles them."""
+        store = self._get()
+        if store is None:
+            return
+        start = time.monotonic()
+        recovered = False
+        while True:
+            try:
+                self._insert(store, batch)
+                return
+            except _STORE_ERRORS as exc:
+                kind = _kind(exc)
+                if kind == "locked":
+                    self._wait_or_raise(start, exc)
+                    continue
+                if kind == "corrupt" and not recovered:
+                    recovered = True
+                    self._recover(store, exc)
+                    fresh = self._get()
+                    if fresh is None:
+                        return
+                    store = fresh
+                    continue
+                self._warn_write(kind, exc)
+                return
+
+    def _insert(self, store: diskcache.Cache, batch: dict[bytes, bytes]) -> None:
+        """One transaction: the first entry through diskcache's own ``set`` (which also finds
+        out whether writing works at all, and evicts for a size limit), the rest in bulk as rows
+        of the same table."""
+        entries = iter(batch.items())
+        with store.transact(retry=False):
+            key, blob = next(entries)
+            store.set(key, blob, retry=False)
+            if self._batched:
+                now = time.time()
+                rows = [(k, now, now, _MODE_RAW, b) for k, b in entries]
+                try:
+                    store._con.executemany(_BATCH_INSERT, rows)
+                except AttributeError:  # a diskcache with another layout
+                    self._batched = False
+                except sqlite3.OperationalError as exc:
+                    if "no such" not in str(exc) and "has no column" not in str(exc):
+                        raise
+                    self._batched = False
+                else:
+                    entries = iter(())
+            for key, blob in entries:
+                store.set(key, blob, retry=False)
+        if self.size_limit is not None and len(batch) > 1:
+            store.cull(retry=False)
 
     def _write_failed(
         self, store: diskcache.Cache, key: bytes, blob: bytes, exc: BaseException, start: float
@@ -506,12 +708,7 @@ class DiskCache:
                     return
                 store = fresh
             else:
-                what = "the disk is full" if kind == "full" else "a write failed"
-                warn_once(
-                    ("write", self.path, kind),
-                    f"DiskCache({self.path!r}): {what}, so results are not being stored "
-                    f"(they are still returned): {type(exc).__name__}: {exc}",
-                )
+                self._warn_write(kind, exc)
                 return
             try:
                 store.set(key, blob, retry=False)
@@ -519,12 +716,23 @@ class DiskCache:
             except _STORE_ERRORS as again:
                 exc = again
 
+    def _warn_write(self, kind: str, exc: BaseException) -> None:
+        what = "the disk is full" if kind == "full" else "a write failed"
+        warn_once(
+            ("write", self.path, kind),
+            f"DiskCache({self.path!r}): {what}, so results are not being stored "
+            f"(they are still returned): {type(exc).__name__}: {exc}",
+        )
+
     def _discard(self, store: diskcache.Cache, key: bytes) -> None:
         with contextlib.suppress(*_STORE_ERRORS):
             store.delete(key, retry=False)
 
     def clear(self) -> None:
         """Delete every entry, every value file no entry points to, and set-aside indexes."""
+        with self._pending_lock:
+            self._pending = {}
+            self._pending_bytes = 0
         store = self.store
         try:
             store.clear(retry=False)
@@ -538,10 +746,12 @@ class DiskCache:
                         os.unlink(entry.path)
 
     def __len__(self) -> int:
+        self.flush()
         return len(self.store)
 
     def volume(self) -> int:
         """Bytes the cache takes on disk (database plus value files)."""
+        self.flush()
         return int(self.store.volume())
 
     @property
@@ -550,14 +760,25 @@ class DiskCache:
         return self.volume()
 
     def export_writes(self) -> list[tuple[bytes, Any]]:
-        """Nothing to relay: every process writes to the shared directory itself."""
+        """Nothing to relay: every process writes to the shared directory itself (what waits
+        in memory is written now, at the end of a worker's chunk)."""
+        self.flush()
         return []
 
     def import_writes(self, entries: list[tuple[bytes, Any]]) -> None:
         """Nothing to do: see :meth:`export_writes`."""
 
     def close(self) -> None:
-        """Close this process's connections (the cache reopens on next use)."""
+        """Write what waits, and close this process's connections (the cache reopens on next
+        use)."""
+        try:
+            self.flush()
+        except Exception as exc:
+            warn_once(
+                ("flush", self.path, type(exc)),
+                f"DiskCache({self.path!r}): results waiting to be stored were not: "
+                f"{type(exc).__name__}: {exc}",
+            )
         with self._lock:
             store, self._store = self._store, None
             self._retry_at = 0.0

@@ -19,16 +19,17 @@ Everything per item lives in ``values`` under private keys, so any scheduler tha
 
 from __future__ import annotations
 
+import itertools
 from typing import TYPE_CHECKING, Any
 
 import xxhash
 
 from .base import CacheWriteError, warn_once
 from .keys import Unhashable, value_token
-from .signatures import CallInfo, cache_plan
+from .signatures import NESTED, CallInfo, cache_plan, output_suffix
 
 if TYPE_CHECKING:
-    from collections.abc import Sequence
+    from collections.abc import Iterable, Sequence
 
     from ..context import RunContext
     from ..plan import Plan, Step
@@ -47,7 +48,7 @@ _WRITE = 0
 class ItemState:
     """What ``run_step`` needs for one item: the cache, the tokens so far, an action per step."""
 
-    __slots__ = ("cache", "call", "cp", "tok", "todo", "need")
+    __slots__ = ("cache", "call", "cp", "tok", "todo", "need", "keys", "seen")
 
     def __init__(self, cache: Any, call: CallInfo, cp: Any) -> None:
         self.cache = cache
@@ -55,10 +56,33 @@ class ItemState:
         self.cp = cp
         #: key -> token of inputs and step outputs, for signing pending steps (``None``: no hash)
         self.tok: dict[str, Any] | None = None
-        #: first output of a step -> its writes ``[(name, key), ...]``, or ``_PENDING``/``_UNSIGNED``
-        self.todo: dict[str, Any] = {}
+        #: first output of a step -> its writes ``[(name, key), ...]``, or ``_PENDING``/``_UNSIGNED``;
+        #: ``None`` for a cold item: every step is a signed miss writing its ``keys`` (see
+        #: :func:`action_of`)
+        self.todo: dict[str, Any] | None = None
         #: numbers of the outputs that the caller or a step that runs needs
-        self.need: set[int] = set()
+        self.need: set[int] = _NO_NEED
+        #: every output key of the item, by output number
+        self.keys: Any = None
+        #: :data:`LANDINGS` when the item looked its keys up (see ``layers.cache``)
+        self.seen = LANDINGS[0]
+
+
+_NO_NEED: set[int] = set()
+
+#: how many computations have landed (single flight, ``layers.cache``): an item that sees more
+#: than when it looked its keys up looks again before computing one
+LANDINGS = [0]
+
+
+def action_of(item: ItemState, first: str, default: Any = None) -> Any:
+    """What ``run_step`` does with the step whose first output is ``first``: its writes
+    ``[(name, key), ...]`` (a signed miss), ``_PENDING`` or ``_UNSIGNED``."""
+    todo = item.todo
+    if todo is None:
+        cp, keys = item.cp, item.keys
+        return [(cp.names[j], keys[j]) for j in cp.outs[cp.index[first]]]
+    return todo.get(first, default)
 
 
 def prepare_map(plan: Plan, seeded: dict[str, Any]) -> dict[str, Any]:
@@ -74,8 +98,18 @@ def prepare_map(plan: Plan, seeded: dict[str, Any]) -> dict[str, Any]:
     return seeded
 
 
-def steps_for(plan: Plan, values: dict[str, Any], ctx: RunContext) -> Sequence[Step]:
-    """Sign this item's steps, load the hits that are needed, return the steps that must run."""
+def steps_for(
+    plan: Plan,
+    values: dict[str, Any],
+    ctx: RunContext,
+    signed: Any = None,
+    fetched: dict[bytes, Any] | None = None,
+) -> Sequence[Step]:
+    """Sign this item's steps, load the hits that are needed, return the steps that must run.
+
+    ``signed`` and ``fetched`` come from :func:`prefetch`: the item's keys, and what one read
+    for a whole batch of items found.
+    """
     cp = plan.cache_plan or cache_plan(plan)
     call = values.get(CALL_KEY)
     if call is None:
@@ -83,31 +117,35 @@ def steps_for(plan: Plan, values: dict[str, Any], ctx: RunContext) -> Sequence[S
     cache = ctx.cache
     item = ItemState(cache, call, cp)
 
-    keys: Any = call.signable and cp.signer(values, call)
+    keys: Any = signed or (call.signable and cp.signer(values, call))
     if keys:
         status: Any = None  # every step is a signed, cacheable step
+        wanted: Any = cp.pick_requested(keys)
     else:
         keys, status = _sign_generic(plan, cp, call, values, item)
-
+        wanted = [keys[j] for j in cp.requested if keys[j] is not None]
     requested = cp.requested
-    wanted = [keys[j] for j in requested if keys[j] is not None]
-    found = cache.get_many(wanted) if wanted else {}
+    if fetched is not None and signed:
+        found = {k: fetched[k] for k in wanted if k in fetched}
+        if len(found) < len(wanted):  # written since the batch was read (a repeated item)?
+            found.update(cache.waiting([k for k in wanted if k not in found]))
+    else:
+        found = cache.get_many(wanted) if wanted else {}
     names = cp.names
     if len(found) == len(requested):  # every requested output is stored: nothing runs
         for j in requested:
             values[names[j]] = found[keys[j]]
         return ()
 
+    item.keys = keys
     if status is None and not found and cp.complete:
         # A cold item that asks for every output: everything runs, nothing more to look up.
-        item.todo = {first: [(names[j], keys[j]) for j in mine] for first, mine in cp.firsts}
         values[STATE_KEY] = item
         return plan.steps
 
-    need = item.need
-    need.update(requested)
+    need = item.need = set(requested)
     looked = set(wanted)  # keys already asked of the cache
-    todo = item.todo
+    todo = item.todo = {}
     run: list[int] = []
     outs, feeds = cp.outs, cp.feeds
     for i in range(cp.n - 1, -1, -1):
@@ -142,6 +180,83 @@ def steps_for(plan: Plan, values: dict[str, Any], ctx: RunContext) -> Sequence[S
 
 
 _MISSING: Any = object()
+
+
+#: items whose cache reads are batched into one read (for stores that set ``batch_reads``)
+PREFETCH_ITEMS = 256
+
+
+def prefetch(plan: Plan, chunk: Sequence[dict[str, Any]]) -> tuple[list[Any], list[bytes]]:
+    """Sign a batch of items: each item's keys (None where the generic signing applies), and
+    the keys they request, to read in one ``get_many`` for :func:`steps_for`."""
+    cp = plan.cache_plan or cache_plan(plan)
+    signer, pick = cp.signer, cp.pick_requested
+    signed: list[Any] = []
+    wanted: list[bytes] = []
+    for values in chunk:
+        call = values.get(CALL_KEY)
+        keys = call.signable and signer(values, call) if call is not None else None
+        signed.append(keys or None)
+        if keys:
+            wanted.extend(pick(keys))
+    return signed, wanted
+
+
+def run_item(
+    plan: Plan, values: dict[str, Any], ctx: RunContext, signed: Any, fetched: dict[bytes, Any]
+) -> dict[str, Any]:
+    """One item as ``Plan.run_item`` runs it with a cache, from what :func:`prefetch` found."""
+    from ..plan import locate_failure
+
+    runners = plan.composed(ctx)[0]
+    step = None
+    try:
+        for step in steps_for(plan, values, ctx, signed, fetched):
+            runners[step.index](values, ctx)
+    except Exception as exc:
+        locate_failure(exc, step, ctx, plan, values)
+        raise
+    return plan.extract(values)
+
+
+def run_items(plan: Plan, items: Iterable[dict[str, Any]], ctx: RunContext) -> list[dict[str, Any]]:
+    """The sequential map loop with a cache and no callbacks: per item, :func:`steps_for` and
+    the steps it returns.  A store that sets ``batch_reads`` (DiskCache: one query has a cost of
+    its own) gets the items' requested keys in one read per :data:`PREFETCH_ITEMS` items."""
+    from ..plan import locate_failure, mark_item
+
+    runners = plan.composed(ctx)[0]
+    extract = plan.extract
+    cache = ctx.cache
+    results: list[dict[str, Any]] = []
+    append = results.append
+    values: dict[str, Any] = {}
+    step = None
+    try:
+        if getattr(cache, "batch_reads", False):
+            source = iter(items)
+            while True:
+                chunk = list(itertools.islice(source, PREFETCH_ITEMS))
+                if not chunk:
+                    break
+                signed, wanted = prefetch(plan, chunk)
+                fetched = cache.get_many(wanted) if wanted else {}
+                for values, keys in zip(chunk, signed):
+                    step = None
+                    for step in steps_for(plan, values, ctx, keys, fetched):
+                        runners[step.index](values, ctx)
+                    append(extract(values))
+            return results
+        for values in items:
+            step = None
+            for step in steps_for(plan, values, ctx):
+                runners[step.index](values, ctx)
+            append(extract(values))
+    except Exception as exc:
+        locate_failure(exc, step, ctx, plan, values)
+        mark_item(exc, ctx.depth, len(results))
+        raise
+    return results
 
 
 def _sign_generic(
@@ -187,7 +302,7 @@ def run_step(plan: Plan, step: Step, values: dict[str, Any], ctx: RunContext) ->
     """
     item: ItemState | None = values.get(STATE_KEY)
     if item is not None:
-        action = item.todo.get(step.store[0])
+        action = action_of(item, step.store[0])
         if type(action) is list:  # the common case, inlined: a signed miss
             step.run(values, ctx)
             write(item, step, values, action)
@@ -203,9 +318,12 @@ def run_step(plan: Plan, step: Step, values: dict[str, Any], ctx: RunContext) ->
 SKIP: Any = object()
 
 
-def before_step(plan: Plan, step: Step, values: dict[str, Any]) -> Any:
+def before_step(plan: Plan, step: Step, values: dict[str, Any], whole: bool = False) -> Any:
     """What to do around ``step``: ``SKIP`` (a pending step turned out a hit and is loaded), or
     an action to hand to :func:`after_step` once the step has run.
+
+    With ``whole`` (no callbacks wait for its events), a nested pipeline step is keyed as a
+    whole by its code and inputs: a hit loads its outputs without running it.
 
     :func:`run_step` is ``before_step``, run, ``after_step``; a scheduler that must await the step
     itself (an event loop) calls the two halves around its own call.
@@ -213,12 +331,50 @@ def before_step(plan: Plan, step: Step, values: dict[str, Any]) -> Any:
     item: ItemState | None = values.get(STATE_KEY)
     if item is None:
         return None
-    action = item.todo.get(step.store[0], _UNSIGNED)
+    action = action_of(item, step.store[0], _UNSIGNED)
     if action == _PENDING:
         action = _sign_pending(plan, item, step, values)
         if action is None:
             return SKIP
+    elif action == _UNSIGNED and whole and item.tok is not None:
+        action = _whole_step(item, step, values)
+        if action is None:
+            return SKIP
     return action
+
+
+class _Whole(list):  # type: ignore[type-arg]
+    """The writes ``[(name, key), ...]`` of a nested step keyed as a whole (its outputs are
+    still hashed by value for the steps that read them, so their keys do not depend on it)."""
+
+    __slots__ = ()
+
+
+def _whole_step(item: ItemState, step: Step, values: dict[str, Any]) -> Any:
+    """Key a nested step as a whole; load its outputs on a hit (returns None), else its writes."""
+    cp, tok = item.cp, item.tok
+    assert tok is not None
+    i = cp.index[step.store[0]]
+    if cp.kinds[i] != NESTED:
+        return _UNSIGNED
+    static = item.call.whole(i, step)
+    if static is None:
+        return _UNSIGNED
+    parts = [static]
+    for key in cp.args[i]:
+        token = tok.get(key)
+        if token is None:
+            return _UNSIGNED
+        parts.append(token)
+    sig = _digest_of(b"".join(parts))
+    writes = _Whole((name, sig + output_suffix(n)) for n, name in enumerate(step.store))
+    found = item.cache.get_many([key for _, key in writes])
+    if len(found) == len(writes):
+        for name, key in writes:
+            values[name] = found[key]
+        _hash_outputs(item, step, values)
+        return None
+    return writes
 
 
 def after_step(step: Step, values: dict[str, Any], action: Any) -> None:
@@ -226,6 +382,15 @@ def after_step(step: Step, values: dict[str, Any], action: Any) -> None:
     if action is None:
         return
     item: ItemState = values[STATE_KEY]
+    if type(action) is _Whole:
+        store = item.cache.set
+        for name, key in action:
+            try:
+                store(key, values[name])
+            except CacheWriteError as exc:
+                unstored(step, name, values[name], exc)
+        _hash_outputs(item, step, values)
+        return
     if type(action) is not list:  # _UNSIGNED
         _hash_outputs(item, step, values)
         return
@@ -239,11 +404,7 @@ def write(item: ItemState, step: Step, values: dict[str, Any], action: list[Any]
         try:
             store(key, values[name])
         except CacheWriteError as exc:
-            value = values[name]
-            warn_once(
-                ("write", id(step.node), type(value).__name__),
-                f"output {name!r} of node {step.name!r} is not cached: {exc}",
-            )
+            unstored(step, name, values[name], exc)
     tok = item.tok
     if tok is not None:
         for name, key in action:
@@ -258,6 +419,14 @@ def loaded(values: dict[str, Any], action: list[Any]) -> None:
     if tok is not None:
         for name, key in action:
             tok[name] = key
+
+
+def unstored(step: Step, name: str, value: Any, exc: CacheWriteError) -> None:
+    """Warn (once per node and type) that an output could not be stored."""
+    warn_once(
+        ("write", id(step.node), type(value).__name__),
+        f"output {name!r} of node {step.name!r} is not cached: {exc}",
+    )
 
 
 def _sign_pending(plan: Plan, item: ItemState, step: Step, values: dict[str, Any]) -> Any:

@@ -15,6 +15,9 @@ from .base import CacheWriteError
 _IMMUTABLE = frozenset({int, float, complex, str, bytes, bool, type(None)})
 
 
+_ABSENT: Any = object()
+
+
 class _Pickled(bytes):
     """A stored pickled copy (distinguishes a stored copy from a stored ``bytes`` value)."""
 
@@ -52,10 +55,10 @@ class MemoryCache:
         data = self._data
         found: dict[bytes, Any] = {}
         for key in keys:
-            stored = data.get(key)
-            if stored is None:
-                if key in data:
-                    found[key] = None
+            # One lookup: a second one (``key in data``) could see an entry another thread
+            # stored meanwhile and return None for it.
+            stored = data.get(key, _ABSENT)
+            if stored is _ABSENT:
                 continue
             kind = type(stored)
             if kind is _Pickled:

@@ -13,6 +13,7 @@ notebook between two calls is noticed).
 from __future__ import annotations
 
 import sys
+from operator import itemgetter
 from typing import TYPE_CHECKING, Any
 
 import xxhash
@@ -20,7 +21,7 @@ import xxhash
 from ..node import Node
 from .base import warn_once
 from .code import callable_digest
-from .keys import Unhashable, value_token
+from .keys import _FAST_TOKENS, Unhashable, value_token
 
 if TYPE_CHECKING:
     from ..plan import Plan
@@ -65,6 +66,7 @@ class CachePlan:
         "read",
         "complete",
         "firsts",
+        "pick_requested",
         "_signer",
     )
 
@@ -117,6 +119,8 @@ class CachePlan:
         self.complete = len(set(self.requested)) == len(names)
         #: (first output name, output numbers) per step
         self.firsts = tuple((names[mine[0]], mine) for mine in outs)
+        #: ``pick_requested(keys)``: the keys of the requested outputs, from all the output keys
+        self.pick_requested = _picker(self.requested, len(names))
         self._signer: Any = None
 
     @property
@@ -128,12 +132,27 @@ class CachePlan:
         return self._signer
 
     def __getstate__(self) -> dict[str, Any]:
-        return {k: getattr(self, k) for k in self.__slots__ if k != "_signer"}
+        return {
+            k: getattr(self, k) for k in self.__slots__ if k not in ("_signer", "pick_requested")
+        }
 
     def __setstate__(self, state: dict[str, Any]) -> None:
         for key, value in state.items():
             setattr(self, key, value)
+        self.pick_requested = _picker(self.requested, len(self.names))
         self._signer = None
+
+
+def _picker(positions: tuple[int, ...], total: int) -> Any:
+    """A function returning the elements at ``positions`` of a sequence, as a sequence."""
+    if positions == tuple(range(total)):
+        return lambda keys: keys
+    if len(positions) == 1:
+        (only,) = positions
+        return lambda keys: (keys[only],)
+    if not positions:
+        return lambda keys: ()
+    return itemgetter(*positions)
 
 
 def _make_signer(cp: CachePlan) -> Any:
@@ -145,9 +164,13 @@ def _make_signer(cp: CachePlan) -> Any:
         lines += [
             f"    v = values[{key!r}]",
             f"    m = memo.get({key!r})",
-            f"    {var} = m[1] if m is not None and m[0] is v else call.token({key!r}, v)",
-            f"    if {var} is None:",
-            "        return None",
+            "    if m is not None and m[0] is v:",
+            f"        {var} = m[1]",
+            "    else:",
+            "        f = FAST(type(v))",  # ints, strings...: their token without a call chain
+            f"        {var} = f(v) if f is not None else call.token({key!r}, v)",
+            f"        if {var} is None:",
+            "            return None",
         ]
     for i in range(cp.n):
         parts = [f"S[{i}]"]
@@ -157,7 +180,7 @@ def _make_signer(cp: CachePlan) -> Any:
         for j in cp.outs[i]:
             lines.append(f"    k{j} = g + {cp.suffixes[j]!r}")
     lines.append(f"    return ({''.join(f'k{j}, ' for j in range(len(cp.names)))})")
-    namespace: dict[str, Any] = {"H": _digest_of}
+    namespace: dict[str, Any] = {"H": _digest_of, "FAST": _FAST_TOKENS.get}
     exec("\n".join(lines), namespace)  # code generated from names we hold
     return namespace["signer"]
 
@@ -178,9 +201,11 @@ class CallInfo:
     ``(value, token)`` for inputs every item of a map shares, hashed once per call.
     """
 
-    __slots__ = ("statics", "signable", "memo", "unhashable")
+    __slots__ = ("statics", "signable", "memo", "unhashable", "_wholes")
 
     def __init__(self, plan: Plan, cp: CachePlan) -> None:
+        #: step index -> the static digest of a nested step as a whole (see :meth:`whole`)
+        self._wholes: dict[int, bytes | None] = {}
         statics: list[bytes | None] = []
         for step, kind in zip(plan.steps, cp.kinds):
             if kind != CACHED:
@@ -222,3 +247,65 @@ class CallInfo:
         except Unhashable as exc:
             self.unhashable[key] = exc.type_name
             return None
+
+    def whole(self, i: int, step: Any) -> bytes | None:
+        """The static digest of nested step ``step`` (number ``i``) taken as a whole, or None
+        when it cannot be keyed that way (computed on first use in this call; see
+        :func:`nested_static`)."""
+        wholes = self._wholes
+        if i not in wholes:
+            wholes[i] = nested_static(step)
+        return wholes[i]
+
+
+def nested_static(step: Any) -> bytes | None:
+    """What a nested pipeline step computes, apart from its inputs: the code of every node it
+    runs (nested steps inside it in turn), how they are wired, the values it has of its own
+    (bound inputs, defaults), its mappings and map.  With the tokens of the step's inputs this
+    keys the step as a whole, so that a warm nested step (a nested map, say) is one read.
+
+    None when some part cannot be hashed, a node in it is ``cache=False`` (it must run), or a
+    pipeline in it has callbacks of its own (they would miss its events).
+    """
+    from ..pipeline_node import PipelineNode
+
+    adapter = step.node
+    if not isinstance(adapter, PipelineNode):
+        return None
+    pipeline = adapter.pipeline
+    if pipeline.callbacks:
+        return None
+    to_inner = {outer: inner for inner, outer in adapter.input_to_outer.items()}
+    try:
+        inner_in = tuple(to_inner[key] for key in step.arg_keys)
+        inner_out = tuple(adapter.output_to_inner[name] for name in step.store)
+        bound = pipeline.bound_inputs
+        plan = pipeline.plan(inner_out, frozenset(inner_in).union(bound))
+    except Exception:  # cannot say what it would run: no whole key
+        return None
+    cp = cache_plan(plan)
+    call = CallInfo(plan, cp)
+    shape = (inner_in, inner_out, adapter._inner_map_over, adapter.map_mode)
+    wiring = (cp.args, cp.names, cp.outs, cp.requested)
+    parts = [ENV, b"nested:", repr(shape).encode(), repr(wiring).encode()]
+    for i, kind in enumerate(cp.kinds):
+        static = call.statics[i] if kind == CACHED else None
+        if kind == NESTED:
+            static = call.whole(i, plan.steps[i])
+        if static is None:
+            return None
+        parts.append(static)
+    for key in cp.value_keys:
+        if key in inner_in:
+            continue  # an input of the step: its token is part of each signature
+        value = bound[key] if key in bound else plan.constants.get(key, _ABSENT)
+        if value is _ABSENT:
+            return None
+        try:
+            parts.append(repr(key).encode() + value_token(value))
+        except Unhashable:
+            return None
+    return _digest_of(b"".join(parts))
+
+
+_ABSENT: Any = object()

@@ -29,18 +29,20 @@ from typing import Any
 from .._async import run_sync
 from ..context import RunContext
 from ..exceptions import ExecutorError
-from ..layers.cache import concurrent_items
 from ..plan import Plan, run_items
 from .scheduling import (
+    ItemRunner,
     Offload,
     aitem_task,
     arun_dataflow,
+    arun_one,
     arun_sequential,
-    astream,
+    astream_batched,
     item_task,
+    run_batch,
     run_dataflow,
     run_item_inline,
-    stream,
+    stream_batched,
 )
 
 Rows = Iterator[tuple[int, dict[str, Any]]]
@@ -339,10 +341,52 @@ def submitted_items(
     tolerant: bool,
     ordered: bool,
 ) -> Rows:
-    """A map over a futures executor: one task per item, at most ``window`` in flight."""
-    tasks = ((item_task, node, plan, values, ctx, tolerant, i) for i, values in enumerate(items))
-    with concurrent_items():
-        yield from stream(submit, tasks, window, ordered)
+    """A map over a futures executor: items in batches (see ``scheduling.stream_batched``), at
+    most ``window`` batches in flight."""
+    run = ItemRunner(node, plan, ctx, tolerant, isinstance(node, SequentialExecutor))
+    return stream_batched(submit, run, items, window, ordered)
+
+
+def offloads_whole_items(node: Any, plan: Plan) -> bool:
+    """Whether the node executor's ``arun_item`` is ``run_item`` in one trip to a thread, so that
+    several items of an async map may share one trip (a batch).
+
+    Not so for the async node executor (its steps are tasks on the loop), nor for a sequential
+    one whose plan has ``async def`` steps (those are awaited on the caller's loop).
+    """
+    inner = getattr(node, "inner", node)  # events.ObservedItems wraps the node executor
+    if isinstance(inner, AsyncExecutor):
+        return False
+    if isinstance(inner, SequentialExecutor):
+        return not any(step.arun is not None for step in plan.steps)
+    return type(inner).arun_item is Executor.arun_item
+
+
+def offloaded_items(
+    offload: Offload,
+    window: int,
+    node: Any,
+    plan: Plan,
+    items: Iterable[dict[str, Any]],
+    ctx: RunContext,
+    tolerant: bool,
+    ordered: bool,
+) -> AsyncIterator[list[tuple[int, dict[str, Any]]]]:
+    """The items of a map on the running loop, at most ``window`` batches at once: batches of
+    items in one trip to ``offload`` each when the node executor allows it, otherwise each item
+    a task of its own.  Yields lists of ``(index, row)`` as they are ready."""
+    if offloads_whole_items(node, plan):
+        runner = ItemRunner(node, plan, ctx, tolerant, isinstance(node, SequentialExecutor))
+
+        def start_batch(pairs: list[tuple[int, Any]], stop: Any) -> Awaitable[Any]:
+            return offload(run_batch, runner, pairs, stop)
+
+        return astream_batched(start_batch, items, window, ordered)
+
+    def start(index: int, values: dict[str, Any]) -> Awaitable[dict[str, Any]]:
+        return aitem_task(node, plan, values, ctx, tolerant, index, offload)
+
+    return astream_batched(partial(arun_one, start), items, window, ordered, adaptive=False)
 
 
 class AsyncExecutor(Executor):
@@ -402,14 +446,11 @@ class AsyncExecutor(Executor):
         tolerant: bool,
         ordered: bool = True,
     ) -> AsyncIterator[list[tuple[int, dict[str, Any]]]]:
-        """The items as tasks on the running loop, at most ``limit`` at once: batches of
+        """The items on the running loop, at most ``limit`` batches at once: lists of
         ``(index, row)`` as they are ready (in input order when ``ordered``)."""
-        offload = self._offload()
-
-        def start(index: int, values: dict[str, Any]) -> Awaitable[dict[str, Any]]:
-            return aitem_task(node, plan, values, ctx, tolerant, index, offload)
-
-        return _concurrently(astream(start, items, self.limit, ordered))
+        return offloaded_items(
+            self._offload(), self.limit, node, plan, items, ctx, tolerant, ordered
+        )
 
     def iter_items(
         self,
@@ -479,13 +520,6 @@ class AsyncExecutor(Executor):
 
     def __repr__(self) -> str:
         return f"AsyncExecutor(max_workers={self.limit})"
-
-
-async def _concurrently(batches: AsyncIterator[Any]) -> AsyncIterator[Any]:
-    """``batches``, with the map marked as running items at the same time (single flight)."""
-    with concurrent_items():
-        async for batch in batches:
-            yield batch
 
 
 async def _next_batch(batches: AsyncIterator[Any]) -> Any:

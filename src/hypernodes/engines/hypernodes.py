@@ -7,7 +7,6 @@ import asyncio
 import os
 import weakref
 from collections.abc import AsyncIterator, Iterable, Iterator
-from contextlib import nullcontext
 from functools import partial
 from typing import Any
 
@@ -15,7 +14,6 @@ from ..batching import batch_size_for, iter_batched, map_batched
 from ..context import RunContext
 from ..events import ObservedItems
 from ..exceptions import ExecutorError, MapError
-from ..layers.cache import concurrent_items
 from ..plan import Plan, run_items
 from ..resources import close_resources
 from .executors import (
@@ -26,8 +24,9 @@ from .executors import (
     _LevelPools,
     current_level,
     make_executor,
+    offloaded_items,
 )
-from .scheduling import Offload, aitem_task, astream
+from .scheduling import Offload
 
 
 class HypernodesEngine:
@@ -173,15 +172,12 @@ class HypernodesEngine:
                 yield pair
             return
         node: Any = self._node if ctx.dispatcher is None else ObservedItems(self._node)
-        offload = self._offload()
         window = self._map.limit if isinstance(self._map, AsyncExecutor) else 1
-
-        def start(index: int, values: dict[str, Any]) -> Any:
-            return aitem_task(node, plan, values, ctx, tolerant, index, offload)
-
-        together = concurrent_items() if window > 1 else nullcontext()
-        with self._node.lease(), self._map.lease(), together:
-            async for batch in astream(start, items, window, ordered):
+        batches = offloaded_items(
+            self._offload(), window, node, plan, items, ctx, tolerant, ordered
+        )
+        with self._node.lease(), self._map.lease():
+            async for batch in batches:
                 for pair in batch:
                     yield pair
 

@@ -19,6 +19,7 @@ process-based executor, Dask workers, Daft UDFs) uses the same three parts:
 
 from __future__ import annotations
 
+import contextlib
 import itertools
 import os
 import pickle
@@ -349,19 +350,23 @@ class _WorkerPlan:
             node = node.inner
         index = start or 0
         _state.depth = getattr(_state, "depth", 0) + 1
+        defer = getattr(ctx.cache, "defer", None)
+        deferred = defer() if defer is not None else contextlib.nullcontext()
         try:
-            if plan.segments is not None and not single:  # batch nodes: the chunk in groups
-                size = batch_size_for(plan, getattr(ctx.engine, "batch_size", None))
-                rows, error = run_groups(plan, [seed(v) for v in items], index, ctx, tolerant, size)
-            elif type(node) is SequentialExecutor and not tolerant:
-                run = plan.run_item
-                for values in items:
-                    rows.append(run(seed(values), ctx))
-                    index += 1
-            else:
-                for values in items:
-                    rows.append(node.run_item(plan, seed(values), ctx, tolerant, index))
-                    index += 1
+            with deferred:
+                if plan.segments is not None and not single:  # batch nodes: the chunk in groups
+                    size = batch_size_for(plan, getattr(ctx.engine, "batch_size", None))
+                    seeded = [seed(v) for v in items]
+                    rows, error = run_groups(plan, seeded, index, ctx, tolerant, size)
+                elif type(node) is SequentialExecutor and not tolerant:
+                    run = plan.run_item
+                    for values in items:
+                        rows.append(run(seed(values), ctx))
+                        index += 1
+                else:
+                    for values in items:
+                        rows.append(node.run_item(plan, seed(values), ctx, tolerant, index))
+                        index += 1
         except Exception as exc:
             if not single:
                 mark_item(exc, ctx.depth, index)

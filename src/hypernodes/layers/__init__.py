@@ -46,6 +46,24 @@ class Layer:
     def skipped(self, step: Step, values: dict[str, Any], ctx: RunContext) -> None:
         """Called when an earlier layer's ``before`` returned :data:`SKIP`."""
 
+    def wrap(self, step: Step, call: Runner) -> Runner:
+        """The runner of ``step`` with this layer alone around ``call``.  Layers may override
+        it with a faster path that behaves the same."""
+        before, after, error = self.before, self.after, self.error
+
+        def run(values: dict[str, Any], ctx: RunContext) -> None:
+            token = before(step, values, ctx)
+            if token is SKIP:
+                return
+            try:
+                call(values, ctx)
+            except BaseException as exc:
+                error(step, values, ctx, token, exc)
+                raise
+            after(step, values, ctx, token)
+
+        return run
+
 
 def compose(step: Step, layers: Sequence[Layer]) -> Runner:
     """The runner of ``step`` with ``layers`` around its call (outermost first)."""
@@ -54,7 +72,7 @@ def compose(step: Step, layers: Sequence[Layer]) -> Runner:
         return call
     layers = tuple(layers)
     if len(layers) == 1:
-        return _compose_one(step, layers[0])
+        return layers[0].wrap(step, call)
 
     def run(values: dict[str, Any], ctx: RunContext) -> None:
         tokens = _before(layers, step, values, ctx)
@@ -66,24 +84,6 @@ def compose(step: Step, layers: Sequence[Layer]) -> Runner:
             _error(layers, tokens, step, values, ctx, exc)
             raise
         _after(layers, tokens, step, values, ctx)
-
-    return run
-
-
-def _compose_one(step: Step, layer: Layer) -> Runner:
-    """:func:`compose` for a single layer (a cache or callbacks alone), without the loops."""
-    call, before, after, error = step.run, layer.before, layer.after, layer.error
-
-    def run(values: dict[str, Any], ctx: RunContext) -> None:
-        token = before(step, values, ctx)
-        if token is SKIP:
-            return
-        try:
-            call(values, ctx)
-        except BaseException as exc:
-            error(step, values, ctx, token, exc)
-            raise
-        after(step, values, ctx, token)
 
     return run
 

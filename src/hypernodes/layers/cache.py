@@ -5,100 +5,100 @@ Single flight: when several items in flight need the same signed miss (the same 
 same inputs and code), the first one computes it and the others wait for it and take its result
 as a cache hit, so a value is computed once however the items are scheduled.  A follower that
 would have to block an event loop's thread to wait (an ``async def`` node) computes instead.
+
+Its bookkeeping is one dict, ``_FLIGHTS``, keyed by the signed key of a step's first output:
+the leading item's own values dict while it computes (a leader nobody follows allocates
+nothing), and a :class:`_Flight` once a follower waits.  A counter of landings lets an item
+that looked its keys up before some leader wrote them, and reaches the step after that leader
+landed, look once more instead of computing the value again.
 """
 
 from __future__ import annotations
 
 import asyncio
 import threading
-from collections import OrderedDict
-from collections.abc import Iterator
-from contextlib import contextmanager
 from typing import TYPE_CHECKING, Any
 
 from ..cache import item as _cache
+from ..cache.base import CacheWriteError
+from ..cache.signatures import cache_plan
 from . import SKIP, Layer
-
-_STATE = _cache.STATE_KEY
 
 if TYPE_CHECKING:
     from ..context import RunContext
     from ..plan import Plan, Step
+    from . import Runner
 
 
 class _Flight:
-    """One computation of a signed miss in progress; followers wait on ``done`` (made by the
-    first follower: most flights have none)."""
+    """What the followers of a leader wait on, made by the first follower."""
 
-    __slots__ = ("done", "values", "landed")
+    __slots__ = ("leader", "done", "ok")
 
-    def __init__(self) -> None:
-        self.done: threading.Event | None = None
-        #: the leader's outputs by name once it succeeded (None: failed or not written)
-        self.values: dict[str, Any] | None = None
-        self.landed = False
-
-    def wait(self) -> None:
-        with _FLIGHTS_LOCK:
-            if self.landed:
-                return
-            if self.done is None:
-                self.done = threading.Event()
-            done = self.done
-        done.wait()
+    def __init__(self, leader: dict[str, Any]) -> None:
+        #: the leader's values (its outputs are there once it succeeded)
+        self.leader = leader
+        self.done = threading.Event()
+        self.ok = False
 
 
-#: how many maps run items at the same time right now (threads, an event loop): only then can
-#: two items need one value at once, so only then do flights cost anything
-_concurrent = 0
+class _Lead:
+    """The token of a leader that took the general path (:meth:`CacheLayer.before`)."""
 
+    __slots__ = ("action", "signature", "item")
 
-@contextmanager
-def concurrent_items() -> Iterator[None]:
-    """Mark a map whose items run at the same time, for as long as it runs."""
-    global _concurrent
-    with _FLIGHTS_LOCK:
-        _concurrent += 1
-    try:
-        yield
-    finally:
-        with _FLIGHTS_LOCK:
-            _concurrent -= 1
-
-
-_FLIGHTS: dict[tuple[int, bytes], _Flight] = {}
-#: flights that landed with a result lately: an item that signed its step before the result was
-#: written (and so saw a miss) finds it here and reads it from the cache instead of recomputing
-_LANDED: OrderedDict[tuple[int, bytes], _Flight] = OrderedDict()
-_KEEP_LANDED = 4096
-_FLIGHTS_LOCK = threading.Lock()
-
-
-class _Leading:
-    """The token of an item that computes a signed miss others may be waiting for."""
-
-    __slots__ = ("action", "key", "flight")
-
-    def __init__(self, action: list[Any], key: tuple[int, bytes], flight: _Flight) -> None:
+    def __init__(self, action: list[Any], signature: bytes, item: Any) -> None:
         self.action = action
-        self.key = key
-        self.flight = flight
+        self.signature = signature
+        self.item = item
 
-    def land(self, values: dict[str, Any] | None) -> None:
-        """Publish the outcome and let the followers go."""
-        flight = self.flight
-        flight.values = values
-        with _FLIGHTS_LOCK:
-            if _FLIGHTS.get(self.key) is flight:
-                del _FLIGHTS[self.key]
-            if values is not None:
-                _LANDED[self.key] = _Landed
-                if len(_LANDED) > _KEEP_LANDED:
-                    _LANDED.popitem(last=False)
-            flight.landed = True
-            done = flight.done
-        if done is not None:
-            done.set()
+
+#: signed key -> the leader's values dict, or a :class:`_Flight` once a follower waits
+_FLIGHTS: dict[bytes, Any] = {}
+_FLIGHTS_LOCK = threading.Lock()
+_acquire, _release = _FLIGHTS_LOCK.acquire, _FLIGHTS_LOCK.release
+#: how many leaders have landed (see ``ItemState.seen``)
+_LANDINGS = _cache.LANDINGS
+
+
+def _land(signature: bytes, values: dict[str, Any], item: Any, ok: bool) -> None:
+    """The leader of ``signature`` is done (``ok``: its outputs are in ``values`` and were
+    written): free the key, let followers go, and count the landing."""
+    _acquire()
+    claim = _FLIGHTS.pop(signature, None)
+    count = _LANDINGS[0]
+    _LANDINGS[0] = count + 1
+    _release()
+    if item.seen == count:  # nobody else landed since: this item has seen everything
+        item.seen = count + 1
+    if type(claim) is _Flight:
+        claim.ok = ok
+        claim.done.set()
+
+
+def _await(signature: bytes) -> _Flight | None:
+    """Wait for the leader of ``signature`` to land; None when there is none (any more)."""
+    with _FLIGHTS_LOCK:
+        claim = _FLIGHTS.get(signature)
+        if claim is None:
+            return None
+        if type(claim) is not _Flight:
+            claim = _FLIGHTS[signature] = _Flight(claim)
+    claim.done.wait()
+    return claim
+
+
+def _landed_meanwhile(item: Any, action: list[Any], values: dict[str, Any]) -> bool:
+    """Some leader landed since ``item`` looked its keys up (maybe with this one): look again.
+    Loads the outputs when they are there now."""
+    item.seen = _LANDINGS[0]
+    return _follow(item.cache, action, values, None)
+
+
+def _leader_cache(claim: Any) -> Any:
+    leader = claim.leader if type(claim) is _Flight else claim
+    item = leader.get(_cache.STATE_KEY)
+    return item.cache if item is not None else None
 
 
 class CacheLayer(Layer):
@@ -110,70 +110,128 @@ class CacheLayer(Layer):
         self.plan = plan
 
     def before(self, step: Step, values: dict[str, Any], ctx: RunContext) -> Any:
-        item = values.get(_STATE)
-        if item is not None:
-            action = item.todo.get(step.store[0])
-            if type(action) is list:  # the common case, inlined: a signed miss
-                return action if not _concurrent or not action else self._fly(action, ctx, values)
-        action = _cache.before_step(self.plan, step, values)
+        action = _cache.before_step(self.plan, step, values, ctx.dispatcher is None)
         if action is _cache.SKIP:
             return SKIP
-        if type(action) is not list or not action or not _concurrent:
-            return action  # (one item at a time: nobody to share a computation with)
-        return self._fly(action, ctx, values)
-
-    @staticmethod
-    def _fly(action: list[Any], ctx: RunContext, values: dict[str, Any]) -> Any:
-        """Lead the computation of a signed miss, or wait for the item that leads it."""
-        key = (id(ctx.cache), action[0][1])
+        if type(action) is not list or not action:
+            return action
+        item = values[_cache.STATE_KEY]
+        cache = item.cache
+        signature = action[0][1]
         while True:
-            with _FLIGHTS_LOCK:
-                flight = _FLIGHTS.get(key) or _LANDED.get(key)
-                if flight is None:
-                    flight = _FLIGHTS[key] = _Flight()
-                    return _Leading(action, key, flight)
+            claim = _FLIGHTS.setdefault(signature, values)  # atomic: one leader per key
+            if claim is values:
+                if _LANDINGS[0] != item.seen and _landed_meanwhile(item, action, values):
+                    _land(signature, values, item, True)
+                    return SKIP
+                return _Lead(action, signature, item)
+            if _leader_cache(claim) is not cache:
+                return action  # the same key computed for another cache: not ours to wait for
             if _on_event_loop():
                 return action  # waiting would block the loop the leader may need: compute
-            flight.wait()
-            if _follow(ctx.cache, action, values, flight):
+            flight = _await(signature)
+            if flight is not None and _follow(cache, action, values, flight):
                 return SKIP
-            if flight is _Landed:
-                with _FLIGHTS_LOCK:
-                    _LANDED.pop(key, None)  # written elsewhere and gone: compute it again
-            # the leader failed: the next item to get here computes it (maybe this one)
+            # no leader any more, or it failed: the next item to get here computes it
+
+    def wrap(self, step: Step, call: Runner) -> Runner:
+        """The runner of ``step`` with this layer alone around ``call``.
+
+        A signed miss of a cold item that no other item is computing - the cold path - runs
+        inline: one dict operation to lead it, one to land it; anything else takes
+        :meth:`before` and :meth:`after`.
+        """
+        first = step.store[0]
+        cp = cache_plan(self.plan)
+        outs = cp.outs[cp.index[first]]
+        only = cp.names[outs[0]] if len(outs) == 1 else None
+        j0 = outs[0]
+        before, after, error = self.before, self.after, self.error
+        state_key, flights, landings = _cache.STATE_KEY, _FLIGHTS, _LANDINGS
+        acquire, release = _acquire, _release
+
+        def general(values: dict[str, Any], ctx: RunContext) -> None:
+            token = before(step, values, ctx)
+            if token is SKIP:
+                return
+            try:
+                call(values, ctx)
+            except BaseException as exc:
+                error(step, values, ctx, token, exc)
+                raise
+            after(step, values, ctx, token)
+
+        if only is None:
+            return general
+
+        def run(values: dict[str, Any], ctx: RunContext) -> None:
+            item = values.get(state_key)
+            if item is None or item.todo is not None:
+                return general(values, ctx)
+            # A cold item's step with one output: lead it, run it, write it, land it - inline.
+            signature = item.keys[j0]
+            if flights.setdefault(signature, values) is not values:
+                return general(values, ctx)
+            if landings[0] != item.seen and _landed_meanwhile(
+                item, [(only, signature)], values
+            ):  # claimed first, then looked: a leader that landed just before is not missed
+                _land(signature, values, item, True)
+                return None
+            cache = item.cache
+            try:
+                call(values, ctx)
+            except BaseException:
+                _land(signature, values, item, False)
+                raise
+            try:
+                try:
+                    cache.set(signature, values[only])
+                except CacheWriteError as exc:
+                    _cache.unstored(step, only, values[only], exc)
+                tok = item.tok
+                if tok is not None:
+                    tok[only] = signature
+            finally:  # _land(signature, values, item, True), inlined
+                acquire()
+                claim = flights.pop(signature, None)
+                count = landings[0]
+                landings[0] = count + 1
+                release()
+                if item.seen == count:
+                    item.seen = count + 1
+                if claim is not values:
+                    claim.ok = True
+                    claim.done.set()
+            return None
+
+        return run
 
     def after(self, step: Step, values: dict[str, Any], ctx: RunContext, token: Any) -> None:
-        if type(token) is list:
-            _cache.write(values[_STATE], step, values, token)
-        elif type(token) is _Leading:
+        if type(token) is _Lead:
             try:
                 _cache.after_step(step, values, token.action)
             finally:
-                token.land({name: values[name] for name, _ in token.action})
+                _land(token.signature, values, token.item, True)
         elif token is not None:
             _cache.after_step(step, values, token)
 
     def error(
         self, step: Step, values: dict[str, Any], ctx: RunContext, token: Any, exc: BaseException
     ) -> None:
-        if type(token) is _Leading:
-            token.land(None)
+        if type(token) is _Lead:
+            _land(token.signature, values, token.item, False)
 
 
-#: what a landed flight leaves behind: done, its values not kept (they are read from the cache)
-_Landed = _Flight()
-_Landed.landed = True
-
-
-def _follow(cache: Any, action: list[Any], values: dict[str, Any], flight: _Flight) -> bool:
+def _follow(cache: Any, action: list[Any], values: dict[str, Any], flight: _Flight | None) -> bool:
     """Take the leader's result as a hit: from the cache (a private copy), or from the leader's
     values when its write did not reach the store; False when the leader failed."""
     keys = [key for _, key in action]
     found = cache.get_many(keys)
     if len(found) != len(keys):
-        if flight.values is None:
+        if flight is None or not flight.ok:
             return False
-        found = {key: flight.values[name] for name, key in action}
+        source = flight.leader
+        found = {key: source[name] for name, key in action}
     for name, key in action:
         values[name] = found[key]
     _cache.loaded(values, action)
