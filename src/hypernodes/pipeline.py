@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import copy
 from collections.abc import AsyncIterator, Iterable, Iterator, Mapping, Sequence
-from contextlib import AbstractContextManager, nullcontext
+from contextlib import AbstractContextManager, aclosing, nullcontext
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
 
@@ -396,14 +396,15 @@ class Pipeline:
                 from .engines.hypernodes import _bridge
 
                 rows = _bridge(self._imap_rows(engine, plan, items, count, ctx, on_error, ordered))
-            with _deferred(ctx):
-                if ctx.dispatcher is None:
-                    async for pair in rows:
-                        yield pair
-                    return
-                with events.observe_map(ctx, ctx.path[-1], count):
-                    async for pair in rows:
-                        yield pair
+            async with aclosing(rows):
+                with _deferred(ctx):
+                    if ctx.dispatcher is None:
+                        async for pair in rows:
+                            yield pair
+                        return
+                    with events.observe_map(ctx, ctx.path[-1], count):
+                        async for pair in rows:
+                            yield pair
         except Exception as exc:
             add_failure_note(exc)
             raise

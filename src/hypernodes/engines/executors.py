@@ -22,7 +22,7 @@ import os
 import threading
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
-from contextlib import contextmanager
+from contextlib import aclosing, contextmanager
 from functools import partial
 from typing import Any
 
@@ -509,8 +509,10 @@ class AsyncExecutor(Executor):
 
         async def collect() -> list[tuple[int, dict[str, Any]]]:
             rows: list[tuple[int, dict[str, Any]]] = []
-            async for batch in self.astream(node, plan, items, ctx, tolerant, ordered):
-                rows.extend(batch)
+            # closed here, on this loop, also when an item fails (not later by the collector)
+            async with aclosing(self.astream(node, plan, items, ctx, tolerant, ordered)) as stream:
+                async for batch in stream:
+                    rows.extend(batch)
             return rows
 
         return run_sync(_carried(collect()))

@@ -7,6 +7,7 @@ import asyncio
 import os
 import weakref
 from collections.abc import AsyncIterator, Iterable, Iterator
+from contextlib import aclosing
 from functools import partial
 from typing import Any
 
@@ -168,8 +169,10 @@ class HypernodesEngine:
         tolerant = on_error == "continue"
         batched = plan.segments is not None
         if batched or not isinstance(self._map, (SequentialExecutor, AsyncExecutor)):
-            async for pair in _bridge(self.imap(plan, items, count, ctx, on_error, ordered)):
-                yield pair
+            bridged = _bridge(self.imap(plan, items, count, ctx, on_error, ordered))
+            async with aclosing(bridged):
+                async for pair in bridged:
+                    yield pair
             return
         node: Any = self._node if ctx.dispatcher is None else ObservedItems(self._node)
         window = self._map.limit if isinstance(self._map, AsyncExecutor) else 1
@@ -177,9 +180,10 @@ class HypernodesEngine:
             self._offload(), window, node, plan, items, ctx, tolerant, ordered
         )
         with self._node.lease(), self._map.lease():
-            async for batch in batches:
-                for pair in batch:
-                    yield pair
+            async with aclosing(batches):
+                async for batch in batches:
+                    for pair in batch:
+                        yield pair
 
     def shutdown(self, wait: bool = True) -> None:
         """Stop the workers this engine started (now, or when the calls still running end)."""
