@@ -471,6 +471,7 @@ class AsyncExecutor(Executor):
             return
         # Drive the stream on this thread's loop, one ready batch at a time.
         batches = None
+        owner = threading.current_thread()
         try:
             batches = run_sync(_carried(self._start(node, plan, items, ctx, tolerant, ordered)))
             while True:
@@ -480,7 +481,7 @@ class AsyncExecutor(Executor):
                 yield from batch
         finally:
             if batches is not None:
-                run_sync(batches.aclose())
+                _close_stream(batches, owner)
 
     async def _start(self, *args: Any) -> AsyncIterator[list[tuple[int, dict[str, Any]]]]:
         return self.astream(*args)
@@ -522,6 +523,17 @@ class AsyncExecutor(Executor):
 
     def __repr__(self) -> str:
         return f"AsyncExecutor(max_workers={self.limit})"
+
+
+def _close_stream(batches: AsyncIterator[Any], owner: threading.Thread) -> None:
+    """Close a stream on the loop it runs on: this thread's own, when this is the thread that
+    drove it and no loop runs here.  A stream dropped elsewhere (collected on another thread or
+    inside a running loop) cannot be closed from there; its tasks end with their loop."""
+    try:
+        asyncio.get_running_loop()
+    except RuntimeError:
+        if threading.current_thread() is owner:
+            run_sync(batches.aclose())  # type: ignore[attr-defined]
 
 
 async def _next_batch(batches: AsyncIterator[Any]) -> Any:
