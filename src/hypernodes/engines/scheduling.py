@@ -48,10 +48,6 @@ class Policy:
         #: output name -> its error (``continue``); None with ``raise``
         self.failed: dict[str, ItemError] | None = {} if tolerant else None
 
-    @property
-    def tolerant(self) -> bool:
-        return self.failed is not None
-
     def blocked(self, step: Step) -> bool:
         """Whether ``step`` reads a failed value; its outputs then inherit that error."""
         failed = self.failed
@@ -836,15 +832,3 @@ async def arun_one(
     except BaseException as exc:
         return [], exc, perf_counter() - began, 0.0
     return [row], None, perf_counter() - began, 0.0
-
-
-def wait_all(futures: Iterable[Future]) -> None:
-    """Wait until every future is done, waking up regularly so Ctrl-C is seen; cancel on Ctrl-C."""
-    pending = set(futures)
-    try:
-        while pending:
-            _, pending = wait(pending, timeout=POLL_SECONDS)
-    except BaseException:
-        for future in pending:
-            future.cancel()
-        raise
