@@ -126,11 +126,14 @@ class Resource(Generic[T]):
         if key is None:
             from .cache.keys import Unhashable, value_token
 
-            try:
-                key = value_token(self)
-            except Unhashable:
-                key = uuid.uuid4().hex
-            self._key = key
+            with _KEY_LOCK:  # threads asking at once must agree (a random id differs per call)
+                key = self._key
+                if key is None:
+                    try:
+                        key = value_token(self)
+                    except Unhashable:
+                        key = uuid.uuid4().hex
+                    self._key = key
         return key
 
     def __cache_key__(self) -> Any:
@@ -196,6 +199,8 @@ _BUILT: dict[Any, _Entry] = {}
 #: recipe key -> the lock held while that recipe is being built
 _BUILDING: dict[Any, threading.Lock] = {}
 _LOCK = threading.Lock()
+#: guards the first computation of a recipe's key
+_KEY_LOCK = threading.Lock()
 _EXIT_HOOK = [False]
 
 
