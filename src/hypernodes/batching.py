@@ -87,24 +87,31 @@ def one_item(
     return call_one
 
 
+_FREE: Any = object()  # an argument read from the values, not bound
+
+
 def batch_runner(
     node: Any,
     call: Callable[..., Any],
     keys: tuple[str, ...],
     store: tuple[str, ...],
     whole: tuple[int, ...],
+    fixed: dict[int, Any],
 ) -> Callable[[list[dict[str, Any]], Any], None]:
     """``run(values_list, ctx)``: call the batch function once with one list per argument (a
-    resource whole) and store each item's outputs in its values dict."""
+    resource whole, a bound default repeated per item) and store each item's outputs in its
+    values dict."""
     name = node.name
     outputs = node.outputs
-    parts = tuple((key, i in whole) for i, key in enumerate(keys))
+    parts = tuple((key, i in whole, fixed.get(i, _FREE)) for i, key in enumerate(keys))
     pairs = tuple((i, out) for i, out in enumerate(outputs) if out in store)
 
     def args_of(group: list[dict[str, Any]]) -> list[Any]:
         args = []
-        for key, is_whole in parts:
-            if is_whole:
+        for key, is_whole, default in parts:
+            if default is not _FREE:
+                args.append([default] * len(group))
+            elif is_whole:
                 value = group[0][key]
                 args.append(value.get() if isinstance(value, Resource) else value)
             else:
@@ -221,8 +228,8 @@ def _run_observed(
     ctxs = [pair[0] for pair in started] if observed else [ctx] * n
     policies = [Policy(tolerant) for _ in range(n)]
     todo: list[set[int] | None] = []
-    for values, item_ctx in zip(group, ctxs):
-        steps = plan.steps_for(values, item_ctx)
+    for k, values in enumerate(group):
+        steps, ctxs[k] = plan.steps_for(values, ctxs[k])
         todo.append(None if steps is plan.steps else {step.index for step in steps})
     layers = _layers(plan, ctx)
     limit = n

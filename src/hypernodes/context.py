@@ -27,6 +27,10 @@ class RunContext:
     cb: Any = None
     #: with callbacks, marks that a node really ran in this map item (or a pipeline nested in it)
     flag: RanFlag | None = None
+    #: with a cache, what the cache derives once per run or map call (``cache.signatures.CallInfo``)
+    call: Any = None
+    #: with a cache, the cache's state for the item being run (``cache.item.ItemState``)
+    state: Any = None
 
     def __post_init__(self) -> None:
         if self.dispatcher is not None and self.cb is None:
@@ -56,7 +60,40 @@ class RunContext:
         """The context of map item ``index`` of the pipeline this context runs."""
         flag = RanFlag(self.flag) if self.dispatcher is not None else None
         items = (*self.items[:-1], index)
-        return RunContext(self.engine, self.cache, self.dispatcher, self.path, items, flag=flag)
+        return RunContext(
+            self.engine, self.cache, self.dispatcher, self.path, items, None, flag, self.call
+        )
+
+    def for_call(self, call: Any) -> RunContext:
+        """This context for one run or map call of a plan, with what the cache derived for it."""
+        return RunContext(
+            self.engine,
+            self.cache,
+            self.dispatcher,
+            self.path,
+            self.items,
+            self.cb,
+            self.flag,
+            call,
+        )
+
+    def with_state(self, state: Any) -> RunContext:
+        """This context for one item, holding the cache's state for it.  Per-item machinery
+        lives in the context, never in the item's values (they hold the user's names only)."""
+        new = _new(RunContext)  # once per item with a cache: field by field, no __post_init__
+        new.engine = self.engine
+        new.cache = self.cache
+        new.dispatcher = self.dispatcher
+        new.path = self.path
+        new.items = self.items
+        new.cb = self.cb
+        new.flag = self.flag
+        new.call = self.call
+        new.state = state
+        return new
+
+
+_new = object.__new__
 
 
 class RanFlag:

@@ -25,7 +25,7 @@ def node_started(step: Step, values: dict[str, Any], ctx: RunContext) -> float:
     """``on_node_start`` (when handled); the start time for :func:`node_finished`."""
     dispatcher = ctx.dispatcher
     if dispatcher.listeners["on_node_start"]:
-        inputs = {n: values[k] for n, k in zip(step.node.inputs, step.arg_keys, strict=True)}
+        inputs = step.inputs(values)
         dispatcher.emit("on_node_start", node=step.name, inputs=inputs, context=ctx.cb)
     return _clock()
 
@@ -162,8 +162,7 @@ def observe_run(ctx: RunContext, pipeline: str, inputs: dict[str, Any]) -> Itera
     dispatcher, context = ctx.dispatcher, ctx.cb
     box: dict[str, Any] = {}
     if dispatcher.listeners["on_pipeline_start"]:
-        public = {k: v for k, v in inputs.items() if not k.startswith("\x00")}
-        dispatcher.emit("on_pipeline_start", pipeline=pipeline, inputs=public, context=context)
+        dispatcher.emit("on_pipeline_start", pipeline=pipeline, inputs=inputs, context=context)
     start = _clock()
     try:
         yield box

@@ -12,7 +12,7 @@ import networkx as nx
 
 from . import events
 from ._gc import gc_paused
-from .cache.item import prepare_map
+from .cache.item import prepare_call
 from .checks import (
     check_cache,
     check_callbacks,
@@ -386,7 +386,7 @@ class Pipeline:
         ctx = self._root_context()
         spec = MapSpec.of(map_over, map_mode)
         try:
-            plan, items, count = self._prepared(
+            plan, items, count, ctx = self._prepared(
                 dict(inputs), spec, _outputs_key(output_name), ctx, lazy=True
             )
             engine = ctx.engine
@@ -465,8 +465,9 @@ class Pipeline:
         outputs: tuple[str, ...] | None,
         ctx: RunContext,
         lazy: bool = False,
-    ) -> tuple[Plan, Iterator[dict[str, Any]], int | None]:
-        """The plan, the item value dicts (made lazily) and their count (None if unknown)."""
+    ) -> tuple[Plan, Iterator[dict[str, Any]], int | None, RunContext]:
+        """The plan, the item value dicts (made lazily), their count (None if unknown) and the
+        context of this map call (with a cache: what it derives once for every item)."""
         spec.check_inputs(inputs, self.root_args, self.name)
         columns = spec.columns(inputs, lazy)
         count = spec.count(columns)
@@ -476,8 +477,8 @@ class Pipeline:
         plan = self.plan(outputs, frozenset(base).union(spec.names), resource_names(base))
         seeded = plan.seed(base)
         if ctx.cache is not None:
-            seeded = prepare_map(plan, seeded)  # per-call cache data shared by all items
-        return plan, spec.items(seeded, columns), count
+            ctx = prepare_call(plan, seeded, ctx)  # per-call cache data shared by all items
+        return plan, spec.items(seeded, columns), count, ctx
 
     def _map(
         self,
@@ -487,7 +488,7 @@ class Pipeline:
         ctx: RunContext,
         on_error: str = "raise",
     ) -> tuple[Plan, list[dict[str, Any]]]:
-        plan, items, count = self._prepared(inputs, spec, outputs, ctx)
+        plan, items, count, ctx = self._prepared(inputs, spec, outputs, ctx)
         extra = {} if on_error == "raise" else {"on_error": on_error}
         if ctx.dispatcher is None:
             return plan, ctx.engine.map(plan, items, count, ctx, **extra)
@@ -503,7 +504,7 @@ class Pipeline:
         on_error: str,
         ordered: bool,
     ) -> Iterator[tuple[int, dict[str, Any]]]:
-        plan, items, count = self._prepared(inputs, spec, outputs, ctx, lazy=True)
+        plan, items, count, ctx = self._prepared(inputs, spec, outputs, ctx, lazy=True)
         rows = self._imap_rows(ctx.engine, plan, items, count, ctx, on_error, ordered)
         if ctx.dispatcher is None:
             yield from rows

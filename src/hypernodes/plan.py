@@ -54,6 +54,11 @@ class Step:
     #: for a batch node: ``batch(values_list, ctx)`` runs the node once for many items' values
     #: (see :mod:`hypernodes.batching`); None for every other step
     batch: Runner | None = None
+    #: the node's input name for each of ``arg_keys``
+    arg_names: tuple[str, ...] = ()
+    #: ``(input name, value)`` of the optional inputs nobody provides: their defaults, bound
+    #: into the step's call when the plan is compiled (they never enter the values dict)
+    fixed: tuple[tuple[str, Any], ...] = ()
 
     def call(self, *args: Any) -> dict[str, Any]:
         """Call the node with its arguments in ``arg_keys`` order; its stored outputs by name.
@@ -65,6 +70,16 @@ class Step:
         self.run(values, None)  # type: ignore[arg-type]
         return {name: values[name] for name in self.store}
 
+    def inputs(self, values: dict[str, Any]) -> dict[str, Any]:
+        """What the node is called with, by its input names: the arguments found in ``values``
+        and the bound defaults (for events and error notes)."""
+        found = {n: values[k] for n, k in zip(self.arg_names, self.arg_keys) if k in values}
+        if not self.fixed:
+            return found
+        found.update(self.fixed)
+        node = self.node
+        return {n: found[n] for n in node.inputs if n in found} if isinstance(node, Node) else found
+
 
 class Plan:
     """Steps to compute ``output_names`` from the inputs named in ``provided``."""
@@ -73,7 +88,6 @@ class Plan:
         "steps",
         "runners",
         "levels",
-        "constants",
         "output_names",
         "provided",
         "extract",
@@ -88,7 +102,6 @@ class Plan:
     def __init__(
         self,
         steps: Sequence[Step],
-        constants: dict[str, Any],
         output_names: tuple[str, ...],
         provided: frozenset[str],
         resources: frozenset[str] = frozenset(),
@@ -101,8 +114,6 @@ class Plan:
             levels[step.level].append(step)
         #: steps grouped by generation: the steps of one level never depend on each other
         self.levels = tuple(tuple(level) for level in levels)
-        #: default values of optional inputs nobody provides, under private keys
-        self.constants = constants
         self.output_names = output_names
         self.provided = provided
         self.extract = _extractor(output_names)
@@ -124,12 +135,12 @@ class Plan:
         self._composed: dict[tuple[bool, bool], tuple[tuple[Any, ...], tuple[Any, ...]]] = {}
 
     def seed(self, values: dict[str, Any]) -> dict[str, Any]:
-        """A fresh value dict for one item: the plan's constants plus ``values``."""
-        if not self.constants:
-            return dict(values)
-        seeded = dict(self.constants)
-        seeded.update(values)
-        return seeded
+        """A fresh value dict for one item, that running it fills in (``values`` is not changed).
+
+        It holds the user's names only: defaults are bound into the steps, and the machinery's
+        per-item state lives in the item's :class:`~hypernodes.context.RunContext`.
+        """
+        return dict(values)
 
     def run_item(self, values: dict[str, Any], ctx: RunContext) -> dict[str, Any]:
         """Run every step for one item (``values`` is filled in place) and return the outputs."""
@@ -137,8 +148,9 @@ class Plan:
             runners = self.composed(ctx)[0]
             step = None
             try:
-                for step in self.steps_for(values, ctx):
-                    runners[step.index](values, ctx)
+                steps, item_ctx = self.steps_for(values, ctx)
+                for step in steps:
+                    runners[step.index](values, item_ctx)
             except Exception as exc:
                 locate_failure(exc, step, ctx, self, values)
                 raise
@@ -151,19 +163,22 @@ class Plan:
             raise
         return self.extract(values)
 
-    def steps_for(self, values: dict[str, Any], ctx: RunContext) -> Sequence[Step]:
-        """The steps that still have to run for this item.
+    def steps_for(
+        self, values: dict[str, Any], ctx: RunContext
+    ) -> tuple[Sequence[Step], RunContext]:
+        """The steps that still have to run for this item, and the context to run them in.
 
-        Without a cache that is every step.  This is the hook where a cache loads hits into
-        ``values`` and drops the steps it need not run; schedulers call it first, then
-        :meth:`run_step` for each step returned.
+        Without a cache that is every step, in ``ctx``.  This is the hook where a cache loads
+        hits into ``values``, drops the steps it need not run and keeps its state for the item
+        in the returned context; schedulers call it first, then :meth:`run_step` for each step
+        returned, with that context.
         """
         if ctx.cache is None:
-            return self.steps
-        steps = _cache.steps_for(self, values, ctx)
+            return self.steps, ctx
+        steps, item_ctx = _cache.steps_for(self, values, ctx)
         if ctx.dispatcher is not None:
-            events.cached_steps(self, steps, ctx)
-        return steps
+            events.cached_steps(self, steps, item_ctx)
+        return steps, item_ctx
 
     def composed(self, ctx: RunContext) -> tuple[tuple[Any, ...], tuple[Any, ...]]:
         """The step runners, and their async twins, with the layers ``ctx`` needs around them
@@ -308,13 +323,13 @@ def compile_plan(
         raise _missing_error(pipeline_name, missing, outputs)
 
     steps: list[Step] = []
-    constants: dict[str, Any] = {}
     level_of: dict[str, int] = {}  # output name -> level of the step producing it in this plan
     for item in pgraph.order:
         outs = included.get(item)
         if outs is None:
             continue
         wiring: list[tuple[str, str]] = []  # (input name, key in the values dict)
+        fixed: dict[int, Any] = {}  # position in wiring -> a default bound into the call
         level = 0
         for name, _ in requirements(item, outs):
             if name in provided or name in level_of:
@@ -322,9 +337,8 @@ def compile_plan(
                 if name in level_of:
                     level = max(level, level_of[name] + 1)
             elif isinstance(item, Node):
-                key = f"\x00default:{len(steps)}:{name}"
-                constants[key] = item.defaults[name]
-                wiring.append((name, key))
+                fixed[len(wiring)] = item.defaults[name]
+                wiring.append((name, name))
             # a nested pipeline falls back on its own default for an optional input nobody has
         store = _stored_outputs(item, outs, provided)
         for out in store:
@@ -336,16 +350,30 @@ def compile_plan(
                 if resources
                 else ()
             )
-            run = _node_runner(item, wiring, store, whole)
+            run = _node_runner(item, wiring, store, whole, fixed)
             if item.is_async and item.per_item:
-                arun = _async_node_runner(item, wiring, store, whole)
+                arun = _async_node_runner(item, wiring, store, whole, fixed)
             if item.batch_func is not None:
-                batch = _batch_node_runner(item, wiring, store, whole)
+                batch = _batch_node_runner(item, wiring, store, whole, fixed)
         else:
             run = item.make_runner(wiring, store)
-        keys = tuple(key for _, key in wiring)
-        steps.append(Step(item, item.name, keys, store, level, run, arun, len(steps), batch))
-    return Plan(steps, constants, requested, provided, resources)
+        read = [pair for i, pair in enumerate(wiring) if i not in fixed]
+        steps.append(
+            Step(
+                item,
+                item.name,
+                tuple(key for _, key in read),
+                store,
+                level,
+                run,
+                arun,
+                len(steps),
+                batch,
+                tuple(name for name, _ in read),
+                tuple((wiring[i][0], value) for i, value in fixed.items()),
+            )
+        )
+    return Plan(steps, requested, provided, resources)
 
 
 def _stored_outputs(item: Any, outs: list[str], provided: frozenset[str]) -> tuple[str, ...]:
@@ -371,25 +399,34 @@ def _missing_error(
 
 
 def _node_runner(
-    node: Node, wiring: list[tuple[str, str]], store: tuple[str, ...], whole: tuple[int, ...] = ()
+    node: Node,
+    wiring: list[tuple[str, str]],
+    store: tuple[str, ...],
+    whole: tuple[int, ...] = (),
+    fixed: dict[int, Any] | None = None,
 ) -> Runner:
     """A closure that calls ``node``'s function with its arguments from the values dict (with
     its timeout and retries, when it has them).  ``whole`` are the positions of arguments that
-    hold resources (hypernodes.resources): the function gets their built objects."""
-    run = _bare_runner(node, wiring, store, whole)
+    hold resources (hypernodes.resources): the function gets their built objects.  ``fixed``
+    maps positions to defaults bound into the call: those are not read from the values."""
+    run = _bare_runner(node, wiring, store, whole, fixed)
     if node.retries:
         run = retrying(run, node)
     return run
 
 
 def _batch_node_runner(
-    node: Node, wiring: list[tuple[str, str]], store: tuple[str, ...], whole: tuple[int, ...]
+    node: Node,
+    wiring: list[tuple[str, str]],
+    store: tuple[str, ...],
+    whole: tuple[int, ...],
+    fixed: dict[int, Any] | None = None,
 ) -> Runner:
     """``run(values_list, ctx)``: ``node``'s batch function over many items (retries included)."""
     from .batching import batch_runner
 
     call = _function_call(node, node.batch_func, wiring)  # type: ignore[arg-type]
-    run = batch_runner(node, call, tuple(key for _, key in wiring), store, whole)
+    run = batch_runner(node, call, tuple(key for _, key in wiring), store, whole, fixed or {})
     if node.retries:
         run = retrying(run, node)
     return run
@@ -422,7 +459,11 @@ def _function_call(
 
 
 def _bare_runner(
-    node: Node, wiring: list[tuple[str, str]], store: tuple[str, ...], whole: tuple[int, ...] = ()
+    node: Node,
+    wiring: list[tuple[str, str]],
+    store: tuple[str, ...],
+    whole: tuple[int, ...] = (),
+    fixed: dict[int, Any] | None = None,
 ) -> Runner:
     if node.per_item:
         func = _function_call(node, node.func, wiring)
@@ -433,7 +474,9 @@ def _bare_runner(
         func = one_item(call, len(wiring), whole, len(node.outputs), node.name)
     if whole:
         func = resolving(func, whole)
-    keys = tuple(key for _, key in wiring)
+    if fixed:  # a batch-only node's wrapper lists its arguments: it must get them all
+        func = _binding(func, len(wiring), fixed, own=node.per_item)
+    keys = tuple(key for i, (_, key) in enumerate(wiring) if not fixed or i not in fixed)
     outputs = node.outputs
     if len(outputs) == 1:
         out = outputs[0]
@@ -487,18 +530,26 @@ def _store_outputs(
 
 
 def _async_node_runner(
-    node: Node, wiring: list[tuple[str, str]], store: tuple[str, ...], whole: tuple[int, ...] = ()
+    node: Node,
+    wiring: list[tuple[str, str]],
+    store: tuple[str, ...],
+    whole: tuple[int, ...] = (),
+    fixed: dict[int, Any] | None = None,
 ) -> AsyncRunner:
     """The coroutine twin of :func:`_node_runner` for an ``async def`` node: awaits the function
     on the running loop instead of driving it to completion with :func:`run_sync`."""
-    arun = _bare_async_runner(node, wiring, store, whole)
+    arun = _bare_async_runner(node, wiring, store, whole, fixed)
     if node.retries:
         arun = aretrying(arun, node)
     return arun
 
 
 def _bare_async_runner(
-    node: Node, wiring: list[tuple[str, str]], store: tuple[str, ...], whole: tuple[int, ...] = ()
+    node: Node,
+    wiring: list[tuple[str, str]],
+    store: tuple[str, ...],
+    whole: tuple[int, ...] = (),
+    fixed: dict[int, Any] | None = None,
 ) -> AsyncRunner:
     func: Callable[..., Any] = node.func
     if node.max_concurrency is not None:
@@ -509,7 +560,9 @@ def _bare_async_runner(
         func = atimed(func, node.timeout, node.name)
     if whole:
         func = resolving(func, whole)
-    keys = tuple(key for _, key in wiring)
+    if fixed:
+        func = _binding(func, len(wiring), fixed)
+    keys = tuple(key for i, (_, key) in enumerate(wiring) if not fixed or i not in fixed)
     outputs = node.outputs
     if len(outputs) == 1:
         out = outputs[0]
@@ -527,6 +580,34 @@ def _bare_async_runner(
         _store_outputs(result, name, outputs, pairs, values)
 
     return arun_many
+
+
+def _binding(
+    func: Callable[..., Any], n: int, fixed: dict[int, Any], own: bool = True
+) -> Callable[..., Any]:
+    """``func`` of ``n`` positional arguments as a function of those not in ``fixed`` (position
+    -> value): the fixed ones are put in their places.
+
+    With ``own`` (``func`` passes its arguments on to the node's function as they are), fixed
+    arguments that come last are simply left out: the function's own defaults, which are what
+    ``fixed`` holds, fill them in at no cost.
+    """
+    positions = sorted(fixed)
+    if positions == list(range(n - len(fixed), n)):  # the usual case: defaults come last
+        if own:
+            return func
+        tail = tuple(fixed[i] for i in positions)
+        return lambda *args: func(*args, *tail)
+    template = [fixed.get(i) for i in range(n)]
+    free = tuple(i for i in range(n) if i not in fixed)
+
+    def call(*args: Any) -> Any:
+        full = template.copy()
+        for i, arg in zip(free, args):
+            full[i] = arg
+        return func(*full)
+
+    return call
 
 
 def _keyword_adapter(
@@ -619,8 +700,7 @@ def locate_failure(
 
 def step_inputs(step: Step, values: dict[str, Any]) -> dict[str, Any]:
     """What ``step`` was called with, by the node's input names (for error notes)."""
-    names = step.node.inputs if isinstance(step.node, Node) else step.arg_keys
-    return {name: values[key] for name, key in zip(names, step.arg_keys) if key in values}
+    return step.inputs(values)
 
 
 def failure_inputs(exc: BaseException) -> dict[str, Any] | None:

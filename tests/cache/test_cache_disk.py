@@ -252,16 +252,16 @@ def test_items_run_in_a_worker_process_are_hits_in_the_parent(tmp_path: pathlib.
 
     from cache_helpers import run_pickled_items
 
-    from hypernodes.cache.item import prepare_map
+    from hypernodes.cache.item import prepare_call
     from hypernodes.context import RunContext
     from hypernodes.engines.hypernodes import default_engine
 
     cache = DiskCache(tmp_path / "c") if kind == "disk" else MemoryCache()
     pipeline = Pipeline([_square], cache=cache)
     plan = pipeline.plan(None, frozenset({"x"}))
-    seeded = prepare_map(plan, plan.seed({}))
-    items = [dict(seeded, x=x) for x in range(6)]
+    items = [{"x": x} for x in range(6)]
     ctx = RunContext(default_engine(), cache, path=("pipeline",), items=(None,))
+    ctx = prepare_call(plan, {}, ctx)  # the map call's cache data travels in the context
     with ProcessPoolExecutor(1, mp_context=multiprocessing.get_context("spawn")) as pool:
         reply = pool.submit(run_pickled_items, cloudpickle.dumps((plan, items, ctx))).result(60)
     results, writes = cloudpickle.loads(reply)

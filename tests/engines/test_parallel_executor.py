@@ -65,9 +65,9 @@ def test_many_small_items_travel_in_few_chunks(engine, monkeypatch):
     chunks: list[int] = []
     dump = remote.PlanSpec.dump_items
 
-    def counting_dump(self, chunk, start):
+    def counting_dump(self, chunk, start, tokens=None):
         chunks.append(len(chunk))
-        return dump(self, chunk, start)
+        return dump(self, chunk, start, tokens)
 
     monkeypatch.setattr(remote.PlanSpec, "dump_items", counting_dump)
     pipeline = Pipeline([add_one, double, minus_three], engine=engine)

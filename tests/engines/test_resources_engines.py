@@ -114,8 +114,8 @@ def test_the_model_travels_as_its_recipe_under_parallel(tmp_path, monkeypatch):
     sent: list[bytes] = []
     original = PlanSpec.dump_items
 
-    def recording(self, chunk, start):
-        blob = original(self, chunk, start)
+    def recording(self, chunk, start, tokens=None):
+        blob = original(self, chunk, start, tokens)
         sent.append(blob)
         return blob
 
@@ -127,7 +127,8 @@ def test_the_model_travels_as_its_recipe_under_parallel(tmp_path, monkeypatch):
         pipeline.with_engine(engine).map({"x": XS}, map_over="x")
     assert sent
     for blob in sent:
-        for item in pickle.loads(blob):
+        items, _tokens = pickle.loads(blob)
+        for item in items:
             assert item["model"] == recipe
             assert type(item["model"]).__name__ == "Resource"
     assert log_lines(log, "build") and os.getpid() not in log_lines(log, "build")

@@ -4,17 +4,20 @@
 tokens, never on computed values), then walks back from the requested outputs: a needed step
 whose needed outputs are all stored is a hit and only those outputs are loaded; a miss needs its
 own inputs, and so on.  Steps nobody needs are neither run nor loaded.  It returns the steps that
-must run, in plan order, and leaves an :class:`ItemState` in ``values`` for ``run_step``:
+must run, in plan order, and the item's context holding an :class:`ItemState` for the cache
+layer (``layers.cache``) around each step:
 
 - a signed miss runs and writes its outputs under their keys;
 - a step that cannot be signed up front (``cache=False``, a nested pipeline, an input without a
   deterministic hash) runs uncached; if later steps read its outputs, those outputs are hashed by
-  value so that the later steps can still be signed;
-- a step downstream of such a step is *pending*: ``run_step`` signs it once its inputs exist and
-  then loads it (hit) or runs and writes it (miss).
+  value so that later steps can still be signed;
+- a step downstream of such a step is *pending*: it is signed once its inputs exist and then
+  loaded (hit) or run and written (miss).
 
-Everything per item lives in ``values`` under private keys, so any scheduler that calls the hooks
-(sequentially, from threads, in worker processes) gets the same behaviour.
+The per-call data (:class:`~hypernodes.cache.signatures.CallInfo`) and the per-item state live in
+the :class:`~hypernodes.context.RunContext` (``ctx.call``, ``ctx.state``), never in the item's
+values, so any scheduler that calls the hooks (sequentially, from threads, in worker processes)
+gets the same behaviour and the values hold the user's names only.
 """
 
 from __future__ import annotations
@@ -26,7 +29,7 @@ import xxhash
 
 from .base import CacheWriteError, warn_once
 from .keys import Unhashable, value_token
-from .signatures import NESTED, CallInfo, cache_plan, output_suffix
+from .signatures import NESTED, CallInfo, cache_plan, output_suffix, warn_unhashable_input
 
 if TYPE_CHECKING:
     from collections.abc import Iterable, Sequence
@@ -36,24 +39,24 @@ if TYPE_CHECKING:
 
 _digest_of = xxhash.xxh3_128_digest
 
-#: private keys of a values dict (a NUL byte never starts a user's name)
-CALL_KEY = "\x00cache:call"
-STATE_KEY = "\x00cache:item"
-
-# what run_step does with a step that is not a plain signed miss (those map to their writes)
+# what the cache layer does with a step that is not a plain signed miss (those map to their writes)
 _PENDING, _UNSIGNED = 1, 2
 _WRITE = 0
 
 
 class ItemState:
-    """What ``run_step`` needs for one item: the cache, the tokens so far, an action per step."""
+    """What the cache layer needs for one item: the cache, the tokens so far, an action per step."""
 
-    __slots__ = ("cache", "call", "cp", "tok", "todo", "need", "keys", "seen")
+    __slots__ = ("cache", "call", "cp", "values", "tok", "todo", "need", "keys", "seen")
 
-    def __init__(self, cache: Any, call: CallInfo, cp: Any) -> None:
+    def __init__(
+        self, cache: Any, call: CallInfo, cp: Any, values: dict[str, Any], seen: int
+    ) -> None:
         self.cache = cache
         self.call = call
         self.cp = cp
+        #: the item's values (a single-flight follower may take a leader's outputs from them)
+        self.values = values
         #: key -> token of inputs and step outputs, for signing pending steps (``None``: no hash)
         self.tok: dict[str, Any] | None = None
         #: first output of a step -> its writes ``[(name, key), ...]``, or ``_PENDING``/``_UNSIGNED``;
@@ -65,7 +68,7 @@ class ItemState:
         #: every output key of the item, by output number
         self.keys: Any = None
         #: :data:`LANDINGS` when the item looked its keys up (see ``layers.cache``)
-        self.seen = LANDINGS[0]
+        self.seen = seen
 
 
 _NO_NEED: set[int] = set()
@@ -76,7 +79,7 @@ LANDINGS = [0]
 
 
 def action_of(item: ItemState, first: str, default: Any = None) -> Any:
-    """What ``run_step`` does with the step whose first output is ``first``: its writes
+    """What the cache layer does with the step whose first output is ``first``: its writes
     ``[(name, key), ...]`` (a signed miss), ``_PENDING`` or ``_UNSIGNED``."""
     todo = item.todo
     if todo is None:
@@ -85,17 +88,13 @@ def action_of(item: ItemState, first: str, default: Any = None) -> Any:
     return todo.get(first, default)
 
 
-def prepare_map(plan: Plan, seeded: dict[str, Any]) -> dict[str, Any]:
-    """Attach per-call cache data to the values every item of a map is copied from.
-
-    Code digests and the tokens of inputs shared by all items are computed here, once.
-    """
+def prepare_call(plan: Plan, shared: dict[str, Any], ctx: RunContext) -> RunContext:
+    """The context for one map call of ``plan``: code digests, and the tokens of the inputs in
+    ``shared`` (those every item has), computed here once for all items."""
     cp = cache_plan(plan)
     call = CallInfo(plan, cp)
-    call.remember(seeded, cp.value_keys)
-    seeded = dict(seeded)
-    seeded[CALL_KEY] = call
-    return seeded
+    call.remember(shared, cp.value_keys)
+    return ctx.for_call(call)
 
 
 def steps_for(
@@ -104,24 +103,28 @@ def steps_for(
     ctx: RunContext,
     signed: Any = None,
     fetched: dict[bytes, Any] | None = None,
-) -> Sequence[Step]:
-    """Sign this item's steps, load the hits that are needed, return the steps that must run.
+) -> tuple[Sequence[Step], RunContext]:
+    """Sign this item's steps, load the hits that are needed; the steps that must run, and the
+    context to run them in (holding the item's :class:`ItemState`).
 
     ``signed`` and ``fetched`` come from :func:`prefetch`: the item's keys, and what one read
     for a whole batch of items found.
     """
     cp = plan.cache_plan or cache_plan(plan)
-    call = values.get(CALL_KEY)
-    if call is None:
+    call = ctx.call
+    if call is None:  # Pipeline.run: one item, its own call
         call = CallInfo(plan, cp)
+        ctx = ctx.for_call(call)
     cache = ctx.cache
-    item = ItemState(cache, call, cp)
+    seen = LANDINGS[0]  # landings before this item looks its keys up (single flight)
 
     keys: Any = signed or (call.signable and cp.signer(values, call))
+    item: ItemState | None = None
     if keys:
         status: Any = None  # every step is a signed, cacheable step
         wanted: Any = cp.pick_requested(keys)
     else:
+        item = ItemState(cache, call, cp, values, seen)
         keys, status = _sign_generic(plan, cp, call, values, item)
         wanted = [keys[j] for j in cp.requested if keys[j] is not None]
     requested = cp.requested
@@ -135,13 +138,14 @@ def steps_for(
     if len(found) == len(requested):  # every requested output is stored: nothing runs
         for j in requested:
             values[names[j]] = found[keys[j]]
-        return ()
+        return (), ctx
 
+    if item is None:
+        item = ItemState(cache, call, cp, values, seen)
     item.keys = keys
     if status is None and not found and cp.complete:
         # A cold item that asks for every output: everything runs, nothing more to look up.
-        values[STATE_KEY] = item
-        return plan.steps
+        return plan.steps, ctx.with_state(item)
 
     need = item.need = set(requested)
     looked = set(wanted)  # keys already asked of the cache
@@ -174,9 +178,8 @@ def steps_for(
             todo[names[mine[0]]] = state
         run.append(i)
         need.update(feeds[i])
-    values[STATE_KEY] = item
     steps = plan.steps
-    return [steps[i] for i in reversed(run)]
+    return [steps[i] for i in reversed(run)], ctx.with_state(item)
 
 
 _MISSING: Any = object()
@@ -186,7 +189,9 @@ _MISSING: Any = object()
 PREFETCH_ITEMS = 256
 
 
-def prefetch(plan: Plan, chunk: Sequence[dict[str, Any]]) -> tuple[list[Any], list[bytes]]:
+def prefetch(
+    plan: Plan, chunk: Sequence[dict[str, Any]], call: CallInfo | None
+) -> tuple[list[Any], list[bytes]]:
     """Sign a batch of items: each item's keys (None where the generic signing applies), and
     the keys they request, to read in one ``get_many`` for :func:`steps_for`."""
     cp = plan.cache_plan or cache_plan(plan)
@@ -194,7 +199,6 @@ def prefetch(plan: Plan, chunk: Sequence[dict[str, Any]]) -> tuple[list[Any], li
     signed: list[Any] = []
     wanted: list[bytes] = []
     for values in chunk:
-        call = values.get(CALL_KEY)
         keys = call.signable and signer(values, call) if call is not None else None
         signed.append(keys or None)
         if keys:
@@ -211,8 +215,9 @@ def run_item(
     runners = plan.composed(ctx)[0]
     step = None
     try:
-        for step in steps_for(plan, values, ctx, signed, fetched):
-            runners[step.index](values, ctx)
+        steps, item_ctx = steps_for(plan, values, ctx, signed, fetched)
+        for step in steps:
+            runners[step.index](values, item_ctx)
     except Exception as exc:
         locate_failure(exc, step, ctx, plan, values)
         raise
@@ -239,18 +244,20 @@ def run_items(plan: Plan, items: Iterable[dict[str, Any]], ctx: RunContext) -> l
                 chunk = list(itertools.islice(source, PREFETCH_ITEMS))
                 if not chunk:
                     break
-                signed, wanted = prefetch(plan, chunk)
+                signed, wanted = prefetch(plan, chunk, ctx.call)
                 fetched = cache.get_many(wanted) if wanted else {}
                 for values, keys in zip(chunk, signed):
                     step = None
-                    for step in steps_for(plan, values, ctx, keys, fetched):
-                        runners[step.index](values, ctx)
+                    steps, item_ctx = steps_for(plan, values, ctx, keys, fetched)
+                    for step in steps:
+                        runners[step.index](values, item_ctx)
                     append(extract(values))
             return results
         for values in items:
             step = None
-            for step in steps_for(plan, values, ctx):
-                runners[step.index](values, ctx)
+            steps, item_ctx = steps_for(plan, values, ctx)
+            for step in steps:
+                runners[step.index](values, item_ctx)
             append(extract(values))
     except Exception as exc:
         locate_failure(exc, step, ctx, plan, values)
@@ -265,7 +272,11 @@ def _sign_generic(
     """Sign what can be signed when some step has no static digest or some input no token."""
     memo = call.memo
     tok: dict[str, Any] = {}
+    fixed = cp.fixed
     for key in cp.value_keys:
+        if key in fixed:  # a bound default, hashed once for the call
+            tok[key] = memo[key][1]
+            continue
         value = values[key]
         known = memo.get(key)
         tok[key] = known[1] if known is not None and known[0] is value else call.token(key, value)
@@ -295,40 +306,19 @@ def _sign_generic(
     return keys, status
 
 
-def run_step(plan: Plan, step: Step, values: dict[str, Any], ctx: RunContext) -> bool:
-    """Run ``step`` as ``steps_for`` decided: write a miss, sign a pending step, hash outputs.
-
-    Returns False when a pending step turned out to be a hit and was loaded instead of run.
-    """
-    item: ItemState | None = values.get(STATE_KEY)
-    if item is not None:
-        action = action_of(item, step.store[0])
-        if type(action) is list:  # the common case, inlined: a signed miss
-            step.run(values, ctx)
-            write(item, step, values, action)
-            return True
-    action = before_step(plan, step, values)
-    if action is SKIP:
-        return False
-    step.run(values, ctx)
-    after_step(step, values, action)
-    return True
-
-
 SKIP: Any = object()
 
 
-def before_step(plan: Plan, step: Step, values: dict[str, Any], whole: bool = False) -> Any:
-    """What to do around ``step``: ``SKIP`` (a pending step turned out a hit and is loaded), or
-    an action to hand to :func:`after_step` once the step has run.
+def before_step(
+    plan: Plan, step: Step, values: dict[str, Any], item: ItemState | None, whole: bool = False
+) -> Any:
+    """What to do around ``step`` of the item whose state is ``item`` (``ctx.state``): ``SKIP``
+    (a pending step turned out a hit and is loaded), or an action to hand to :func:`after_step`
+    once the step has run.
 
     With ``whole`` (no callbacks wait for its events), a nested pipeline step is keyed as a
     whole by its code and inputs: a hit loads its outputs without running it.
-
-    :func:`run_step` is ``before_step``, run, ``after_step``; a scheduler that must await the step
-    itself (an event loop) calls the two halves around its own call.
     """
-    item: ItemState | None = values.get(STATE_KEY)
     if item is None:
         return None
     action = action_of(item, step.store[0], _UNSIGNED)
@@ -377,11 +367,10 @@ def _whole_step(item: ItemState, step: Step, values: dict[str, Any]) -> Any:
     return writes
 
 
-def after_step(step: Step, values: dict[str, Any], action: Any) -> None:
+def after_step(step: Step, values: dict[str, Any], item: ItemState, action: Any) -> None:
     """Store the outputs of a step that ran (or give an unsigned step's outputs value tokens)."""
     if action is None:
         return
-    item: ItemState = values[STATE_KEY]
     if type(action) is _Whole:
         store = item.cache.set
         for name, key in action:
@@ -411,10 +400,9 @@ def write(item: ItemState, step: Step, values: dict[str, Any], action: list[Any]
             tok[name] = key
 
 
-def loaded(values: dict[str, Any], action: list[Any]) -> None:
-    """A signed miss whose outputs were put in ``values`` by someone else (single flight):
-    record their keys, as a write would, for the steps signed later."""
-    item: ItemState | None = values.get(STATE_KEY)
+def loaded(item: ItemState | None, action: list[Any]) -> None:
+    """A signed miss whose outputs were put in the item's values by someone else (single
+    flight): record their keys, as a write would, for the steps signed later."""
     tok = item.tok if item is not None else None
     if tok is not None:
         for name, key in action:
@@ -472,12 +460,5 @@ def _hash_outputs(item: ItemState, step: Step, values: dict[str, Any]) -> None:
 
 
 def _warn_unhashable(plan: Plan, i: int, call: CallInfo, key: str) -> None:
-    step = plan.steps[i]
-    type_name = call.unhashable.get(key, "?")
-    shown = key.rpartition(":")[2] if key.startswith("\x00") else key
-    warn_once(
-        ("input", id(step.node), type_name),
-        f"node {step.name!r} runs uncached: its input {shown!r} (a {type_name}) has no "
-        "deterministic hash; define __cache_key__() on the type, or teach the cache with "
-        "hypernodes.cache.register_hasher(type, fn), to make it cacheable",
-    )
+    name = key.rpartition(":")[2] if key.startswith("\x00") else key  # a bound default's name
+    warn_unhashable_input(plan.steps[i], name, call.unhashable.get(key, "?"))

@@ -67,6 +67,7 @@ class CachePlan:
         "complete",
         "firsts",
         "pick_requested",
+        "fixed",
         "_signer",
     )
 
@@ -77,11 +78,15 @@ class CachePlan:
         names: list[str] = []
         suffixes: list[bytes] = []
         args, outs, feeds, kinds = [], [], [], []
+        fixed: dict[str, Any] = {}
         for i, step in enumerate(plan.steps):
-            for key in step.arg_keys:
+            arg_keys = step.arg_keys
+            if step.fixed:  # defaults bound into the step sign in their places, like inputs
+                arg_keys = _with_bound(i, step, fixed)
+            for key in arg_keys:
                 if key not in producer:
                     value_keys[key] = None
-            feeds.append(tuple(number[key] for key in step.arg_keys if key in number))
+            feeds.append(tuple(number[key] for key in arg_keys if key in number))
             item = step.node
             if isinstance(item, Node):
                 kinds.append(CACHED if item.cache else UNCACHED)
@@ -97,7 +102,7 @@ class CachePlan:
                 suffixes.append(output_suffix(positions[name]))
                 producer[name] = i
             outs.append(tuple(mine))
-            args.append(step.arg_keys)
+            args.append(arg_keys)
         self.n = len(plan.steps)
         #: first stored output of a step -> its index (how ``run_step`` finds a step)
         self.index = {step.store[0]: i for i, step in enumerate(plan.steps)}
@@ -107,8 +112,11 @@ class CachePlan:
         self.outs: tuple[tuple[int, ...], ...] = tuple(outs)
         self.feeds: tuple[tuple[int, ...], ...] = tuple(feeds)
         self.kinds = tuple(kinds)
-        #: keys of ``values`` that steps read and no step produces: inputs and defaults
+        #: keys of ``values`` that steps read and no step produces (inputs), and the names of
+        #: the defaults bound into steps (see :func:`bound_key`)
         self.value_keys = tuple(value_keys)
+        #: bound default name (:func:`bound_key`) -> its value
+        self.fixed = fixed
         #: output name -> index of the step producing it
         self.producer = producer
         #: numbers of the requested outputs that some step produces (others are passed-in inputs)
@@ -161,6 +169,13 @@ def _make_signer(cp: CachePlan) -> Any:
     token_of: dict[str, str] = {}
     for n, key in enumerate(cp.value_keys):
         var = token_of[key] = f"t{n}"
+        if key in cp.fixed:  # a bound default: its token was taken once for the call
+            lines += [
+                f"    {var} = memo[{key!r}][1]",
+                f"    if {var} is None:",
+                "        return None",
+            ]
+            continue
         lines += [
             f"    v = values[{key!r}]",
             f"    m = memo.get({key!r})",
@@ -201,37 +216,51 @@ class CallInfo:
     ``(value, token)`` for inputs every item of a map shares, hashed once per call.
     """
 
-    __slots__ = ("statics", "signable", "memo", "unhashable", "_wholes")
+    __slots__ = ("plan", "statics", "signable", "memo", "unhashable", "bound", "_wholes")
 
-    def __init__(self, plan: Plan, cp: CachePlan) -> None:
+    def __init__(
+        self, plan: Plan, cp: CachePlan, statics: tuple[bytes | None, ...] | None = None
+    ) -> None:
+        #: the plan this call runs (not pickled: a worker has its own copy)
+        self.plan: Plan | None = plan
         #: step index -> the static digest of a nested step as a whole (see :meth:`whole`)
         self._wholes: dict[int, bytes | None] = {}
-        statics: list[bytes | None] = []
-        for step, kind in zip(plan.steps, cp.kinds):
-            if kind != CACHED:
-                statics.append(None)
-                continue
-            node = step.node
-            try:
-                code = callable_digest(node.__wrapped__)  # the user's function, checked or not
-                if node.batch_func is not None and node.per_item:  # a dual node: both functions
-                    code += callable_digest(node.batch_func)
-                salt = value_token(node.cache_version)
-            except Unhashable as exc:
-                warn_once(
-                    ("code", id(node), exc.type_name),
-                    f"node {node.name!r} is not cached: its function cannot be hashed ({exc}); "
-                    "give it hashable state or define __cache_key__()",
-                )
-                statics.append(None)
-                continue
-            statics.append(_digest_of(ENV + code + b"%d;" % len(node.outputs) + salt))
-        self.statics = tuple(statics)
+        self.statics = statics if statics is not None else _statics(plan, cp)
         #: every step has a static digest: the generated signer applies
         self.signable = None not in self.statics
         self.memo: dict[str, tuple[Any, bytes | None]] = {}
         #: value key -> type name, for inputs found unhashable (to name them in warnings)
         self.unhashable: dict[str, str] = {}
+        #: the names of the defaults bound into steps (their tokens are in ``memo`` too)
+        self.bound = frozenset(cp.fixed)
+        for key, value in cp.fixed.items():  # hashed once per call
+            self.memo[key] = (value, self.token(key, value))
+
+    def __getstate__(self) -> dict[str, Any]:
+        state = {k: getattr(self, k) for k in self.__slots__}
+        state["plan"] = None
+        return state
+
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        for key, value in state.items():
+            setattr(self, key, value)
+
+    def shared_tokens(self) -> dict[str, bytes]:
+        """The tokens of the inputs every item shares, by key, to send along with the items
+        (a worker pairs them with its copies of those values: see :meth:`recall`)."""
+        bound = self.bound
+        return {
+            key: token
+            for key, (_, token) in self.memo.items()
+            if token is not None and key not in bound
+        }
+
+    def recall(self, values: dict[str, Any], tokens: dict[str, bytes]) -> None:
+        """Take the ``tokens`` of shared inputs as those of the values in ``values`` (an item
+        whose shared values are the same objects in every item of a chunk)."""
+        for key, token in tokens.items():
+            if key in values:
+                self.memo[key] = (values[key], token)
 
     def remember(self, values: dict[str, Any], keys: tuple[str, ...]) -> None:
         """Hash the inputs among ``keys`` present in ``values`` once, for every item to reuse."""
@@ -256,6 +285,64 @@ class CallInfo:
         if i not in wholes:
             wholes[i] = nested_static(step)
         return wholes[i]
+
+
+def _statics(plan: Plan, cp: CachePlan) -> tuple[bytes | None, ...]:
+    """Each step's static digest (its code, version and bound values), None where a step cannot
+    be signed before it runs."""
+    statics: list[bytes | None] = []
+    for step, kind in zip(plan.steps, cp.kinds):
+        if kind != CACHED:
+            statics.append(None)
+            continue
+        node = step.node
+        try:
+            code = callable_digest(node.__wrapped__)  # the user's function, checked or not
+            if node.batch_func is not None and node.per_item:  # a dual node: both functions
+                code += callable_digest(node.batch_func)
+            salt = value_token(node.cache_version)
+        except Unhashable as exc:
+            warn_once(
+                ("code", id(node), exc.type_name),
+                f"node {node.name!r} is not cached: its function cannot be hashed ({exc}); "
+                "give it hashable state or define __cache_key__()",
+            )
+            statics.append(None)
+            continue
+        statics.append(_digest_of(ENV + code + b"%d;" % len(node.outputs) + salt))
+    return tuple(statics)
+
+
+def bound_key(i: int, name: str) -> str:
+    """How the cache names the default of input ``name`` bound into step ``i`` (never a key of
+    an item's values: a NUL byte never starts a user's name)."""
+    return f"\x00default:{i}:{name}"
+
+
+def _with_bound(i: int, step: Any, fixed: dict[str, Any]) -> tuple[str, ...]:
+    """Step ``i``'s argument keys in call order, its bound defaults (recorded in ``fixed``)
+    named by :func:`bound_key` in their places: a default signs like the same value passed in."""
+    by_name = dict(zip(step.arg_names, step.arg_keys))
+    bound = dict(step.fixed)
+    keys = []
+    for name in step.node.inputs:
+        if name in by_name:
+            keys.append(by_name[name])
+        elif name in bound:
+            key = bound_key(i, name)
+            fixed[key] = bound[name]
+            keys.append(key)
+    return tuple(keys)
+
+
+def warn_unhashable_input(step: Any, name: str, type_name: str) -> None:
+    """Warn (once per node and type) that ``step`` runs uncached because of its input ``name``."""
+    warn_once(
+        ("input", id(step.node), type_name),
+        f"node {step.name!r} runs uncached: its input {name!r} (a {type_name}) has no "
+        "deterministic hash; define __cache_key__() on the type, or teach the cache with "
+        "hypernodes.cache.register_hasher(type, fn), to make it cacheable",
+    )
 
 
 def nested_static(step: Any) -> bytes | None:
@@ -298,7 +385,7 @@ def nested_static(step: Any) -> bytes | None:
     for key in cp.value_keys:
         if key in inner_in:
             continue  # an input of the step: its token is part of each signature
-        value = bound[key] if key in bound else plan.constants.get(key, _ABSENT)
+        value = bound[key] if key in bound else cp.fixed.get(key, _ABSENT)
         if value is _ABSENT:
             return None
         try:

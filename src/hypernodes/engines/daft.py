@@ -115,7 +115,7 @@ class DaftEngine:
         """Run one item (a one-row DataFrame)."""
         if remote.in_worker():
             return self._local().run(plan, values, ctx)
-        source = _Source({k: v for k, v in values.items() if k not in plan.constants}, {}, 1)
+        source = _Source(values, {}, 1)
         rows, error = self._job(plan, source, ctx, tolerant=False, single=True).collect(ctx)
         if error is not None:
             raise error
@@ -247,6 +247,7 @@ class DaftEngine:
                 on_ray or bool(stage.resources),
                 single,
                 self._node,
+                remote.tokens_of(ctx),
             )
             args = [frame[INDEX], *(frame[n] for n in stage.mapped)]
             args += [frame[stages[k].column] for k, _ in stage.reads]
@@ -372,7 +373,7 @@ class _Source:
                 combos = list(itertools.product(*seqs))
                 lists = [list(values) for values in zip(*combos)] if combos else [[] for _ in names]
             fixed = {k: v for k, v in items.base.items() if k not in names}
-            return cls(_strip(fixed, plan), dict(zip(names, lists)), len(lists[0]))
+            return cls(fixed, dict(zip(names, lists)), len(lists[0]))
         rows = list(items)
         if not rows:
             return cls({}, {}, 0)
@@ -382,12 +383,7 @@ class _Source:
         varying = [k for k in first if any(row[k] is not first[k] for row in rows)]
         fixed = {k: v for k, v in first.items() if k not in varying}
         columns = {k: [row[k] for row in rows] for k in varying}
-        return cls(_strip(fixed, plan), columns, len(rows))
-
-
-def _strip(fixed: dict[str, Any], plan: Plan) -> dict[str, Any]:
-    """Leave out the defaults a worker's plan adds itself."""
-    return {k: v for k, v in fixed.items() if k not in plan.constants}
+        return cls(fixed, columns, len(rows))
 
 
 _EXACT = {int: "int64", float: "float64", str: "string", bool: "bool", bytes: "binary"}
@@ -468,10 +464,7 @@ def _layout(plan: Plan, mapped: tuple[str, ...], label: str) -> list[Stage]:
         hints = groups[0][0] if groups else None
         return [Stage(0, _label(plan.steps), plan, hints or {}, mapped, (), None)]
 
-    reads_of = [
-        {k for step in steps for k in step.arg_keys if not k.startswith("\x00")}
-        for _, steps in groups
-    ]
+    reads_of = [{k for step in steps for k in step.arg_keys} for _, steps in groups]
     wanted = set(plan.output_names)
     stages: list[Stage] = []
     producer: dict[str, int] = {}
@@ -511,8 +504,8 @@ def _label(steps: Sequence[Step]) -> str:
 
 
 def _fixed_for(stage: Stage, fixed: dict[str, Any], whole: bool, plan: Plan) -> dict[str, Any]:
-    """The shared values a stage's UDF carries: all of them for a whole plan (with the cache's
-    per-call data), only those it reads for a stage compiled on its own."""
+    """The shared values a stage's UDF carries: all of them for a whole plan, only those it
+    reads for a stage compiled on its own."""
     if whole:
         return fixed
     names = stage.reads_fixed or frozenset()
@@ -560,6 +553,8 @@ class _StageCall:
     #: one item run as Pipeline.run (not a map item)
     single: bool
     node: Any
+    #: the cache tokens of the inputs every item shares (computed once by the caller), or None
+    tokens: dict[str, bytes] | None = None
 
 
 def _stage_udf(stage: Stage, call: _StageCall, batch_size: int | None) -> Any:
@@ -684,7 +679,9 @@ def _runs(index: list[int]) -> Iterator[tuple[int, int]]:
 def _run(
     call: _StageCall, cells: list[Any], items: list[dict[str, Any]], first: int, start: int
 ) -> None:
-    reply = remote.run_items(call.token, call.blob, items, None if call.single else start)
+    reply = remote.run_items(
+        call.token, call.blob, items, None if call.single else start, call.tokens
+    )
     rows = reply.rows
     cells[first : first + len(rows)] = rows
     meta: Any = remote.Reply([], reply.events, reply.writes, reply.error, reply.warnings)
@@ -726,7 +723,7 @@ def _partial(call: _StageCall, item: dict[str, Any], failed: list[str], index: i
                 spec = _PARTIAL[key] = remote.PlanSpec(
                     pruned, worker.ctx, call.node, "continue", _WHERE
                 )
-        reply = remote.run_items(spec.token, spec.blob, [item], index)
+        reply = remote.run_items(spec.token, spec.blob, [item], index, call.tokens)
         row = reply.rows[0] if reply.rows else {}
         meta = remote.Reply([], reply.events, reply.writes, reply.error, reply.warnings)
         if call.ship:

@@ -302,10 +302,12 @@ class _Chunks:
             pass
         with self.isolating:
             replies: list[Reply] = []
-            for offset, values in enumerate(pickle.loads(chunk)):
+            items, tokens = pickle.loads(chunk)
+            for offset, values in enumerate(items):
                 index = start + offset
                 try:
-                    reply = pickle.loads(self._once(self.spec.dump_items([values], index), index))
+                    single = self.spec.dump_items([values], index, tokens)
+                    reply = pickle.loads(self._once(single, index))
                 except KilledWorker as exc:
                     reply = crashed_reply(self.spec, index, _first_line(exc))
                 replies.append(reply)
@@ -367,7 +369,7 @@ class _Chunks:
 
 
 def _cancelled(exc: BaseException, chunk: bytes, start: int) -> WorkerCrashedError:
-    items = list(range(start, start + len(pickle.loads(chunk))))
+    items = list(range(start, start + len(pickle.loads(chunk)[0])))
     span = f"{items[0]}-{items[-1]}" if len(items) > 1 else f"{items[0]}"
     return WorkerCrashedError(
         f"the Dask task running map items {span} was cancelled before it sent its results back "

@@ -174,18 +174,25 @@ class _Chunks:
             except BrokenProcessPool:
                 pass
             replies: list[Reply] = []
-            for offset, values in enumerate(pickle.loads(chunk)):
-                reply = self._single(fn, token, blob, values, start + offset)
+            items, tokens = pickle.loads(chunk)
+            for offset, values in enumerate(items):
+                reply = self._single(fn, token, blob, values, start + offset, tokens)
                 replies.append(reply)
                 if reply.error is not None:
                     break
             return merge_replies(replies)
 
     def _single(
-        self, fn: Any, token: str, blob: bytes, values: dict[str, Any], index: int
+        self,
+        fn: Any,
+        token: str,
+        blob: bytes,
+        values: dict[str, Any],
+        index: int,
+        tokens: dict[str, bytes] | None,
     ) -> Reply:
         """One item alone; a crash is blamed on it when it happens twice in a row."""
-        single = self.spec.dump_items([values], index)
+        single = self.spec.dump_items([values], index, tokens)
         for attempt in range(2):
             try:
                 return pickle.loads(self._once(fn, token, blob, single, index))

@@ -34,6 +34,7 @@ from typing import Any
 
 from ..batching import batch_size_for, run_groups
 from ..cache.base import collect_warnings, drain_warnings, relay_warnings
+from ..cache.signatures import CallInfo, cache_plan
 from ..callbacks import EventRecorder
 from ..context import RunContext
 from ..events import ObservedItems
@@ -98,14 +99,13 @@ class PlanSpec:
     error messages (``"a worker process of map_executor='parallel'"``).
     """
 
-    __slots__ = ("token", "blob", "constants", "outputs", "tolerant", "where", "_refs")
+    __slots__ = ("token", "blob", "outputs", "tolerant", "where", "_refs")
 
     def __init__(
         self, plan: Plan, ctx: RunContext, node_executor: Any, on_error: str, where: str
     ) -> None:
         import cloudpickle
 
-        self.constants = plan.constants
         self.outputs = plan.output_names
         self.tolerant = on_error == "continue"
         self.where = where
@@ -123,6 +123,7 @@ class PlanSpec:
             worker_ctx,
             node_executor,
             plan.resources,
+            _statics(plan, ctx),
         )
         try:
             self.blob = cloudpickle.dumps(
@@ -141,7 +142,7 @@ class PlanSpec:
     ) -> PlanSpec:
         """The spec for ``plan`` in ``ctx``, kept on the plan and reused while the engine, cache,
         node executor, path, recorded hooks and error policy stay the same."""
-        key = (ctx.path, ctx.items, recorded_hooks(ctx), on_error, where)
+        key = (ctx.path, ctx.items, recorded_hooks(ctx), on_error, where, _statics(plan, ctx))
         objects = (ctx.engine, ctx.cache, node_executor)
         specs: dict[Any, PlanSpec] = plan.specs
         found = specs.get(key)
@@ -154,20 +155,25 @@ class PlanSpec:
         specs[key] = spec
         return spec
 
-    def chunks(self, items: Iterable[dict[str, Any]], size: int) -> Iterator[tuple[int, bytes]]:
+    def chunks(
+        self, items: Iterable[dict[str, Any]], size: int, tokens: dict[str, bytes] | None = None
+    ) -> Iterator[tuple[int, bytes]]:
         """``(start index, pickled items)`` chunks of at most ``size`` items, made lazily.
 
-        Values a worker's plan adds itself (defaults of optional inputs) are left out.
+        ``tokens`` are the cache tokens of the inputs every item shares (see :func:`tokens_of`).
         """
-        for start, chunk in split(items, size, self.constants):
-            yield start, self.dump_items(chunk, start)
+        for start, chunk in split(items, size):
+            yield start, self.dump_items(chunk, start, tokens)
 
-    def dump_items(self, chunk: list[dict[str, Any]], start: int) -> bytes:
-        """The pickled values of ``chunk``; an unpicklable input is named with its item index."""
+    def dump_items(
+        self, chunk: list[dict[str, Any]], start: int, tokens: dict[str, bytes] | None = None
+    ) -> bytes:
+        """The pickled values of ``chunk`` (with the ``tokens`` of its shared inputs, so that
+        a worker need not hash them again); an unpicklable input is named with its item index."""
         import cloudpickle
 
         try:
-            return cloudpickle.dumps(chunk, protocol=pickle.HIGHEST_PROTOCOL)
+            return cloudpickle.dumps((chunk, tokens), protocol=pickle.HIGHEST_PROTOCOL)
         except Exception as exc:
             raise unpicklable_values(chunk, start, exc, "input", f"sent to {self.where}") from exc
 
@@ -214,9 +220,8 @@ def remote_items(
     at most :data:`MAX_CHUNK` items each.
     """
     size = chunk_size or default_chunk_size(count, workers)
-    tasks = (
-        (run_chunk, spec.token, spec.blob, blob, start) for start, blob in spec.chunks(items, size)
-    )
+    chunks = spec.chunks(items, size, tokens_of(ctx))
+    tasks = ((run_chunk, spec.token, spec.blob, blob, start) for start, blob in chunks)
     starts: list[int] = []
 
     def numbered() -> Iterator[tuple[Any, ...]]:
@@ -290,20 +295,30 @@ def merge_replies(replies: Sequence[Reply]) -> Reply:
     return merged
 
 
-def split(
-    items: Iterable[dict[str, Any]], size: int, constants: dict[str, Any]
-) -> Iterator[tuple[int, list[dict[str, Any]]]]:
-    """``(start index, items)`` chunks of at most ``size``; ``constants`` keys are dropped."""
+def split(items: Iterable[dict[str, Any]], size: int) -> Iterator[tuple[int, list[dict[str, Any]]]]:
+    """``(start index, items)`` chunks of at most ``size`` items (whose values hold the user's
+    names only: nothing to strip before they travel)."""
     source = iter(items)
     start = 0
     while True:
         chunk = list(itertools.islice(source, size))
         if not chunk:
             return
-        if constants:
-            chunk = [{k: v for k, v in values.items() if k not in constants} for values in chunk]
         yield start, chunk
         start += len(chunk)
+
+
+def _statics(plan: Plan, ctx: RunContext) -> tuple[bytes | None, ...] | None:
+    """The static digests of ``plan``'s steps that the caller's cache computed for this call,
+    for workers to sign with (None: workers compute them, as for a plan cut out of this one)."""
+    call = ctx.call
+    return call.statics if call is not None and call.plan is plan else None
+
+
+def tokens_of(ctx: RunContext) -> dict[str, bytes] | None:
+    """The cache tokens of the inputs every item of this map call shares, or None."""
+    call = ctx.call
+    return call.shared_tokens() if call is not None else None
 
 
 def recorded_hooks(ctx: RunContext) -> tuple[str, ...]:
@@ -321,12 +336,11 @@ def recorded_hooks(ctx: RunContext) -> tuple[str, ...]:
 class _WorkerPlan:
     """A spec compiled in a worker: the plan, the worker context and how items run."""
 
-    __slots__ = ("plan", "ctx", "node", "tolerant", "lock", "caller")
+    __slots__ = ("plan", "ctx", "node", "tolerant", "lock", "caller", "statics")
 
     def __init__(self, blob: bytes) -> None:
-        (nodes, outputs, provided, label, ctx, node, resources), tolerant, caller = pickle.loads(
-            blob
-        )
+        payload, tolerant, caller = pickle.loads(blob)
+        nodes, outputs, provided, label, ctx, node, resources, statics = payload
         #: the process that made the spec (this one, for an in-process cluster's threads)
         self.caller: str = caller
         if caller != _process_id():
@@ -339,9 +353,29 @@ class _WorkerPlan:
         self.tolerant: bool = tolerant
         #: one chunk at a time per compiled spec: the recorder and the cache journal are shared
         self.lock = threading.Lock()
+        #: the caller's static digests of the steps, when it had them for this very plan
+        self.statics = statics
 
-    def run(self, items: Sequence[dict[str, Any]], start: int | None) -> Reply:
+    def call_info(
+        self, items: Sequence[dict[str, Any]], tokens: dict[str, bytes] | None
+    ) -> CallInfo:
+        """The cache's per-call data for a chunk: the caller's static digests (else made here,
+        once per chunk), and the caller's tokens of the inputs every item shares."""
+        plan = self.plan
+        call = CallInfo(plan, cache_plan(plan), self.statics)
+        if tokens and items:
+            call.recall(items[0], tokens)  # a pickled chunk keeps shared values one object
+        return call
+
+    def run(
+        self,
+        items: Sequence[dict[str, Any]],
+        start: int | None,
+        tokens: dict[str, bytes] | None = None,
+    ) -> Reply:
         plan, ctx, node, tolerant = self.plan, self.ctx, self.node, self.tolerant
+        if ctx.cache is not None:
+            ctx = ctx.for_call(self.call_info(items, tokens))
         seed = plan.seed
         rows: list[dict[str, Any]] = []
         error: BaseException | None = None
@@ -396,15 +430,22 @@ def compiled(token: str, blob: bytes) -> _WorkerPlan:
     return found
 
 
-def run_items(token: str, blob: bytes, items: Sequence[dict[str, Any]], start: int | None) -> Reply:
+def run_items(
+    token: str,
+    blob: bytes,
+    items: Sequence[dict[str, Any]],
+    start: int | None,
+    tokens: dict[str, bytes] | None = None,
+) -> Reply:
     """Run ``items`` (numbered from ``start``) of the spec ``token``/``blob`` in this process.
 
     For engines whose workers hand back Python objects (a Daft UDF); the reply is not pickled.
-    ``start=None`` runs one item as ``Pipeline.run`` does: not as a map item.
+    ``start=None`` runs one item as ``Pipeline.run`` does: not as a map item.  ``tokens`` are
+    the cache tokens of inputs every item shares (see :func:`tokens_of`).
     """
     worker = compiled(token, blob)
     with worker.lock:
-        return worker.run(items, start)
+        return worker.run(items, start, tokens)
 
 
 def run_chunk(token: str, blob: bytes, chunk: bytes, start: int) -> bytes:
@@ -412,7 +453,8 @@ def run_chunk(token: str, blob: bytes, chunk: bytes, start: int) -> bytes:
     global _WORKER_PROCESS
     if compiled(token, blob).caller != _process_id():
         _WORKER_PROCESS = True  # maps nested in this process's items run right here
-    reply = run_items(token, blob, pickle.loads(chunk), start)
+    items, tokens = pickle.loads(chunk)
+    reply = run_items(token, blob, items, start, tokens)
     return dump_reply(reply, start)
 
 

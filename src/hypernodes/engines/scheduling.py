@@ -118,7 +118,8 @@ def run_item_inline(
 ) -> dict[str, Any]:
     """One item, its steps one after the other (``continue`` policy or instrumented runs)."""
     policy = Policy(tolerant)
-    run_inline(plan, plan.steps_for(values, ctx), values, ctx, policy, index)
+    steps, ctx = plan.steps_for(values, ctx)
+    run_inline(plan, steps, values, ctx, policy, index)
     return policy.row(plan, values)
 
 
@@ -207,7 +208,8 @@ def run_dataflow(
     runs in this thread (``inline_single``), so a chain costs no thread hops.
     """
     policy = Policy(tolerant)
-    flow = _Flow(plan.steps_for(values, ctx), policy)
+    steps, ctx = plan.steps_for(values, ctx)
+    flow = _Flow(steps, policy)
     running: dict[Future, Step] = {}
     try:
         while True:
@@ -245,7 +247,8 @@ async def arun_dataflow(
     """:func:`run_dataflow` on an event loop: ``async def`` steps are awaited on the loop, the
     others go to ``offload`` (a thread pool) so they do not block it."""
     policy = Policy(tolerant)
-    flow = _Flow(plan.steps_for(values, ctx), policy)
+    steps, ctx = plan.steps_for(values, ctx)
+    flow = _Flow(steps, policy)
     running: dict[asyncio.Future[Any], Step] = {}
 
     def start(step: Step) -> asyncio.Future[Any]:
@@ -289,7 +292,8 @@ async def arun_sequential(
         return await offload(plan.run_item, values, ctx)
     policy = Policy(tolerant)
     segment: list[Step] = []
-    for step in plan.steps_for(values, ctx):
+    steps, ctx = plan.steps_for(values, ctx)
+    for step in steps:
         if step.arun is None:
             segment.append(step)
             continue
@@ -484,7 +488,7 @@ class ItemRunner:
         """One read for the entries a batch's items request (None: items read on their own)."""
         if not self.reads or len(pairs) < 2:
             return None
-        signed, wanted = _cache.prefetch(self.plan, [values for _, values in pairs])
+        signed, wanted = _cache.prefetch(self.plan, [v for _, v in pairs], self.ctx.call)
         fetched = self.ctx.cache.get_many(wanted) if wanted else {}
         return [(keys, fetched) for keys in signed]
 

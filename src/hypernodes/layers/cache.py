@@ -7,8 +7,8 @@ as a cache hit, so a value is computed once however the items are scheduled.  A 
 would have to block an event loop's thread to wait (an ``async def`` node) computes instead.
 
 Its bookkeeping is one dict, ``_FLIGHTS``, keyed by the signed key of a step's first output:
-the leading item's own values dict while it computes (a leader nobody follows allocates
-nothing), and a :class:`_Flight` once a follower waits.  A counter of landings lets an item
+the leading item's own cache state (``ctx.state``) while it computes (a leader nobody follows
+allocates nothing), and a :class:`_Flight` once a follower waits.  A counter of landings lets an item
 that looked its keys up before some leader wrote them, and reaches the step after that leader
 landed, look once more instead of computing the value again.
 """
@@ -35,8 +35,8 @@ class _Flight:
 
     __slots__ = ("leader", "done", "ok")
 
-    def __init__(self, leader: dict[str, Any]) -> None:
-        #: the leader's values (its outputs are there once it succeeded)
+    def __init__(self, leader: Any) -> None:
+        #: the leader's item state (its outputs are in its values once it succeeded)
         self.leader = leader
         self.done = threading.Event()
         self.ok = False
@@ -53,7 +53,7 @@ class _Lead:
         self.item = item
 
 
-#: signed key -> the leader's values dict, or a :class:`_Flight` once a follower waits
+#: signed key -> the leader's item state, or a :class:`_Flight` once a follower waits
 _FLIGHTS: dict[bytes, Any] = {}
 _FLIGHTS_LOCK = threading.Lock()
 _acquire, _release = _FLIGHTS_LOCK.acquire, _FLIGHTS_LOCK.release
@@ -61,8 +61,8 @@ _acquire, _release = _FLIGHTS_LOCK.acquire, _FLIGHTS_LOCK.release
 _LANDINGS = _cache.LANDINGS
 
 
-def _land(signature: bytes, values: dict[str, Any], item: Any, ok: bool) -> None:
-    """The leader of ``signature`` is done (``ok``: its outputs are in ``values`` and were
+def _land(signature: bytes, item: Any, ok: bool) -> None:
+    """The leader of ``signature`` is done (``ok``: its outputs are in its values and were
     written): free the key, let followers go, and count the landing."""
     _acquire()
     claim = _FLIGHTS.pop(signature, None)
@@ -88,17 +88,16 @@ def _await(signature: bytes) -> _Flight | None:
     return claim
 
 
-def _landed_meanwhile(item: Any, action: list[Any], values: dict[str, Any]) -> bool:
+def _landed_meanwhile(item: Any, action: list[Any]) -> bool:
     """Some leader landed since ``item`` looked its keys up (maybe with this one): look again.
     Loads the outputs when they are there now."""
     item.seen = _LANDINGS[0]
-    return _follow(item.cache, action, values, None)
+    return _follow(item, action, None)
 
 
 def _leader_cache(claim: Any) -> Any:
     leader = claim.leader if type(claim) is _Flight else claim
-    item = leader.get(_cache.STATE_KEY)
-    return item.cache if item is not None else None
+    return leader.cache
 
 
 class CacheLayer(Layer):
@@ -110,19 +109,19 @@ class CacheLayer(Layer):
         self.plan = plan
 
     def before(self, step: Step, values: dict[str, Any], ctx: RunContext) -> Any:
-        action = _cache.before_step(self.plan, step, values, ctx.dispatcher is None)
+        item = ctx.state
+        action = _cache.before_step(self.plan, step, values, item, ctx.dispatcher is None)
         if action is _cache.SKIP:
             return SKIP
         if type(action) is not list or not action:
             return action
-        item = values[_cache.STATE_KEY]
         cache = item.cache
         signature = action[0][1]
         while True:
-            claim = _FLIGHTS.setdefault(signature, values)  # atomic: one leader per key
-            if claim is values:
-                if _LANDINGS[0] != item.seen and _landed_meanwhile(item, action, values):
-                    _land(signature, values, item, True)
+            claim = _FLIGHTS.setdefault(signature, item)  # atomic: one leader per key
+            if claim is item:
+                if _LANDINGS[0] != item.seen and _landed_meanwhile(item, action):
+                    _land(signature, item, True)
                     return SKIP
                 return _Lead(action, signature, item)
             if _leader_cache(claim) is not cache:
@@ -130,7 +129,7 @@ class CacheLayer(Layer):
             if _on_event_loop():
                 return action  # waiting would block the loop the leader may need: compute
             flight = _await(signature)
-            if flight is not None and _follow(cache, action, values, flight):
+            if flight is not None and _follow(item, action, flight):
                 return SKIP
             # no leader any more, or it failed: the next item to get here computes it
 
@@ -147,7 +146,7 @@ class CacheLayer(Layer):
         only = cp.names[outs[0]] if len(outs) == 1 else None
         j0 = outs[0]
         before, after, error = self.before, self.after, self.error
-        state_key, flights, landings = _cache.STATE_KEY, _FLIGHTS, _LANDINGS
+        flights, landings = _FLIGHTS, _LANDINGS
         acquire, release = _acquire, _release
 
         def general(values: dict[str, Any], ctx: RunContext) -> None:
@@ -165,23 +164,23 @@ class CacheLayer(Layer):
             return general
 
         def run(values: dict[str, Any], ctx: RunContext) -> None:
-            item = values.get(state_key)
+            item = ctx.state
             if item is None or item.todo is not None:
                 return general(values, ctx)
             # A cold item's step with one output: lead it, run it, write it, land it - inline.
             signature = item.keys[j0]
-            if flights.setdefault(signature, values) is not values:
+            if flights.setdefault(signature, item) is not item:
                 return general(values, ctx)
             if landings[0] != item.seen and _landed_meanwhile(
-                item, [(only, signature)], values
+                item, [(only, signature)]
             ):  # claimed first, then looked: a leader that landed just before is not missed
-                _land(signature, values, item, True)
+                _land(signature, item, True)
                 return None
             cache = item.cache
             try:
                 call(values, ctx)
             except BaseException:
-                _land(signature, values, item, False)
+                _land(signature, item, False)
                 raise
             try:
                 try:
@@ -191,7 +190,7 @@ class CacheLayer(Layer):
                 tok = item.tok
                 if tok is not None:
                     tok[only] = signature
-            finally:  # _land(signature, values, item, True), inlined
+            finally:  # _land(signature, item, True), inlined
                 acquire()
                 claim = flights.pop(signature, None)
                 count = landings[0]
@@ -199,7 +198,7 @@ class CacheLayer(Layer):
                 release()
                 if item.seen == count:
                     item.seen = count + 1
-                if claim is not values:
+                if claim is not item:
                     claim.ok = True
                     claim.done.set()
             return None
@@ -209,32 +208,33 @@ class CacheLayer(Layer):
     def after(self, step: Step, values: dict[str, Any], ctx: RunContext, token: Any) -> None:
         if type(token) is _Lead:
             try:
-                _cache.after_step(step, values, token.action)
+                _cache.after_step(step, values, token.item, token.action)
             finally:
-                _land(token.signature, values, token.item, True)
+                _land(token.signature, token.item, True)
         elif token is not None:
-            _cache.after_step(step, values, token)
+            _cache.after_step(step, values, ctx.state, token)
 
     def error(
         self, step: Step, values: dict[str, Any], ctx: RunContext, token: Any, exc: BaseException
     ) -> None:
         if type(token) is _Lead:
-            _land(token.signature, values, token.item, False)
+            _land(token.signature, token.item, False)
 
 
-def _follow(cache: Any, action: list[Any], values: dict[str, Any], flight: _Flight | None) -> bool:
+def _follow(item: Any, action: list[Any], flight: _Flight | None) -> bool:
     """Take the leader's result as a hit: from the cache (a private copy), or from the leader's
     values when its write did not reach the store; False when the leader failed."""
     keys = [key for _, key in action]
-    found = cache.get_many(keys)
+    found = item.cache.get_many(keys)
     if len(found) != len(keys):
         if flight is None or not flight.ok:
             return False
-        source = flight.leader
+        source = flight.leader.values
         found = {key: source[name] for name, key in action}
+    values = item.values
     for name, key in action:
         values[name] = found[key]
-    _cache.loaded(values, action)
+    _cache.loaded(item, action)
     return True
 
 
