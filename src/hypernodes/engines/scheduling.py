@@ -736,9 +736,10 @@ def stream_batched(
     """``(index, run(index, item))`` for every item, run in batches through ``submit``: in input
     order, or as batches complete when not ``ordered``.
 
-    At most ``window`` batches run at once (see :class:`Batches`).  Ordered, the lowest failing index wins and the rows
-    before it are yielded first; unordered, the first failure seen is raised.  Either way no item
-    after a failure starts; Ctrl-C, or a consumer that stops early, stops every batch before its
+    At most ``window`` batches run at once (see :class:`Batches`).  Ordered, the lowest failing
+    index wins and the rows before it are yielded first; unordered, the first failure seen is
+    raised.  Either way no item after a failure starts, and the items running then finish
+    before it is raised; Ctrl-C, or a consumer that stops early, stops every batch before its
     next item and cancels the batches not started.
     """
     batches = Batches(items, window, ordered)
@@ -768,6 +769,15 @@ def stream_batched(
                     batches.finished(slot, ([], exc, 0.0, 0.0))
                 else:
                     batches.finished(slot, future.result())
+    except Exception:
+        # An item failed: nothing new starts, and the items already running (a thread cannot
+        # be stopped) finish first, so their work is stored and their events are over before
+        # the error reaches the caller.  Ctrl-C and an early stop do not wait.
+        batches.halt()
+        for future in running:
+            future.cancel()
+        wait(running)
+        raise
     finally:
         batches.halt()
         for future in running:
@@ -813,6 +823,13 @@ async def astream_batched(
                     batches.finished(slot, ([], exc, 0.0, 0.0))
                 else:
                     batches.finished(slot, task.result())
+    except Exception:
+        # As in stream_batched: the items already running finish (work offloaded to a thread
+        # would go on anyway) before the error reaches the caller; nothing new starts.
+        batches.halt()
+        if running:
+            await asyncio.wait(running)
+        raise
     finally:
         batches.halt()
         for task in running:
