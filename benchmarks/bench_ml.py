@@ -106,8 +106,8 @@ def _sent_bytes(run) -> tuple[float, int]:
     original = PlanSpec.dump_items
     sent = [0]
 
-    def counting(self, chunk, start):
-        blob = original(self, chunk, start)
+    def counting(self, chunk, start, tokens=None):
+        blob = original(self, chunk, start, tokens)
         sent[0] += len(blob)
         return blob
 

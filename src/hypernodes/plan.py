@@ -54,8 +54,6 @@ class Step:
     #: for a batch node: ``batch(values_list, ctx)`` runs the node once for many items' values
     #: (see :mod:`hypernodes.batching`); None for every other step
     batch: Runner | None = None
-    #: the node's input name for each of ``arg_keys``
-    arg_names: tuple[str, ...] = ()
     #: ``(input name, value)`` of the optional inputs nobody provides: their defaults, bound
     #: into the step's call when the plan is compiled (they never enter the values dict)
     fixed: tuple[tuple[str, Any], ...] = ()
@@ -73,7 +71,7 @@ class Step:
     def inputs(self, values: dict[str, Any]) -> dict[str, Any]:
         """What the node is called with, by its input names: the arguments found in ``values``
         and the bound defaults (for events and error notes)."""
-        found = {n: values[k] for n, k in zip(self.arg_names, self.arg_keys) if k in values}
+        found = {k: values[k] for k in self.arg_keys if k in values}
         if not self.fixed:
             return found
         found.update(self.fixed)
@@ -357,22 +355,12 @@ def compile_plan(
                 batch = _batch_node_runner(item, wiring, store, whole, fixed)
         else:
             run = item.make_runner(wiring, store)
-        read = [pair for i, pair in enumerate(wiring) if i not in fixed]
-        steps.append(
-            Step(
-                item,
-                item.name,
-                tuple(key for _, key in read),
-                store,
-                level,
-                run,
-                arun,
-                len(steps),
-                batch,
-                tuple(name for name, _ in read),
-                tuple((wiring[i][0], value) for i, value in fixed.items()),
-            )
-        )
+        if fixed:
+            keys = tuple(key for i, (_, key) in enumerate(wiring) if i not in fixed)
+            bound = tuple((wiring[i][0], value) for i, value in fixed.items())
+        else:
+            keys, bound = tuple(key for _, key in wiring), ()
+        steps.append(Step(item, item.name, keys, store, level, run, arun, len(steps), batch, bound))
     return Plan(steps, requested, provided, resources)
 
 

@@ -103,12 +103,15 @@ def steps_for(
     ctx: RunContext,
     signed: Any = None,
     fetched: dict[bytes, Any] | None = None,
+    reuse: RunContext | None = None,
 ) -> tuple[Sequence[Step], RunContext]:
     """Sign this item's steps, load the hits that are needed; the steps that must run, and the
     context to run them in (holding the item's :class:`ItemState`).
 
     ``signed`` and ``fetched`` come from :func:`prefetch`: the item's keys, and what one read
-    for a whole batch of items found.
+    for a whole batch of items found.  ``reuse`` is an item context of ``ctx`` that a loop
+    running one item at a time hands back item after item: the item's state is put in it
+    instead of a new context being made for each item.
     """
     cp = plan.cache_plan or cache_plan(plan)
     call = ctx.call
@@ -128,12 +131,7 @@ def steps_for(
         keys, status = _sign_generic(plan, cp, call, values, item)
         wanted = [keys[j] for j in cp.requested if keys[j] is not None]
     requested = cp.requested
-    if fetched is not None and signed:
-        found = {k: fetched[k] for k in wanted if k in fetched}
-        if len(found) < len(wanted):  # written since the batch was read (a repeated item)?
-            found.update(cache.waiting([k for k in wanted if k not in found]))
-    else:
-        found = cache.get_many(wanted) if wanted else {}
+    found = _lookup(cache, wanted, signed, fetched)
     names = cp.names
     if len(found) == len(requested):  # every requested output is stored: nothing runs
         for j in requested:
@@ -143,15 +141,44 @@ def steps_for(
     if item is None:
         item = ItemState(cache, call, cp, values, seen)
     item.keys = keys
+    if reuse is not None and reuse.call is call:
+        reuse.state = item
+        item_ctx = reuse
+    else:
+        item_ctx = ctx.with_state(item)
     if status is None and not found and cp.complete:
         # A cold item that asks for every output: everything runs, nothing more to look up.
-        return plan.steps, ctx.with_state(item)
+        return plan.steps, item_ctx
+    steps = plan.steps
+    run = _walk_back(item, status, found, set(wanted))
+    return [steps[i] for i in reversed(run)], item_ctx
 
-    need = item.need = set(requested)
-    looked = set(wanted)  # keys already asked of the cache
+
+def _lookup(
+    cache: Any, wanted: Sequence[bytes], signed: Any, fetched: dict[bytes, Any] | None
+) -> dict[bytes, Any]:
+    """What the cache holds of the ``wanted`` keys (from a batch read when there was one)."""
+    if fetched is not None and signed:
+        found = {k: fetched[k] for k in wanted if k in fetched}
+        if len(found) < len(wanted):  # written since the batch was read (a repeated item)?
+            found.update(cache.waiting([k for k in wanted if k not in found]))
+        return found
+    return cache.get_many(wanted) if wanted else {}
+
+
+def _walk_back(
+    item: ItemState, status: Any, found: dict[bytes, Any], looked: set[bytes]
+) -> list[int]:
+    """From the requested outputs back: load the needed hits into the item's values, note what
+    each step that must run does (``item.todo``), and return those steps' numbers, last first.
+
+    ``found`` holds what was read so far, ``looked`` every key already asked of the cache.
+    """
+    cp, cache, keys, values = item.cp, item.cache, item.keys, item.values
+    names, outs, feeds = cp.names, cp.outs, cp.feeds
+    need = item.need = set(cp.requested)
     todo = item.todo = {}
     run: list[int] = []
-    outs, feeds = cp.outs, cp.feeds
     for i in range(cp.n - 1, -1, -1):
         mine = outs[i]
         here = [j for j in mine if j in need]
@@ -164,12 +191,7 @@ def steps_for(
             if ask:
                 looked.update(ask)
                 found.update(cache.get_many(ask))
-            hit = True
-            for k in ks:
-                if k not in found:
-                    hit = False
-                    break
-            if hit:
+            if all(k in found for k in ks):  # a hit: load what is needed of it
                 for j, k in zip(here, ks):
                     values[names[j]] = found[k]
                 continue
@@ -178,8 +200,7 @@ def steps_for(
             todo[names[mine[0]]] = state
         run.append(i)
         need.update(feeds[i])
-    steps = plan.steps
-    return [steps[i] for i in reversed(run)], ctx.with_state(item)
+    return run
 
 
 _MISSING: Any = object()
@@ -237,6 +258,7 @@ def run_items(plan: Plan, items: Iterable[dict[str, Any]], ctx: RunContext) -> l
     append = results.append
     values: dict[str, Any] = {}
     step = None
+    reuse = ctx.with_state(None)  # one item at a time: one item context, its state swapped
     try:
         if getattr(cache, "batch_reads", False):
             source = iter(items)
@@ -248,14 +270,14 @@ def run_items(plan: Plan, items: Iterable[dict[str, Any]], ctx: RunContext) -> l
                 fetched = cache.get_many(wanted) if wanted else {}
                 for values, keys in zip(chunk, signed):
                     step = None
-                    steps, item_ctx = steps_for(plan, values, ctx, keys, fetched)
+                    steps, item_ctx = steps_for(plan, values, ctx, keys, fetched, reuse)
                     for step in steps:
                         runners[step.index](values, item_ctx)
                     append(extract(values))
             return results
         for values in items:
             step = None
-            steps, item_ctx = steps_for(plan, values, ctx)
+            steps, item_ctx = steps_for(plan, values, ctx, None, None, reuse)
             for step in steps:
                 runners[step.index](values, item_ctx)
             append(extract(values))

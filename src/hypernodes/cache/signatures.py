@@ -322,12 +322,12 @@ def bound_key(i: int, name: str) -> str:
 def _with_bound(i: int, step: Any, fixed: dict[str, Any]) -> tuple[str, ...]:
     """Step ``i``'s argument keys in call order, its bound defaults (recorded in ``fixed``)
     named by :func:`bound_key` in their places: a default signs like the same value passed in."""
-    by_name = dict(zip(step.arg_names, step.arg_keys))
+    read = set(step.arg_keys)  # an input's key is its name
     bound = dict(step.fixed)
     keys = []
     for name in step.node.inputs:
-        if name in by_name:
-            keys.append(by_name[name])
+        if name in read:
+            keys.append(name)
         elif name in bound:
             key = bound_key(i, name)
             fixed[key] = bound[name]
