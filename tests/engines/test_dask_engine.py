@@ -31,7 +31,6 @@ pytest.importorskip(
 
 import cloudpickle
 from dask_support import (
-    Recorder,
     cancel_own_task_on,
     child_pids,
     crash_on,
@@ -48,6 +47,7 @@ from dask_support import (
 from distributed import LocalCluster, get_task_stream
 from engine_cases import CASES, add_one, double, label, minus_three
 
+from callbacks.recorder import Recorder  # the callback tests' recorder (tests/ is on the path)
 from hypernodes import (
     DiskCache,
     HypernodesEngine,

@@ -25,7 +25,7 @@ class Order(PipelineCallback):
     def on_node_end(self, *, node, outputs, duration, context):
         self.events.append(("node", outputs))
 
-    def on_map_end(self, *, pipeline, duration, context):
+    def on_map_end(self, *, pipeline, total, duration, context):
         self.events.append(("map_end", None))
 
 
