@@ -355,13 +355,17 @@ def compile_plan(
                 batch = _batch_node_runner(item, wiring, store, whole, fixed)
         else:
             run = item.make_runner(wiring, store)
-        if fixed:
-            keys = tuple(key for i, (_, key) in enumerate(wiring) if i not in fixed)
-            bound = tuple((wiring[i][0], value) for i, value in fixed.items())
-        else:
-            keys, bound = tuple(key for _, key in wiring), ()
+        keys = _read_keys(wiring, fixed)
+        bound = tuple((wiring[i][0], value) for i, value in fixed.items())
         steps.append(Step(item, item.name, keys, store, level, run, arun, len(steps), batch, bound))
     return Plan(steps, requested, provided, resources)
+
+
+def _read_keys(wiring: list[tuple[str, str]], fixed: dict[int, Any] | None) -> tuple[str, ...]:
+    """The keys a step reads from the values: its wiring without the defaults bound into it."""
+    if not fixed:
+        return tuple(key for _, key in wiring)
+    return tuple(key for i, (_, key) in enumerate(wiring) if i not in fixed)
 
 
 def _stored_outputs(item: Any, outs: list[str], provided: frozenset[str]) -> tuple[str, ...]:
@@ -464,7 +468,7 @@ def _bare_runner(
         func = resolving(func, whole)
     if fixed:  # a batch-only node's wrapper lists its arguments: it must get them all
         func = _binding(func, len(wiring), fixed, own=node.per_item)
-    keys = tuple(key for i, (_, key) in enumerate(wiring) if not fixed or i not in fixed)
+    keys = _read_keys(wiring, fixed)
     outputs = node.outputs
     if len(outputs) == 1:
         out = outputs[0]
@@ -550,7 +554,7 @@ def _bare_async_runner(
         func = resolving(func, whole)
     if fixed:
         func = _binding(func, len(wiring), fixed)
-    keys = tuple(key for i, (_, key) in enumerate(wiring) if not fixed or i not in fixed)
+    keys = _read_keys(wiring, fixed)
     outputs = node.outputs
     if len(outputs) == 1:
         out = outputs[0]

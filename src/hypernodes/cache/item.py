@@ -292,12 +292,11 @@ def _sign_generic(
     plan: Plan, cp: Any, call: CallInfo, values: dict[str, Any], item: ItemState
 ) -> tuple[list[bytes | None], list[int]]:
     """Sign what can be signed when some step has no static digest or some input no token."""
-    memo = call.memo
+    memo, bound = call.memo, call.bound
     tok: dict[str, Any] = {}
-    fixed = cp.fixed
     for key in cp.value_keys:
-        if key in fixed:  # a bound default, hashed once for the call
-            tok[key] = memo[key][1]
+        if key in bound:  # a default bound into its step, hashed once for the call
+            tok[key] = bound[key]
             continue
         value = values[key]
         known = memo.get(key)

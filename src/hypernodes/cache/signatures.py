@@ -166,12 +166,14 @@ def _picker(positions: tuple[int, ...], total: int) -> Any:
 def _make_signer(cp: CachePlan) -> Any:
     """Generate straight-line code computing all output keys of one item (no loops, no dicts)."""
     lines = ["def signer(values, call):", "    memo = call.memo", "    S = call.statics"]
+    if cp.fixed:
+        lines.append("    bound = call.bound")
     token_of: dict[str, str] = {}
     for n, key in enumerate(cp.value_keys):
         var = token_of[key] = f"t{n}"
         if key in cp.fixed:  # a bound default: its token was taken once for the call
             lines += [
-                f"    {var} = memo[{key!r}][1]",
+                f"    {var} = bound[{key!r}]",
                 f"    if {var} is None:",
                 "        return None",
             ]
@@ -231,10 +233,8 @@ class CallInfo:
         self.memo: dict[str, tuple[Any, bytes | None]] = {}
         #: value key -> type name, for inputs found unhashable (to name them in warnings)
         self.unhashable: dict[str, str] = {}
-        #: the names of the defaults bound into steps (their tokens are in ``memo`` too)
-        self.bound = frozenset(cp.fixed)
-        for key, value in cp.fixed.items():  # hashed once per call
-            self.memo[key] = (value, self.token(key, value))
+        #: the tokens of the defaults bound into steps, by :func:`bound_key` (hashed per call)
+        self.bound = {key: self.token(key, value) for key, value in cp.fixed.items()}
 
     def __getstate__(self) -> dict[str, Any]:
         state = {k: getattr(self, k) for k in self.__slots__}
@@ -248,12 +248,7 @@ class CallInfo:
     def shared_tokens(self) -> dict[str, bytes]:
         """The tokens of the inputs every item shares, by key, to send along with the items
         (a worker pairs them with its copies of those values: see :meth:`recall`)."""
-        bound = self.bound
-        return {
-            key: token
-            for key, (_, token) in self.memo.items()
-            if token is not None and key not in bound
-        }
+        return {key: token for key, (_, token) in self.memo.items() if token is not None}
 
     def recall(self, values: dict[str, Any], tokens: dict[str, bytes]) -> None:
         """Take the ``tokens`` of shared inputs as those of the values in ``values`` (an item

@@ -134,7 +134,7 @@ class DaftEngine:
         if remote.in_worker():
             extra = {"on_error": on_error} if tolerant else {}
             return self._local().map(plan, items, count, ctx, **extra)
-        source = _Source.of(items, plan)
+        source = _Source.of(items)
         if not self.collect and ctx.depth == 0:
             return self._job(plan, source, ctx, tolerant).table()
         if source.count == 0:
@@ -161,7 +161,7 @@ class DaftEngine:
             extra = {"on_error": on_error} if tolerant else {}
             yield from enumerate(self._local().map(plan, items, count, ctx, **extra))
             return
-        source = _Source.of(items, plan)
+        source = _Source.of(items)
         if source.count == 0:
             return
         rows, error = self._job(plan, source, ctx, tolerant).collect(ctx)
@@ -240,7 +240,7 @@ class DaftEngine:
             call = _StageCall(
                 spec.token,
                 spec.blob,
-                _fixed_for(stage, source.fixed, len(stages) == 1, plan),
+                _fixed_for(stage, source.fixed, len(stages) == 1),
                 stage.mapped,
                 tuple(names for _, names in stage.reads),
                 tolerant,
@@ -362,7 +362,7 @@ class _Source:
     count: int
 
     @classmethod
-    def of(cls, items: Iterable[dict[str, Any]], plan: Plan) -> _Source:
+    def of(cls, items: Iterable[dict[str, Any]]) -> _Source:
         from ..mapspec import MapItems
 
         if isinstance(items, MapItems):
@@ -503,7 +503,7 @@ def _label(steps: Sequence[Step]) -> str:
     return f"[{shown}]"
 
 
-def _fixed_for(stage: Stage, fixed: dict[str, Any], whole: bool, plan: Plan) -> dict[str, Any]:
+def _fixed_for(stage: Stage, fixed: dict[str, Any], whole: bool) -> dict[str, Any]:
     """The shared values a stage's UDF carries: all of them for a whole plan, only those it
     reads for a stage compiled on its own."""
     if whole:

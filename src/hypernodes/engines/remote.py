@@ -376,7 +376,6 @@ class _WorkerPlan:
         plan, ctx, node, tolerant = self.plan, self.ctx, self.node, self.tolerant
         if ctx.cache is not None:
             ctx = ctx.for_call(self.call_info(items, tokens))
-        seed = plan.seed
         rows: list[dict[str, Any]] = []
         error: BaseException | None = None
         single = start is None  # Pipeline.run's one item: no map-item events or index
@@ -390,16 +389,15 @@ class _WorkerPlan:
             with deferred:
                 if plan.segments is not None and not single:  # batch nodes: the chunk in groups
                     size = batch_size_for(plan, getattr(ctx.engine, "batch_size", None))
-                    seeded = [seed(v) for v in items]
-                    rows, error = run_groups(plan, seeded, index, ctx, tolerant, size)
+                    rows, error = run_groups(plan, list(items), index, ctx, tolerant, size)
                 elif type(node) is SequentialExecutor and not tolerant:
                     run = plan.run_item
                     for values in items:
-                        rows.append(run(seed(values), ctx))
+                        rows.append(run(values, ctx))
                         index += 1
                 else:
                     for values in items:
-                        rows.append(node.run_item(plan, seed(values), ctx, tolerant, index))
+                        rows.append(node.run_item(plan, values, ctx, tolerant, index))
                         index += 1
         except Exception as exc:
             if not single:
@@ -440,7 +438,7 @@ def run_items(
     """Run ``items`` (numbered from ``start``) of the spec ``token``/``blob`` in this process.
 
     For engines whose workers hand back Python objects (a Daft UDF); the reply is not pickled.
-    ``start=None`` runs one item as ``Pipeline.run`` does: not as a map item.  ``tokens`` are
+    The item dicts are the worker's own: running fills them in place.  ``start=None`` runs one item as ``Pipeline.run`` does: not as a map item.  ``tokens`` are
     the cache tokens of inputs every item shares (see :func:`tokens_of`).
     """
     worker = compiled(token, blob)

@@ -744,6 +744,7 @@ def stream_batched(
     """
     batches = Batches(items, window, ordered)
     running: dict[Future, _Slot] = {}
+    failed = False
     try:
         while True:
             for slot in batches.to_submit():
@@ -770,18 +771,17 @@ def stream_batched(
                 else:
                     batches.finished(slot, future.result())
     except Exception:
-        # An item failed: nothing new starts, and the items already running (a thread cannot
-        # be stopped) finish first, so their work is stored and their events are over before
-        # the error reaches the caller.  Ctrl-C and an early stop do not wait.
-        batches.halt()
-        for future in running:
-            future.cancel()
-        wait(running)
+        failed = True
         raise
     finally:
         batches.halt()
         for future in running:
             future.cancel()
+        if failed:
+            # An item failed: the items already running (a thread cannot be stopped) finish
+            # first, so their work is stored and their events are over before the error
+            # reaches the caller.  Ctrl-C and an early stop do not wait.
+            wait(running)
 
 
 async def astream_batched(
@@ -796,6 +796,7 @@ async def astream_batched(
     ``adaptive`` False every batch holds one item."""
     batches = Batches(items, window, ordered, adaptive)
     running: dict[asyncio.Future[Any], _Slot] = {}
+    failed = False
     try:
         while True:
             for slot in batches.to_submit():
@@ -824,14 +825,14 @@ async def astream_batched(
                 else:
                     batches.finished(slot, task.result())
     except Exception:
-        # As in stream_batched: the items already running finish (work offloaded to a thread
-        # would go on anyway) before the error reaches the caller; nothing new starts.
-        batches.halt()
-        if running:
-            await asyncio.wait(running)
+        failed = True
         raise
     finally:
         batches.halt()
+        if failed and running:
+            # As in stream_batched: the items already running finish (work offloaded to a
+            # thread would go on anyway) before the error reaches the caller.
+            await asyncio.wait(running)
         for task in running:
             task.cancel()
         if running:
