@@ -145,21 +145,9 @@ class CacheLayer(Layer):
         outs = cp.outs[cp.index[first]]
         only = cp.names[outs[0]] if len(outs) == 1 else None
         j0 = outs[0]
-        before, after, error = self.before, self.after, self.error
         flights, landings = _FLIGHTS, _LANDINGS
         acquire, release = _acquire, _release
-
-        def general(values: dict[str, Any], ctx: RunContext) -> None:
-            token = before(step, values, ctx)
-            if token is SKIP:
-                return
-            try:
-                call(values, ctx)
-            except BaseException as exc:
-                error(step, values, ctx, token, exc)
-                raise
-            after(step, values, ctx, token)
-
+        general = super().wrap(step, call)  # before, call, after: every other case
         if only is None:
             return general
 
