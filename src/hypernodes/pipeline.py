@@ -23,6 +23,7 @@ from .checks import (
     unknown_input_error,
 )
 from .context import RunContext, _dispatcher
+from .engines.base import is_tolerant
 from .exceptions import UNNAMED, HyperNodesError, InvalidNodeError, MapError, pipeline_phrase
 from .graph import PipelineGraph
 from .mapspec import MapSpec
@@ -579,8 +580,7 @@ def _deferred(ctx: RunContext) -> AbstractContextManager[Any]:
 
 
 def _check_on_error(on_error: str) -> None:
-    if on_error not in ("raise", "continue"):
-        raise MapError(f"on_error must be 'raise' or 'continue', got {on_error!r}")
+    is_tolerant(on_error)  # raises for anything but "raise"/"continue"
 
 
 def _columns(plan: Plan, rows: list[dict[str, Any]]) -> dict[str, list[Any]]:

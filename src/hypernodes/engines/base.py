@@ -6,7 +6,16 @@ from collections.abc import Iterable
 from typing import Any, Protocol, runtime_checkable
 
 from ..context import RunContext
+from ..exceptions import MapError
 from ..plan import Plan
+
+
+def is_tolerant(on_error: str) -> bool:
+    """Whether a map's ``on_error`` asks every item to be attempted (``"continue"``); raises
+    :class:`~hypernodes.exceptions.MapError` for anything but ``"raise"``/``"continue"``."""
+    if on_error not in ("raise", "continue"):
+        raise MapError(f"on_error must be 'raise' or 'continue', got {on_error!r}")
+    return on_error == "continue"
 
 
 @runtime_checkable

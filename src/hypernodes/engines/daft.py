@@ -27,12 +27,13 @@ from dataclasses import dataclass
 from typing import Any
 
 from ..context import RunContext
-from ..exceptions import ExecutorError, MapError
+from ..exceptions import ExecutorError
 from ..graph import PipelineGraph
 from ..item_error import ItemError
 from ..node import Node
 from ..plan import Plan, Step, compile_plan
 from . import remote
+from .base import is_tolerant
 from .executors import Executor, make_executor
 from .scheduling import Policy
 
@@ -130,7 +131,7 @@ class DaftEngine:
         on_error: str = "raise",
     ) -> Any:
         """Every item's outputs in input order, or (``collect=False``) the lazy DataFrame."""
-        tolerant = _tolerant(on_error)
+        tolerant = is_tolerant(on_error)
         if remote.in_worker():
             extra = {"on_error": on_error} if tolerant else {}
             return self._local().map(plan, items, count, ctx, **extra)
@@ -156,7 +157,7 @@ class DaftEngine:
         """``(index, outputs)`` of every item, in input order (``ordered`` is accepted for the
         Engine protocol; the DataFrame is collected first, so the order is always the input's).
         A failing item is raised after the rows before it."""
-        tolerant = _tolerant(on_error)
+        tolerant = is_tolerant(on_error)
         if remote.in_worker():
             extra = {"on_error": on_error} if tolerant else {}
             yield from enumerate(self._local().map(plan, items, count, ctx, **extra))
@@ -294,12 +295,6 @@ class DaftEngine:
                     "maps in a new process, or shut the engine down only when you are done"
                 )
             self._ready = True
-
-
-def _tolerant(on_error: str) -> bool:
-    if on_error not in ("raise", "continue"):
-        raise MapError(f"on_error must be 'raise' or 'continue', got {on_error!r}")
-    return on_error == "continue"
 
 
 def _current_runner() -> str | None:

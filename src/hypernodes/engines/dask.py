@@ -29,8 +29,9 @@ from typing import Any
 
 from ..batching import chunk_size_for
 from ..context import RunContext
-from ..exceptions import ExecutorError, MapError, WorkerCrashedError
+from ..exceptions import ExecutorError, WorkerCrashedError
 from ..plan import Plan
+from .base import is_tolerant
 from .executors import Executor, make_executor
 from .hypernodes import HypernodesEngine
 from .remote import (
@@ -146,8 +147,7 @@ class DaskEngine:
     ) -> Iterator[tuple[int, dict[str, Any]]]:
         """``(item index, row)`` pairs, chunk by chunk: in input order, or with ``ordered=False``
         as chunks complete.  A spec that cannot be pickled raises here, before anything runs."""
-        if on_error not in ("raise", "continue"):
-            raise MapError(f"on_error must be 'raise' or 'continue', got {on_error!r}")
+        is_tolerant(on_error)  # checked here, before anything runs
         if count == 0:
             return iter(())
         if in_worker():

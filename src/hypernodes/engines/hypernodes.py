@@ -14,9 +14,10 @@ from typing import Any
 from ..batching import batch_size_for, iter_batched, map_batched
 from ..context import RunContext
 from ..events import ObservedItems
-from ..exceptions import ExecutorError, MapError
+from ..exceptions import ExecutorError
 from ..plan import Plan, run_items
 from ..resources import close_resources
+from .base import is_tolerant
 from .executors import (
     AsyncExecutor,
     CustomExecutor,
@@ -89,20 +90,13 @@ class HypernodesEngine:
         on_error: str = "raise",
     ) -> list[dict[str, Any]]:
         """Run every item; rows in input order (see ``Pipeline.map`` for ``on_error``)."""
+        tolerant = is_tolerant(on_error)
         if plan.segments is not None and self._groups_here():  # a plan with batch nodes
-            if on_error not in ("raise", "continue"):
-                raise MapError(f"on_error must be 'raise' or 'continue', got {on_error!r}")
             size = batch_size_for(plan, self.batch_size)
             with self._map.lease():
-                return map_batched(self._map, plan, items, count, ctx, on_error == "continue", size)
-        if on_error == "raise":
-            if self._sequential:
-                return run_items(plan, items, ctx)
-            tolerant = False
-        elif on_error == "continue":
-            tolerant = True
-        else:
-            raise MapError(f"on_error must be 'raise' or 'continue', got {on_error!r}")
+                return map_batched(self._map, plan, items, count, ctx, tolerant, size)
+        if not tolerant and self._sequential:
+            return run_items(plan, items, ctx)
         node: Any = self._node if ctx.dispatcher is None else ObservedItems(self._node)
         with self._node.lease(), self._map.lease():
             return self._map.map_items(node, plan, items, count, ctx, tolerant)
@@ -117,9 +111,7 @@ class HypernodesEngine:
         ordered: bool = True,
     ) -> Iterator[tuple[int, dict[str, Any]]]:
         """Run every item; yield ``(index, row)`` in input order, or as items finish."""
-        if on_error not in ("raise", "continue"):
-            raise MapError(f"on_error must be 'raise' or 'continue', got {on_error!r}")
-        tolerant = on_error == "continue"
+        tolerant = is_tolerant(on_error)
         if plan.segments is not None and self._groups_here():  # a plan with batch nodes
             size = batch_size_for(plan, self.batch_size)
             with self._map.lease():
@@ -164,9 +156,7 @@ class HypernodesEngine:
         """:meth:`imap` for a caller on an event loop.  With a sequential or async map executor
         the items are tasks on the caller's loop; other map executors (threads, processes) run as
         they always do while the loop waits for their rows without blocking."""
-        if on_error not in ("raise", "continue"):
-            raise MapError(f"on_error must be 'raise' or 'continue', got {on_error!r}")
-        tolerant = on_error == "continue"
+        tolerant = is_tolerant(on_error)
         batched = plan.segments is not None
         if batched or not isinstance(self._map, (SequentialExecutor, AsyncExecutor)):
             bridged = _bridge(self.imap(plan, items, count, ctx, on_error, ordered))
