@@ -6,7 +6,7 @@ from bench_core import _a, _b, _c
 from common import Result, Workload, best_of, fmt_s
 
 from hypernodes import Pipeline, PipelineCallback
-from hypernodes.callbacks import HOOKS
+from hypernodes.observe.callbacks import HOOKS
 
 N = 5000
 

@@ -101,7 +101,7 @@ def apply_model(x: int, model: np.ndarray) -> float:
 
 def _sent_bytes(run) -> tuple[float, int]:
     """Seconds of ``run()`` and the bytes of items it sent to worker processes."""
-    from hypernodes.engines.remote import PlanSpec
+    from hypernodes.execution.remote import PlanSpec
 
     original = PlanSpec.dump_items
     sent = [0]

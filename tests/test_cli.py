@@ -496,7 +496,7 @@ def test_cache_errors(tmp_path: Path) -> None:
 
 
 def test_assignments_parse_as_json_else_as_strings() -> None:
-    from hypernodes.cli_io import UsageProblem, parse_assignment
+    from hypernodes.cli.io import UsageProblem, parse_assignment
 
     assert parse_assignment("n=3") == ("n", 3)
     assert parse_assignment("xs=[1, 2]") == ("xs", [1, 2])
@@ -514,7 +514,7 @@ def test_encoder_numpy_item_errors_and_other_values() -> None:
     import numpy as np
 
     from hypernodes import ItemError
-    from hypernodes.cli_io import JsonEncoder
+    from hypernodes.cli.io import JsonEncoder
 
     encoder = JsonEncoder()
     error = ItemError(ValueError("bad"), "check", 3)

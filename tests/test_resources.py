@@ -11,7 +11,7 @@ import cloudpickle
 import pytest
 
 from hypernodes import HypernodesEngine, Pipeline, Resource, node, resource
-from hypernodes.resources import built_resources, close_resources
+from hypernodes.model.resources import built_resources, close_resources
 
 
 @pytest.fixture(autouse=True)

@@ -8,7 +8,7 @@ import inspect
 
 import pytest
 
-from hypernodes._signature import plain_function, read_signature
+from hypernodes.model.signature import plain_function, read_signature
 
 
 def positional_only(a, b=2, /, c=3, *args, d, e=5, **kw):

@@ -13,7 +13,7 @@ import pytest
 
 from hypernodes import HypernodesEngine, HyperNodesError, MemoryCache, Pipeline, node
 from hypernodes.exceptions import TypeMismatchError, TypeMismatchWarning
-from hypernodes.typecheck import compatible, element_type, function_hints
+from hypernodes.model.typecheck import compatible, element_type, function_hints
 
 T = TypeVar("T")
 UserId = NewType("UserId", int)

@@ -1,15 +1,18 @@
 """HyperNodes: pipelines of plain Python functions that run once, map over thousands of items, and
 scale across executors without changing the functions."""
 
+from . import compat
 from .cache import DiskCache, MemoryCache
-from .callbacks import CallbackContext, PipelineCallback
 from .engines import HypernodesEngine
 from .exceptions import HyperNodesError
-from .item_error import ItemError
-from .node import Node, node
-from .pipeline import Pipeline
-from .pipeline_node import PipelineNode
-from .resources import Resource, resource
+from .execution.item_error import ItemError
+from .model.node import Node, node
+from .model.pipeline import Pipeline
+from .model.pipeline_node import PipelineNode
+from .model.resources import Resource, resource
+from .observe.callbacks import CallbackContext, PipelineCallback
+
+compat.install()
 
 __version__ = "0.1.0"
 

@@ -253,7 +253,7 @@ def test_items_run_in_a_worker_process_are_hits_in_the_parent(tmp_path: pathlib.
     from cache_helpers import run_pickled_items
 
     from hypernodes.cache.item import prepare_call
-    from hypernodes.context import RunContext
+    from hypernodes.execution.context import RunContext
     from hypernodes.engines.hypernodes import default_engine
 
     cache = DiskCache(tmp_path / "c") if kind == "disk" else MemoryCache()

@@ -10,7 +10,7 @@ from __future__ import annotations
 from collections import Counter
 from typing import Any
 
-from hypernodes.callbacks import PipelineCallback
+from hypernodes.observe.callbacks import PipelineCallback
 
 
 class LegacyRecorder(PipelineCallback):

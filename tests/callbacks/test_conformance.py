@@ -124,7 +124,7 @@ def test_progress_bar_under_a_threaded_map_reaches_50():
 
 
 def test_parallel_events_keep_worker_times():
-    from hypernodes.callbacks import PipelineCallback
+    from hypernodes.observe.callbacks import PipelineCallback
 
     class Times(PipelineCallback):
         def __init__(self):

@@ -8,7 +8,7 @@ import pytest
 from recorder import Recorder
 
 from hypernodes import MemoryCache, Pipeline, PipelineCallback, node
-from hypernodes.callbacks import CallbackWarning
+from hypernodes.observe.callbacks import CallbackWarning
 
 
 @node(output_name="a")

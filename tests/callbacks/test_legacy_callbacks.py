@@ -13,9 +13,9 @@ from recorder import Recorder
 from test_conformance import EXPECTED, XS, build
 
 from hypernodes import CallbackContext, DiskCache, MemoryCache, Pipeline, PipelineCallback, node
-from hypernodes.callbacks import HOOKS, CallbackWarning, Dispatcher
+from hypernodes.observe.callbacks import HOOKS, CallbackWarning, Dispatcher
 from hypernodes.exceptions import CallbackSignatureError
-from hypernodes.hook_calls import FIELDS
+from hypernodes.observe.hook_calls import FIELDS
 
 
 @pytest.mark.parametrize("pair", PAIRS, ids=IDS)

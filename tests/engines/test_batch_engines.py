@@ -21,7 +21,7 @@ from ml_cases import (
 )
 
 from hypernodes import HypernodesEngine, ItemError, MemoryCache, Pipeline
-from hypernodes.resources import Resource
+from hypernodes.model.resources import Resource
 
 XS = list(range(23))
 

@@ -10,7 +10,7 @@ from concurrent.futures import ThreadPoolExecutor
 import pytest
 
 from hypernodes import HypernodesEngine, ItemError, Pipeline, node
-from hypernodes.engines.scheduling import (
+from hypernodes.execution.scheduling import (
     MAX_BATCH,
     Batches,
     run_batch,

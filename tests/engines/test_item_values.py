@@ -14,7 +14,7 @@ import pytest
 
 from hypernodes import DiskCache, HypernodesEngine, MemoryCache, Pipeline, PipelineCallback, node
 from hypernodes.cache.item import prepare_call
-from hypernodes.context import RunContext
+from hypernodes.execution.context import RunContext
 from hypernodes.engines import remote
 
 pytestmark = pytest.mark.timeout(120)

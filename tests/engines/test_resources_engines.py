@@ -109,7 +109,7 @@ def test_the_model_travels_as_its_recipe_under_parallel(tmp_path, monkeypatch):
     """What is sent to workers holds the recipe (bytes), never the built object."""
     import pickle
 
-    from hypernodes.engines.remote import PlanSpec
+    from hypernodes.execution.remote import PlanSpec
 
     sent: list[bytes] = []
     original = PlanSpec.dump_items

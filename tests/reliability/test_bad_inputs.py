@@ -26,7 +26,7 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-import hypernodes.pipeline as pipeline_module
+import hypernodes.model.pipeline as pipeline_module
 from hypernodes import (
     DiskCache,
     HypernodesEngine,

@@ -151,7 +151,7 @@ def _callable(obj: Any, checks: list[tuple[Any, ...]]) -> bytes:
         )
     if isinstance(obj, BuiltinFunctionType) or not callable(obj):
         return _digest_of(b"q" + qualified_name(obj).encode())
-    from ..node import Node  # a node used inside another node's code
+    from ..model.node import Node
 
     if isinstance(obj, Node):
         return _callable(obj.func, checks)
@@ -343,7 +343,7 @@ def _reference(obj: Any, names: list[str], checks: list[tuple[Any, ...]]) -> byt
             return _callable(obj, checks)
         except Unhashable:
             return None
-    from ..node import Node
+    from ..model.node import Node
 
     if isinstance(obj, Node):
         return _callable(obj.func, checks)

@@ -15,7 +15,7 @@ layer (``layers.cache``) around each step:
   loaded (hit) or run and written (miss).
 
 The per-call data (:class:`~hypernodes.cache.signatures.CallInfo`) and the per-item state live in
-the :class:`~hypernodes.context.RunContext` (``ctx.call``, ``ctx.state``), never in the item's
+the :class:`~hypernodes.execution.context.RunContext` (``ctx.call``, ``ctx.state``), never in the item's
 values, so any scheduler that calls the hooks (sequentially, from threads, in worker processes)
 gets the same behaviour and the values hold the user's names only.
 """
@@ -34,8 +34,8 @@ from .signatures import NESTED, CallInfo, cache_plan, output_suffix, warn_unhash
 if TYPE_CHECKING:
     from collections.abc import Iterable, Sequence
 
-    from ..context import RunContext
-    from ..plan import Plan, Step
+    from ..execution.context import RunContext
+    from ..execution.plan import Plan, Step
 
 _digest_of = xxhash.xxh3_128_digest
 
@@ -231,7 +231,7 @@ def run_item(
     plan: Plan, values: dict[str, Any], ctx: RunContext, signed: Any, fetched: dict[bytes, Any]
 ) -> dict[str, Any]:
     """One item as ``Plan.run_item`` runs it with a cache, from what :func:`prefetch` found."""
-    from ..plan import locate_failure
+    from ..execution.plan import locate_failure
 
     runners = plan.composed(ctx)[0]
     step = None
@@ -249,7 +249,7 @@ def run_items(plan: Plan, items: Iterable[dict[str, Any]], ctx: RunContext) -> l
     """The sequential map loop with a cache and no callbacks: per item, :func:`steps_for` and
     the steps it returns.  A store that sets ``batch_reads`` (DiskCache: one query has a cost of
     its own) gets the items' requested keys in one read per :data:`PREFETCH_ITEMS` items."""
-    from ..plan import locate_failure, mark_item
+    from ..execution.plan import locate_failure, mark_item
 
     runners = plan.composed(ctx)[0]
     extract = plan.extract

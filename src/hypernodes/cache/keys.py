@@ -336,7 +336,7 @@ def _generic(enc: _Encoder, obj: Any) -> None:
             _enc_extra_state(enc, obj)  # attributes a subclass instance carries
             return
     if isinstance(obj, (FunctionType, MethodType, BuiltinFunctionType, type, functools.partial)):
-        from .code import callable_digest  # code hashing needs keys; import on demand
+        from .code import callable_digest
 
         enc.write(b"C")
         enc.write(callable_digest(obj))

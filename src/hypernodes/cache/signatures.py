@@ -18,13 +18,13 @@ from typing import TYPE_CHECKING, Any
 
 import xxhash
 
-from ..node import Node
+from ..model.node import Node
 from .base import warn_once
 from .code import callable_digest
 from .keys import _FAST_TOKENS, Unhashable, value_token
 
 if TYPE_CHECKING:
-    from ..plan import Plan
+    from ..execution.plan import Plan
 
 _digest_of = xxhash.xxh3_128_digest
 
@@ -349,7 +349,7 @@ def nested_static(step: Any) -> bytes | None:
     None when some part cannot be hashed, a node in it is ``cache=False`` (it must run), or a
     pipeline in it has callbacks of its own (they would miss its events).
     """
-    from ..pipeline_node import PipelineNode
+    from ..model.pipeline_node import PipelineNode
 
     adapter = step.node
     if not isinstance(adapter, PipelineNode):

@@ -7,14 +7,14 @@ imports dask or Daft.
 
 from typing import Any
 
-from .base import Engine
-from .executors import (
+from ..execution.executors import (
     AsyncExecutor,
     CustomExecutor,
     Executor,
     SequentialExecutor,
     ThreadedExecutor,
 )
+from .base import Engine
 from .hypernodes import HypernodesEngine
 from .parallel import ParallelExecutor
 

@@ -5,9 +5,9 @@ from __future__ import annotations
 from collections.abc import Iterable
 from typing import Any, Protocol, runtime_checkable
 
-from ..context import RunContext
 from ..exceptions import MapError
-from ..plan import Plan
+from ..execution.context import RunContext
+from ..execution.plan import Plan
 
 
 def is_tolerant(on_error: str) -> bool:
@@ -20,7 +20,7 @@ def is_tolerant(on_error: str) -> bool:
 
 @runtime_checkable
 class Engine(Protocol):
-    """Decides *how* the steps of a :class:`~hypernodes.plan.Plan` and the items of a map run.
+    """Decides *how* the steps of a :class:`~hypernodes.execution.plan.Plan` and the items of a map run.
 
     An engine never validates or prunes: the pipeline hands it a compiled plan and seeded value
     dicts.  ``run`` returns the plan's outputs for one item; ``map`` returns them for every item,
@@ -37,7 +37,7 @@ class Engine(Protocol):
     - ``async arun(plan, values, ctx)`` and the async generator ``aimap(...)`` (``imap``'s
       arguments), for ``Pipeline.arun``/``amap``/``aimap`` on the caller's event loop.
 
-    Engines whose items run in other processes build on :mod:`hypernodes.engines.remote`.
+    Engines whose items run in other processes build on :mod:`hypernodes.execution.remote`.
     """
 
     def run(self, plan: Plan, values: dict[str, Any], ctx: RunContext) -> dict[str, Any]: ...

@@ -4,7 +4,7 @@ The mapped inputs become columns (plus an item index), the values shared by ever
 with the UDFs, and the plan runs as *stages*: a run of consecutive nodes without resource hints is
 one batch UDF, and a node with ``@node(resources=...)`` is a stage of its own with those UDF
 options, so Daft places it.  A stage's UDF hands its batch to the remote kit
-(:func:`hypernodes.engines.remote.run_items`), which runs the items with the same cache, events
+(:func:`hypernodes.execution.remote.run_items`), which runs the items with the same cache, events
 and error handling as every other engine and returns them as values instead of raising; each
 cell of a stage's column holds one item's outputs, and the first cell of a batch also holds the
 batch's callback events, cache writes and error.  The caller replays those in item order, so rows,
@@ -26,16 +26,16 @@ from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from ..context import RunContext
 from ..exceptions import ExecutorError
-from ..graph import PipelineGraph
-from ..item_error import ItemError
-from ..node import Node
-from ..plan import Plan, Step, compile_plan
-from . import remote
+from ..execution import remote
+from ..execution.context import RunContext
+from ..execution.executors import Executor, make_executor
+from ..execution.item_error import ItemError
+from ..execution.plan import Plan, Step, compile_plan
+from ..execution.scheduling import Policy
+from ..model.graph import PipelineGraph
+from ..model.node import Node
 from .base import is_tolerant
-from .executors import Executor, make_executor
-from .scheduling import Policy
 
 _WHERE = "a Daft UDF of DaftEngine"
 #: the column that numbers the items of a map
@@ -172,8 +172,8 @@ class DaftEngine:
 
     def shutdown(self, wait: bool = True) -> None:
         """Stop the local Ray this engine started, if any (Daft's native runner holds nothing),
-        and tear down the resources built in this process (hypernodes.resources)."""
-        from ..resources import close_resources
+        and tear down the resources built in this process (hypernodes.model.resources)."""
+        from ..model.resources import close_resources
 
         _stop_ray(self._ray)
         self._ready = False
@@ -358,7 +358,7 @@ class _Source:
 
     @classmethod
     def of(cls, items: Iterable[dict[str, Any]]) -> _Source:
-        from ..mapspec import MapItems
+        from ..model.mapspec import MapItems
 
         if isinstance(items, MapItems):
             names, seqs = items.names, items.seqs
@@ -513,7 +513,7 @@ def _fixed_for(stage: Stage, fixed: dict[str, Any], whole: bool) -> dict[str, An
 
 class Head:
     """The first cell of a batch: the first item's outputs (``row``, None if it failed), and the
-    batch's ``meta`` (a :class:`~hypernodes.engines.remote.Reply` without rows, or its pickle)
+    batch's ``meta`` (a :class:`~hypernodes.execution.remote.Reply` without rows, or its pickle)
     and how many items ran before its error (``done``)."""
 
     __slots__ = ("row", "meta", "done")
@@ -561,7 +561,7 @@ def _stage_udf(stage: Stage, call: _StageCall, batch_size: int | None) -> Any:
     hints = dict(stage.resources)
     size = hints.pop("batch_size", None) or batch_size
     if size is None and stage.plan.segments is not None:  # a batch node: our default batch
-        from ..batching import DEFAULT_BATCH_SIZE
+        from ..execution.batching import DEFAULT_BATCH_SIZE
 
         size = DEFAULT_BATCH_SIZE
     name = f"stage{stage.number}{stage.label}"

@@ -1,6 +1,6 @@
 """``DaskEngine``: the items of a map run in chunks on a ``dask.distributed`` cluster.
 
-Everything that travels goes through the remote kit (:mod:`hypernodes.engines.remote`): the plan's
+Everything that travels goes through the remote kit (:mod:`hypernodes.execution.remote`): the plan's
 spec is scattered to the workers once per map, items go as chunks of pickled bytes (one Dask task
 per chunk, never per item), and each chunk's rows, callback events and cache writes come back and
 are replayed here in item order.  This module only adds what is Dask's: the client and the
@@ -27,14 +27,12 @@ from contextlib import contextmanager
 from functools import partial
 from typing import Any
 
-from ..batching import chunk_size_for
-from ..context import RunContext
 from ..exceptions import ExecutorError, WorkerCrashedError
-from ..plan import Plan
-from .base import is_tolerant
-from .executors import Executor, make_executor
-from .hypernodes import HypernodesEngine
-from .remote import (
+from ..execution.batching import chunk_size_for
+from ..execution.context import RunContext
+from ..execution.executors import Executor, make_executor
+from ..execution.plan import Plan
+from ..execution.remote import (
     PlanSpec,
     Reply,
     crashed_reply,
@@ -43,6 +41,8 @@ from .remote import (
     remote_items,
     run_chunk,
 )
+from .base import is_tolerant
+from .hypernodes import HypernodesEngine
 
 _WHERE = "a Dask worker of DaskEngine"
 

@@ -11,14 +11,10 @@ from contextlib import aclosing
 from functools import partial
 from typing import Any
 
-from ..batching import batch_size_for, iter_batched, map_batched
-from ..context import RunContext
-from ..events import ObservedItems
 from ..exceptions import ExecutorError
-from ..plan import Plan, run_items
-from ..resources import close_resources
-from .base import is_tolerant
-from .executors import (
+from ..execution.batching import batch_size_for, iter_batched, map_batched
+from ..execution.context import RunContext
+from ..execution.executors import (
     AsyncExecutor,
     CustomExecutor,
     Executor,
@@ -28,7 +24,11 @@ from .executors import (
     make_executor,
     offloaded_items,
 )
-from .scheduling import Offload
+from ..execution.plan import Plan, run_items
+from ..execution.scheduling import Offload
+from ..model.resources import close_resources
+from ..observe.events import ObservedItems
+from .base import is_tolerant
 
 
 class HypernodesEngine:
@@ -44,10 +44,10 @@ class HypernodesEngine:
     usable and a later call starts new ones.  Shutting down waits for calls still running (another
     pipeline sharing the engine) to end first.  Executor objects the user made themselves
     (``ThreadPoolExecutor``, a Dask client's executor) are never shut down by the engine.
-    Shutting down also tears down the resources built in this process (hypernodes.resources).
+    Shutting down also tears down the resources built in this process (hypernodes.model.resources).
 
     ``batch_size`` is how many items a map gives a batch node at once when the node sets no
-    ``resources={"batch_size": n}`` (default :data:`hypernodes.batching.DEFAULT_BATCH_SIZE`).
+    ``resources={"batch_size": n}`` (default :data:`hypernodes.execution.batching.DEFAULT_BATCH_SIZE`).
     """
 
     def __init__(
@@ -124,8 +124,8 @@ class HypernodesEngine:
     def _groups_here(self) -> bool:
         """Whether the map executor runs items in this process, so that this engine groups the
         items of a plan with batch nodes; worker processes group their own chunks."""
+        from ..execution.remote import in_worker
         from .parallel import ParallelExecutor
-        from .remote import in_worker
 
         remote = isinstance(self._map, ParallelExecutor) or (
             isinstance(self._map, CustomExecutor) and self._map.remote()

@@ -1,6 +1,6 @@
 """``ParallelExecutor``: map items over worker processes, for CPU-bound per-item work.
 
-The items travel through the remote kit (:mod:`hypernodes.engines.remote`): the plan's spec once
+The items travel through the remote kit (:mod:`hypernodes.execution.remote`): the plan's spec once
 per worker, then items in chunks, so that thousands of small items are a handful of round trips;
 rows, callback events and cache writes come back and are replayed here in item order.
 
@@ -22,11 +22,11 @@ from concurrent.futures.process import BrokenProcessPool
 from functools import partial
 from typing import Any, Literal
 
-from ..context import RunContext
 from ..exceptions import ExecutorError
-from ..plan import Plan
-from .executors import Executor, sequential_items
-from .remote import (
+from ..execution.context import RunContext
+from ..execution.executors import Executor, sequential_items
+from ..execution.plan import Plan
+from ..execution.remote import (
     PlanSpec,
     Reply,
     crashed_reply,
@@ -218,7 +218,7 @@ def _chunk_size(plan: Plan, count: int | None, workers: int, ctx: RunContext) ->
     """The kit's default chunk size, in whole batches for a plan with batch nodes."""
     if plan.segments is None:
         return None
-    from ..batching import chunk_size_for
+    from ..execution.batching import chunk_size_for
 
     size = default_chunk_size(count, workers)
     return chunk_size_for(plan, size, getattr(ctx.engine, "batch_size", None))

@@ -16,7 +16,7 @@ import threading
 import time
 from typing import IO, Any, Literal
 
-from ..callbacks import CallbackContext, PipelineCallback
+from ..observe.callbacks import CallbackContext, PipelineCallback
 from .progress_views import NotebookView, PlainView, RichView, Row, in_notebook
 
 Mode = Literal["auto", "rich", "notebook", "plain"]

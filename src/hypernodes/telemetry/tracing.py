@@ -13,7 +13,7 @@ import threading
 from dataclasses import dataclass
 from typing import Any
 
-from ..callbacks import CallbackContext, PipelineCallback
+from ..observe.callbacks import CallbackContext, PipelineCallback
 
 
 @dataclass

@@ -11,7 +11,7 @@ from .graphviz import FORMATS, ORIENTATIONS, RETURN_TYPES, render, visualize, wr
 from .styles import STYLES, Style, resolve_style
 
 if TYPE_CHECKING:
-    from ..pipeline import Pipeline
+    from ..model.pipeline import Pipeline
 
 #: pipelines with more top-level nodes than this are not drawn inline in Jupyter (``dot`` would
 #: take long); ``pipeline.visualize()`` still draws them on request

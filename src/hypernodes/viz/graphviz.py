@@ -16,15 +16,15 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from ..exceptions import GraphvizNotFoundError, HyperNodesError
-from ..node import Node
-from ..pipeline_node import PipelineNode
+from ..model.node import Node
+from ..model.pipeline_node import PipelineNode
 from .hints import TypeHints
 from .styles import Style, resolve_style
 
 if TYPE_CHECKING:
     import graphviz
 
-    from ..pipeline import Pipeline
+    from ..model.pipeline import Pipeline
 
 ORIENTATIONS = ("TB", "LR", "BT", "RL")
 #: file extensions ``visualize(filename=...)`` writes, and the graphviz format of each

@@ -12,8 +12,8 @@ import re
 import typing
 from typing import Any
 
-from ..node import Node
-from ..pipeline_node import PipelineNode
+from ..model.node import Node
+from ..model.pipeline_node import PipelineNode
 
 _QUALIFIED = re.compile(r"\b(?:[A-Za-z_]\w*\.)+([A-Za-z_]\w*)")
 

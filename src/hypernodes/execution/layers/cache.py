@@ -19,9 +19,9 @@ import asyncio
 import threading
 from typing import TYPE_CHECKING, Any
 
-from ..cache import item as _cache
-from ..cache.base import CacheWriteError
-from ..cache.signatures import cache_plan
+from ...cache import item as _cache
+from ...cache.base import CacheWriteError
+from ...cache.signatures import cache_plan
 from . import SKIP, Layer
 
 if TYPE_CHECKING:

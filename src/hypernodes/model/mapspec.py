@@ -11,7 +11,7 @@ from collections.abc import Iterable, Iterator, Mapping, Sequence, Sized
 from dataclasses import dataclass
 from typing import Any, Literal
 
-from .exceptions import MapError, pipeline_phrase
+from ..exceptions import MapError, pipeline_phrase
 
 MAP_MODES = ("zip", "product")
 MapMode = Literal["zip", "product"]

@@ -32,16 +32,16 @@ from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from ..batching import batch_size_for, run_groups
 from ..cache.base import collect_warnings, drain_warnings, relay_warnings
 from ..cache.signatures import CallInfo, cache_plan
-from ..callbacks import EventRecorder
-from ..context import RunContext
-from ..events import ObservedItems
 from ..exceptions import HyperNodesError, UnpicklableError
-from ..graph import PipelineGraph
-from ..plan import Plan, compile_plan, mark_item
+from ..model.graph import PipelineGraph
+from ..observe.callbacks import EventRecorder
+from ..observe.events import ObservedItems
+from .batching import batch_size_for, run_groups
+from .context import RunContext
 from .executors import SequentialExecutor
+from .plan import Plan, compile_plan, mark_item
 from .scheduling import stream
 
 #: compiled plans in this (worker) process, by spec token, most recently used last
@@ -268,7 +268,7 @@ def crashed_reply(spec: PlanSpec, index: int, detail: str) -> Reply:
     """The reply for map item ``index`` that killed its worker process even when run alone:
     an :class:`~hypernodes.ItemError` row under ``continue``, else the error."""
     from ..exceptions import WorkerCrashedError
-    from ..item_error import ItemError
+    from .item_error import ItemError
 
     error = WorkerCrashedError(
         f"map item {index} killed the worker process running it, also when run alone ({detail}); "
@@ -549,7 +549,7 @@ def unpicklable_payload(
 def _find_unpicklable_node(
     nodes: Sequence[Any], path: tuple[str, ...]
 ) -> tuple[tuple[str, ...], Exception] | None:
-    from ..pipeline_node import PipelineNode
+    from ..model.pipeline_node import PipelineNode
 
     for item in nodes:
         problem = pickles(item)

@@ -11,7 +11,7 @@ from typing import Any
 
 import networkx as nx
 
-from .exceptions import CycleError, DuplicateOutputError, pipeline_phrase
+from ..exceptions import CycleError, DuplicateOutputError, pipeline_phrase
 
 
 class PipelineGraph:

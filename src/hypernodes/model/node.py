@@ -11,8 +11,8 @@ import sys
 from collections.abc import Callable, Mapping
 from typing import Any, overload
 
-from ._signature import code_flags, read_signature
-from .exceptions import InvalidNodeError
+from ..exceptions import InvalidNodeError
+from .signature import code_flags, read_signature
 
 _VARIADIC = (inspect.Parameter.VAR_POSITIONAL, inspect.Parameter.VAR_KEYWORD)
 
@@ -196,7 +196,7 @@ class Node:
         self.retry_on: tuple[type[BaseException], ...] = _check_retry_on(retry_on, where)
         self.retry_delay: float = _check_number(retry_delay, "retry_delay", where)
         self.backoff: float = _check_number(backoff, "backoff", where)
-        #: seconds one call may take (None: no limit); see hypernodes.layers.timeout
+        #: seconds one call may take (None: no limit); see hypernodes.execution.layers.timeout
         self.timeout: float | None = (
             None if timeout is None else _check_number(timeout, "timeout", where, positive=True)
         )

@@ -10,9 +10,12 @@ from typing import TYPE_CHECKING, Any, Literal
 
 import networkx as nx
 
-from . import events
-from ._gc import gc_paused
-from .cache.item import prepare_call
+from ..cache.item import prepare_call
+from ..engines.base import is_tolerant
+from ..exceptions import UNNAMED, HyperNodesError, InvalidNodeError, MapError, pipeline_phrase
+from ..execution.context import RunContext, _dispatcher
+from ..execution.plan import Plan, add_failure_note, compile_plan
+from ..observe import events
 from .checks import (
     check_cache,
     check_callbacks,
@@ -22,19 +25,16 @@ from .checks import (
     nesting_cycle,
     unknown_input_error,
 )
-from .context import RunContext, _dispatcher
-from .engines.base import is_tolerant
-from .exceptions import UNNAMED, HyperNodesError, InvalidNodeError, MapError, pipeline_phrase
+from .gc import gc_paused
 from .graph import PipelineGraph
 from .mapspec import MapSpec
 from .node import Node
 from .pipeline_node import PipelineNode
-from .plan import Plan, add_failure_note, compile_plan
 from .resources import resource_names
 from .typecheck import TypeCheck, check_mode, check_pipeline, with_runtime_checks
 
 if TYPE_CHECKING:
-    from .viz.styles import Style
+    from ..viz.styles import Style
 
 OutputName = str | Sequence[str] | None
 
@@ -159,7 +159,7 @@ class Pipeline:
         ``"html"`` an ``IPython.display.HTML`` of it.  Needs ``pip install "hypernodes[viz]"``
         and the graphviz ``dot`` program to render.
         """
-        from .viz import visualize
+        from ..viz import visualize
 
         loop = nesting_cycle(self.label, self.pgraph)
         if loop is not None:
@@ -170,7 +170,7 @@ class Pipeline:
 
     def _repr_svg_(self) -> str | None:
         """Jupyter shows the pipeline as a picture (``None``, so the repr, without graphviz)."""
-        from .viz import repr_svg
+        from ..viz import repr_svg
 
         return repr_svg(self)
 
@@ -394,7 +394,7 @@ class Pipeline:
             if hasattr(engine, "aimap"):
                 rows = engine.aimap(plan, items, count, ctx, on_error, ordered)
             else:
-                from .engines.hypernodes import _bridge
+                from ..engines.hypernodes import _bridge
 
                 rows = _bridge(self._imap_rows(engine, plan, items, count, ctx, on_error, ordered))
             async with aclosing(rows):
@@ -413,7 +413,7 @@ class Pipeline:
     # -- internals shared with nested pipelines and engines ----------------------------------
 
     def _root_context(self) -> RunContext:
-        from .engines.hypernodes import default_engine
+        from ..engines.hypernodes import default_engine
 
         return RunContext(
             engine=self.engine if self.engine is not None else default_engine(),

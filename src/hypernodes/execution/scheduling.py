@@ -24,9 +24,9 @@ from time import perf_counter, thread_time
 from typing import Any
 
 from ..cache import item as _cache
-from ..context import RunContext
-from ..item_error import ItemError
-from ..plan import Plan, Step, add_failure_note, failure_inputs, locate_failure, mark_item
+from .context import RunContext
+from .item_error import ItemError
+from .plan import Plan, Step, add_failure_note, failure_inputs, locate_failure, mark_item
 
 #: how often a waiting caller wakes up, so that Ctrl-C reaches the main thread promptly
 POLL_SECONDS = 0.2

@@ -23,7 +23,7 @@ from typing import Any
 
 import click
 
-from .cli_io import (
+from .io import (
     CommandFailure,
     JsonEncoder,
     UsageProblem,
@@ -240,13 +240,13 @@ def _configure(
     if engine_object is not None:
         pipeline = pipeline.with_engine(engine_object)
     if cache_dir is not None:
-        from .cache import DiskCache
+        from ..cache import DiskCache
 
         pipeline = pipeline.with_cache(DiskCache(cache_dir))
     show = sys.stderr.isatty() if progress is None else progress
     if show:
         try:
-            from .telemetry import ProgressCallback
+            from ..telemetry import ProgressCallback
 
             callback = ProgressCallback()
             import rich  # noqa: F401 - ProgressCallback draws with rich
@@ -265,11 +265,11 @@ def make_engine(name: str) -> Any:
     if name == "sequential":
         return None
     if name in ("threaded", "async", "parallel"):
-        from .engines import HypernodesEngine
+        from ..engines import HypernodesEngine
 
         return HypernodesEngine(map_executor=name)
     class_name = {"dask": "DaskEngine", "daft": "DaftEngine"}[name]
-    from . import engines
+    from .. import engines
 
     try:
         engine_class = getattr(engines, class_name)
@@ -495,7 +495,7 @@ def cache() -> None:
 
 
 def _open_cache(directory: Path) -> Any:
-    from .cache import DiskCache
+    from ..cache import DiskCache
 
     if not directory.is_dir():
         raise CommandFailure(f"no cache at {directory}: it is not a directory")
@@ -568,8 +568,8 @@ def cache_clear(directory: Path, yes: bool) -> None:
 
 def load_target(target: str) -> Any:
     """The pipeline a ``module:attr`` or ``path/to/file.py:attr`` target names."""
-    from .node import Node
-    from .pipeline import Pipeline
+    from ..model.node import Node
+    from ..model.pipeline import Pipeline
 
     source, sep, attr = target.rpartition(":")
     if not sep or not source or os.sep in attr or "/" in attr:
@@ -619,7 +619,7 @@ def load_target(target: str) -> Any:
 
 
 def _pipelines_in(module: Any) -> str:
-    from .pipeline import Pipeline
+    from ..model.pipeline import Pipeline
 
     names = sorted(k for k, v in vars(module).items() if isinstance(v, Pipeline))
     return f"pipelines there: {', '.join(names)}" if names else "it defines no Pipeline"
@@ -679,7 +679,7 @@ def _import_file(path: Path) -> Any:
 
 def _one_line(exc: BaseException) -> str:
     """``Type: message (notes)`` on one line."""
-    from .exceptions import HyperNodesError
+    from ..exceptions import HyperNodesError
 
     text = " ".join(str(exc).split()) or "(no message)"
     notes = [n.removeprefix("hypernodes: ") for n in getattr(exc, "__notes__", ())]
@@ -689,7 +689,7 @@ def _one_line(exc: BaseException) -> str:
 
 
 def _usage_like(exc: BaseException) -> bool:
-    from .exceptions import MapError, MissingInputError, UnknownOutputError
+    from ..exceptions import MapError, MissingInputError, UnknownOutputError
 
     return isinstance(exc, (MissingInputError, MapError, UnknownOutputError))
 
@@ -732,7 +732,7 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 
 def _missing_input_text(exc: BaseException) -> str | None:
-    from .exceptions import MissingInputError
+    from ..exceptions import MissingInputError
 
     if not isinstance(exc, MissingInputError) or not exc.missing:
         return None

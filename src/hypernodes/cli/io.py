@@ -17,7 +17,7 @@ from typing import Any
 
 import click
 
-from .item_error import ItemError
+from ..execution.item_error import ItemError
 
 
 class UsageProblem(click.UsageError):
@@ -146,7 +146,7 @@ class JsonEncoder:
 def describe_pipeline(pipeline: Any) -> dict[str, Any]:
     """A JSON-ready description of ``pipeline``: inputs (required, optional with defaults,
     bound), outputs, and nodes with parameters, types and options; nested pipelines inside."""
-    from .viz.hints import TypeHints
+    from ..viz.hints import TypeHints
 
     return _describe(pipeline, TypeHints())
 
@@ -186,7 +186,7 @@ def _describe(pipeline: Any, hints: Any) -> dict[str, Any]:
 
 def _default_of(item: Any, name: str) -> Any:
     """The default a node (or, inside, a nested pipeline's first reader) gives input ``name``."""
-    from .node import Node
+    from ..model.node import Node
 
     if isinstance(item, Node):
         return item.defaults.get(name)
@@ -202,7 +202,7 @@ _OPTIONS = ("cache", "cache_version", "retries", "retry_on", "timeout", "resourc
 
 
 def _describe_item(item: Any, hints: Any) -> dict[str, Any]:
-    from .node import Node
+    from ..model.node import Node
 
     in_types = hints.inputs(item)
     out_types = hints.outputs(item)

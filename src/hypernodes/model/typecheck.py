@@ -28,7 +28,7 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, Literal
 
-from .exceptions import HyperNodesError, TypeMismatchError, TypeMismatchWarning
+from ..exceptions import HyperNodesError, TypeMismatchError, TypeMismatchWarning
 from .node import Node
 
 TypeCheck = Literal["error", "warn", "off", "runtime"]
@@ -368,7 +368,7 @@ class _End:
 
 def describe_type(hint: Any) -> str:
     """A short name for a type hint: ``int``, ``list[str]``, ``int | None``."""
-    from .viz.hints import type_name  # shared with the pictures
+    from ..viz.hints import type_name
 
     return type_name(hint)
 

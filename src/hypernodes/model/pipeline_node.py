@@ -5,10 +5,10 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
-from .context import RunContext
-from .exceptions import MappingError
+from ..exceptions import MappingError
+from ..execution.context import RunContext
+from ..execution.plan import Runner, analyze
 from .mapspec import MAP_MODES, MapSpec
-from .plan import Runner, analyze
 
 if TYPE_CHECKING:
     from .pipeline import Pipeline
@@ -33,7 +33,7 @@ class PipelineNode:
         map_mode: str = "zip",
         name: str | None = None,
     ) -> None:
-        from .pipeline import Pipeline  # circular at import time
+        from .pipeline import Pipeline
 
         if not isinstance(pipeline, Pipeline):
             raise MappingError(f"as_node needs a Pipeline, got {pipeline!r}")

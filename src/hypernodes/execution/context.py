@@ -116,7 +116,7 @@ def _dispatcher(callbacks: Any) -> Any:
     """A dispatcher for ``callbacks``, or None when none of them handles any event."""
     if not callbacks:
         return None
-    from .callbacks import Dispatcher
+    from ..observe.callbacks import Dispatcher
 
     dispatcher = Dispatcher(callbacks)
     return dispatcher if dispatcher.active else None

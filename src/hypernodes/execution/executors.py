@@ -26,10 +26,10 @@ from contextlib import aclosing, contextmanager
 from functools import partial
 from typing import Any
 
-from .._async import run_sync
-from ..context import RunContext
 from ..exceptions import ExecutorError
-from ..plan import Plan, run_items
+from .aio import run_sync
+from .context import RunContext
+from .plan import Plan, run_items
 from .scheduling import (
     ItemRunner,
     Offload,
@@ -648,7 +648,7 @@ def _done(fn: Callable[..., Any], *args: Any) -> Future:
 
 def make_executor(spec: Any, role: str, max_workers: int | None) -> Executor:
     """The executor for ``spec`` (a name, one of ours, or a foreign ``submit``/``shutdown`` object)."""
-    from .parallel import ParallelExecutor
+    from ..engines.parallel import ParallelExecutor
 
     if isinstance(spec, str):
         if spec == "parallel" and role == "node_executor":

@@ -13,25 +13,25 @@ from dataclasses import dataclass
 from operator import itemgetter
 from typing import Any
 
-from . import events
-from ._async import run_sync
-from .cache import item as _cache
-from .cache.base import CacheTimeout
-from .checks import unfinished_hint, unfinished_inputs_note, unfinished_kind
-from .context import RunContext
-from .exceptions import (
+from ..cache import item as _cache
+from ..cache.base import CacheTimeout
+from ..exceptions import (
     UNNAMED,
     MissingInputError,
     OutputShapeError,
     UnknownOutputError,
     pipeline_phrase,
 )
-from .graph import PipelineGraph
+from ..model.checks import unfinished_hint, unfinished_inputs_note, unfinished_kind
+from ..model.graph import PipelineGraph
+from ..model.node import Node, _is_async
+from ..model.resources import resolving
+from ..observe import events
+from .aio import run_sync
+from .context import RunContext
 from .layers.concurrency import alimited, limited
 from .layers.retry import aretrying, retrying
 from .layers.timeout import atimed, timed
-from .node import Node, _is_async
-from .resources import resolving
 
 Runner = Callable[[dict[str, Any], RunContext], None]
 AsyncRunner = Callable[[dict[str, Any], RunContext], Awaitable[None]]
@@ -52,7 +52,7 @@ class Step:
     #: position in the plan's steps
     index: int = 0
     #: for a batch node: ``batch(values_list, ctx)`` runs the node once for many items' values
-    #: (see :mod:`hypernodes.batching`); None for every other step
+    #: (see :mod:`hypernodes.execution.batching`); None for every other step
     batch: Runner | None = None
     #: ``(input name, value)`` of the optional inputs nobody provides: their defaults, bound
     #: into the step's call when the plan is compiled (they never enter the values dict)
@@ -119,9 +119,9 @@ class Plan:
         self.cache_plan: Any = None
         #: picklable specs of this plan for other processes, by context (engines.remote)
         self.specs: dict[Any, Any] = {}
-        #: provided names that hold resources (hypernodes.resources): nodes get their objects
+        #: provided names that hold resources (hypernodes.model.resources): nodes get their objects
         self.resources = resources
-        #: with batch nodes, the steps as segments for maps (hypernodes.batching); else None
+        #: with batch nodes, the steps as segments for maps (hypernodes.execution.batching); else None
         self.segments: tuple[tuple[Step, ...] | Step, ...] | None = None
         #: items per batch that the batch nodes ask for (the smallest hint), or None
         self.batch_size: int | None = None
@@ -136,7 +136,7 @@ class Plan:
         """A fresh value dict for one item, that running it fills in (``values`` is not changed).
 
         It holds the user's names only: defaults are bound into the steps, and the machinery's
-        per-item state lives in the item's :class:`~hypernodes.context.RunContext`.
+        per-item state lives in the item's :class:`~hypernodes.execution.context.RunContext`.
         """
         return dict(values)
 
@@ -399,7 +399,7 @@ def _node_runner(
 ) -> Runner:
     """A closure that calls ``node``'s function with its arguments from the values dict (with
     its timeout and retries, when it has them).  ``whole`` are the positions of arguments that
-    hold resources (hypernodes.resources): the function gets their built objects.  ``fixed``
+    hold resources (hypernodes.model.resources): the function gets their built objects.  ``fixed``
     maps positions to defaults bound into the call: those are not read from the values."""
     run = _bare_runner(node, wiring, store, whole, fixed)
     if node.retries:

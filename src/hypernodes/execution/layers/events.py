@@ -5,8 +5,8 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
-from .. import events
-from ..node import Node
+from ...model.node import Node
+from ...observe import events
 from . import Layer
 
 if TYPE_CHECKING:

@@ -14,7 +14,7 @@ import inspect
 from collections.abc import Iterable, Iterator, Mapping
 from typing import TYPE_CHECKING, Any
 
-from .exceptions import (
+from ..exceptions import (
     CycleError,
     InputError,
     InvalidSettingError,
@@ -163,7 +163,7 @@ def check_callbacks(callbacks: Any) -> list[Any] | None:
     """``callbacks`` as a list, if it is ``None`` or an iterable of callback objects."""
     if callbacks is None:
         return None
-    from .callbacks import HOOKS, PipelineCallback
+    from ..observe.callbacks import HOOKS, PipelineCallback
 
     takes = "callbacks= takes a list of callback objects (PipelineCallback subclass instances)"
     if isinstance(callbacks, PipelineCallback) or (
@@ -189,7 +189,7 @@ def check_callbacks(callbacks: Any) -> list[Any] | None:
                 "(on_node_end, on_map_item_end, ...)"
             )
         raise InvalidSettingError(f"{takes}, but callbacks[{i}] is {_describe(cb)}{hint}")
-    from .callbacks import check_callbacks as check_hooks
+    from ..observe.callbacks import check_callbacks as check_hooks
 
     return check_hooks(found)  # each hook override callable one way or the other
 

@@ -124,7 +124,7 @@ class Resource(Generic[T]):
         process that made the recipe, and carried with it."""
         key = self._key
         if key is None:
-            from .cache.keys import Unhashable, value_token
+            from ..cache.keys import Unhashable, value_token
 
             with _KEY_LOCK:  # threads asking at once must agree (a random id differs per call)
                 key = self._key
@@ -238,7 +238,7 @@ def _make(recipe: Resource) -> tuple[Any, Callable[[], Any] | None]:
         return value, functools.partial(_finish_generator, generator)
     value = func(*recipe.args, **recipe.kwargs)
     if inspect.isawaitable(value):
-        from ._async import run_sync
+        from ..execution.aio import run_sync
 
         value = run_sync(_awaited(value))
     if teardown is not None:

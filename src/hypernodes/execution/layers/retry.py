@@ -12,8 +12,8 @@ import time
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
+    from ...model.node import Node
     from ..context import RunContext
-    from ..node import Node
     from . import AsyncRunner, Runner
 
 

@@ -14,8 +14,8 @@ from contextlib import contextmanager
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
-    from .context import RunContext
-    from .plan import Plan, Step
+    from ..execution.context import RunContext
+    from ..execution.plan import Plan, Step
 
 
 _clock = time.perf_counter

@@ -4,7 +4,7 @@ dispatcher that delivers events one at a time in the caller's process.
 Hooks are called with keyword arguments, so an override may name just the ones it uses (and take
 the rest, including fields added later, as ``**kwargs``).  Hooks written the original HyperNodes
 way, positionally (``on_node_start(self, node_id, inputs, ctx)``), are recognised when the callback
-is registered and called that way (see :mod:`hypernodes.hook_calls`).  A callback that raises does
+is registered and called that way (see :mod:`hypernodes.observe.hook_calls`).  A callback that raises does
 not break the run: it is disabled for the rest of that run and a :class:`CallbackWarning` says
 which hook failed and why.
 """

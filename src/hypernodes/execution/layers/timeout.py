@@ -19,7 +19,7 @@ from collections.abc import Callable
 from functools import partial
 from typing import Any
 
-from ..exceptions import NodeTimeoutError
+from ...exceptions import NodeTimeoutError
 
 _HAS_ALARM = hasattr(signal, "setitimer") and hasattr(signal, "SIGALRM")
 

@@ -14,7 +14,7 @@ import weakref
 from collections.abc import Callable
 from typing import Any
 
-from .exceptions import CallbackSignatureError
+from ..exceptions import CallbackSignatureError
 
 #: the keyword arguments each hook receives, in the order the docs list them
 FIELDS: dict[str, tuple[str, ...]] = {

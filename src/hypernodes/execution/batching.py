@@ -25,12 +25,12 @@ import itertools
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from typing import TYPE_CHECKING, Any
 
-from . import events
-from .checks import unfinished_hint, unfinished_kind
-from .engines.scheduling import Policy
-from .exceptions import OutputShapeError
+from ..exceptions import OutputShapeError
+from ..model.checks import unfinished_hint, unfinished_kind
+from ..model.resources import Resource
+from ..observe import events
 from .plan import locate_failure, mark_item
-from .resources import Resource
+from .scheduling import Policy
 
 if TYPE_CHECKING:
     from .context import RunContext

@@ -1,0 +1,1 @@
+"""What users build: nodes, pipelines, nesting, map specs, the graph and its checks."""

@@ -1,0 +1,1 @@
+"""Observation: callbacks, the events the run loops emit, and how hooks are called."""
