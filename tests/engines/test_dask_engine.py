@@ -395,7 +395,7 @@ def test_a_users_client_stays_open_after_shutdown(dask_client):
 def test_an_in_process_cluster_leaves_this_process_a_caller():
     from distributed import Client
 
-    from hypernodes.engines import remote
+    from hypernodes.execution import remote
 
     with (
         LocalCluster(

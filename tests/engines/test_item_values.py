@@ -15,7 +15,7 @@ import pytest
 from hypernodes import DiskCache, HypernodesEngine, MemoryCache, Pipeline, PipelineCallback, node
 from hypernodes.cache.item import prepare_call
 from hypernodes.execution.context import RunContext
-from hypernodes.engines import remote
+from hypernodes.execution import remote
 
 pytestmark = pytest.mark.timeout(120)
 

@@ -16,7 +16,8 @@ import pytest
 from engine_cases import add_one, double, minus_three, neighbours, picky, triple
 
 from hypernodes import HypernodesEngine, ItemError, Pipeline, node
-from hypernodes.engines import ParallelExecutor, remote
+from hypernodes.engines import ParallelExecutor
+from hypernodes.execution import remote
 from hypernodes.exceptions import ExecutorError, UnpicklableError, WorkerCrashedError
 
 pytestmark = pytest.mark.timeout(90)

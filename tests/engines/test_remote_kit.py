@@ -13,7 +13,7 @@ import loky
 import pytest
 
 from hypernodes import HypernodesEngine, MemoryCache, Pipeline, PipelineCallback, node
-from hypernodes.engines import remote
+from hypernodes.execution import remote
 
 pytestmark = pytest.mark.timeout(120)
 
