@@ -24,9 +24,10 @@ def test_old_paths_re_export_the_same_objects(module):
 
 
 def test_old_style_imports_run_a_pipeline():
-    from hypernodes import Pipeline, node
     from hypernodes.engine import HypernodesEngine
     from hypernodes.executors import AsyncExecutor, SequentialExecutor
+
+    from hypernodes import Pipeline, node
 
     @node(output_name="y")
     def double(x: int) -> int:

@@ -45,5 +45,7 @@ def run_pickled_items(payload: bytes) -> bytes:
     import cloudpickle
 
     plan, items, ctx = cloudpickle.loads(payload)
-    results = [plan.run_item(values, ctx) for values in items]
+    from hypernodes.execution.loops import run_item
+
+    results = [run_item(plan, values, ctx) for values in items]
     return cloudpickle.dumps((results, ctx.cache.export_writes()))

@@ -253,8 +253,8 @@ def test_items_run_in_a_worker_process_are_hits_in_the_parent(tmp_path: pathlib.
     from cache_helpers import run_pickled_items
 
     from hypernodes.cache.item import prepare_call
-    from hypernodes.execution.context import RunContext
     from hypernodes.engines.hypernodes import default_engine
+    from hypernodes.execution.context import RunContext
 
     cache = DiskCache(tmp_path / "c") if kind == "disk" else MemoryCache()
     pipeline = Pipeline([_square], cache=cache)

@@ -13,8 +13,8 @@ from recorder import Recorder
 from test_conformance import EXPECTED, XS, build
 
 from hypernodes import CallbackContext, DiskCache, MemoryCache, Pipeline, PipelineCallback, node
-from hypernodes.observe.callbacks import HOOKS, CallbackWarning, Dispatcher
 from hypernodes.exceptions import CallbackSignatureError
+from hypernodes.observe.callbacks import HOOKS, CallbackWarning, Dispatcher
 from hypernodes.observe.hook_calls import FIELDS
 
 

@@ -143,7 +143,7 @@ def test_a_single_step_shows_no_rate():
 
 
 def test_disabled_progress_draws_nothing_and_is_never_called(monkeypatch):
-    from hypernodes.execution.context import _dispatcher
+    from hypernodes.observe.callbacks import dispatcher_for as _dispatcher
 
     out = io.StringIO()
     progress = ProgressCallback(mode="plain", file=out, enable=False)

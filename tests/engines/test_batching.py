@@ -10,7 +10,7 @@ from concurrent.futures import ThreadPoolExecutor
 import pytest
 
 from hypernodes import HypernodesEngine, ItemError, Pipeline, node
-from hypernodes.execution.scheduling import (
+from hypernodes.execution.streams import (
     MAX_BATCH,
     Batches,
     run_batch,

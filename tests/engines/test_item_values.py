@@ -14,8 +14,8 @@ import pytest
 
 from hypernodes import DiskCache, HypernodesEngine, MemoryCache, Pipeline, PipelineCallback, node
 from hypernodes.cache.item import prepare_call
-from hypernodes.execution.context import RunContext
 from hypernodes.execution import remote
+from hypernodes.execution.context import RunContext
 
 pytestmark = pytest.mark.timeout(120)
 

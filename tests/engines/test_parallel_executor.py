@@ -17,8 +17,8 @@ from engine_cases import add_one, double, minus_three, neighbours, picky, triple
 
 from hypernodes import HypernodesEngine, ItemError, Pipeline, node
 from hypernodes.engines import ParallelExecutor
-from hypernodes.execution import remote
 from hypernodes.exceptions import ExecutorError, UnpicklableError, WorkerCrashedError
+from hypernodes.execution import remote
 
 pytestmark = pytest.mark.timeout(90)
 

@@ -146,7 +146,7 @@ def test_an_error_travels_in_the_reply_with_its_type_and_item():
     assert reply.rows == [{"y": 1}] and isinstance(reply.error, KeyError)
     with pytest.raises(KeyError) as info:
         spec.receive(remote.dump_reply(reply, 10), pipeline._root_context())
-    from hypernodes.execution.plan import add_failure_note
+    from hypernodes.execution.failure import add_failure_note
 
     add_failure_note(info.value)
     assert info.value.__notes__ == [

@@ -22,7 +22,6 @@ gets the same behaviour and the values hold the user's names only.
 
 from __future__ import annotations
 
-import itertools
 from typing import TYPE_CHECKING, Any
 
 import xxhash
@@ -32,10 +31,11 @@ from .keys import Unhashable, value_token
 from .signatures import NESTED, CallInfo, cache_plan, output_suffix, warn_unhashable_input
 
 if TYPE_CHECKING:
-    from collections.abc import Iterable, Sequence
+    from collections.abc import Sequence
 
     from ..execution.context import RunContext
-    from ..execution.plan import Plan, Step
+    from ..execution.plan import Plan
+    from ..execution.step import Step
 
 _digest_of = xxhash.xxh3_128_digest
 
@@ -206,10 +206,6 @@ def _walk_back(
 _MISSING: Any = object()
 
 
-#: items whose cache reads are batched into one read (for stores that set ``batch_reads``)
-PREFETCH_ITEMS = 256
-
-
 def prefetch(
     plan: Plan, chunk: Sequence[dict[str, Any]], call: CallInfo | None
 ) -> tuple[list[Any], list[bytes]]:
@@ -225,67 +221,6 @@ def prefetch(
         if keys:
             wanted.extend(pick(keys))
     return signed, wanted
-
-
-def run_item(
-    plan: Plan, values: dict[str, Any], ctx: RunContext, signed: Any, fetched: dict[bytes, Any]
-) -> dict[str, Any]:
-    """One item as ``Plan.run_item`` runs it with a cache, from what :func:`prefetch` found."""
-    from ..execution.plan import locate_failure
-
-    runners = plan.composed(ctx)[0]
-    step = None
-    try:
-        steps, item_ctx = steps_for(plan, values, ctx, signed, fetched)
-        for step in steps:
-            runners[step.index](values, item_ctx)
-    except Exception as exc:
-        locate_failure(exc, step, ctx, plan, values)
-        raise
-    return plan.extract(values)
-
-
-def run_items(plan: Plan, items: Iterable[dict[str, Any]], ctx: RunContext) -> list[dict[str, Any]]:
-    """The sequential map loop with a cache and no callbacks: per item, :func:`steps_for` and
-    the steps it returns.  A store that sets ``batch_reads`` (DiskCache: one query has a cost of
-    its own) gets the items' requested keys in one read per :data:`PREFETCH_ITEMS` items."""
-    from ..execution.plan import locate_failure, mark_item
-
-    runners = plan.composed(ctx)[0]
-    extract = plan.extract
-    cache = ctx.cache
-    results: list[dict[str, Any]] = []
-    append = results.append
-    values: dict[str, Any] = {}
-    step = None
-    reuse = ctx.with_state(None)  # one item at a time: one item context, its state swapped
-    try:
-        if getattr(cache, "batch_reads", False):
-            source = iter(items)
-            while True:
-                chunk = list(itertools.islice(source, PREFETCH_ITEMS))
-                if not chunk:
-                    break
-                signed, wanted = prefetch(plan, chunk, ctx.call)
-                fetched = cache.get_many(wanted) if wanted else {}
-                for values, keys in zip(chunk, signed):
-                    step = None
-                    steps, item_ctx = steps_for(plan, values, ctx, keys, fetched, reuse)
-                    for step in steps:
-                        runners[step.index](values, item_ctx)
-                    append(extract(values))
-            return results
-        for values in items:
-            step = None
-            steps, item_ctx = steps_for(plan, values, ctx, None, None, reuse)
-            for step in steps:
-                runners[step.index](values, item_ctx)
-            append(extract(values))
-    except Exception as exc:
-        locate_failure(exc, step, ctx, plan, values)
-        mark_item(exc, ctx.depth, len(results))
-        raise
-    return results
 
 
 def _sign_generic(

@@ -28,14 +28,15 @@ from typing import Any
 
 from ..exceptions import ExecutorError
 from ..execution import remote
-from ..execution.context import RunContext
-from ..execution.executors import Executor, make_executor
+from ..execution.context import Policy, RunContext
+from ..execution.executors import Executor
 from ..execution.item_error import ItemError
-from ..execution.plan import Plan, Step, compile_plan
-from ..execution.scheduling import Policy
+from ..execution.plan import DEFAULT_BATCH_SIZE, Plan, compile_plan
+from ..execution.step import Step
 from ..model.graph import PipelineGraph
 from ..model.node import Node
 from .base import is_tolerant
+from .hypernodes import make_executor
 
 _WHERE = "a Daft UDF of DaftEngine"
 #: the column that numbers the items of a map
@@ -561,8 +562,6 @@ def _stage_udf(stage: Stage, call: _StageCall, batch_size: int | None) -> Any:
     hints = dict(stage.resources)
     size = hints.pop("batch_size", None) or batch_size
     if size is None and stage.plan.segments is not None:  # a batch node: our default batch
-        from ..execution.batching import DEFAULT_BATCH_SIZE
-
         size = DEFAULT_BATCH_SIZE
     name = f"stage{stage.number}{stage.label}"
 

@@ -28,21 +28,13 @@ from functools import partial
 from typing import Any
 
 from ..exceptions import ExecutorError, WorkerCrashedError
-from ..execution.batching import chunk_size_for
 from ..execution.context import RunContext
-from ..execution.executors import Executor, make_executor
-from ..execution.plan import Plan
-from ..execution.remote import (
-    PlanSpec,
-    Reply,
-    crashed_reply,
-    in_worker,
-    merge_replies,
-    remote_items,
-    run_chunk,
-)
+from ..execution.driver import remote_items
+from ..execution.executors import Executor
+from ..execution.plan import Plan, chunk_size_for
+from ..execution.remote import PlanSpec, Reply, crashed_reply, in_worker, merge_replies, run_chunk
 from .base import is_tolerant
-from .hypernodes import HypernodesEngine
+from .hypernodes import HypernodesEngine, make_executor
 
 _WHERE = "a Dask worker of DaskEngine"
 

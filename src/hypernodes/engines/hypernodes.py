@@ -6,29 +6,32 @@ from __future__ import annotations
 import asyncio
 import os
 import weakref
-from collections.abc import AsyncIterator, Iterable, Iterator
+from collections.abc import AsyncIterator, Callable, Iterable, Iterator
 from contextlib import aclosing
 from functools import partial
 from typing import Any
 
 from ..exceptions import ExecutorError
-from ..execution.batching import batch_size_for, iter_batched, map_batched
 from ..execution.context import RunContext
 from ..execution.executors import (
     AsyncExecutor,
     CustomExecutor,
     Executor,
+    LevelPools,
     SequentialExecutor,
-    _LevelPools,
+    ThreadedExecutor,
     current_level,
-    make_executor,
     offloaded_items,
 )
-from ..execution.plan import Plan, run_items
-from ..execution.scheduling import Offload
+from ..execution.loops import ObservedItems, Offload, iter_batched, map_batched, run_item, run_items
+from ..execution.plan import Plan, batch_size_for
+from ..execution.remote import in_worker
 from ..model.resources import close_resources
-from ..observe.events import ObservedItems
 from .base import is_tolerant
+from .parallel import ParallelExecutor
+
+#: the executors named by string
+NAMES = ("sequential", "async", "threaded", "parallel")
 
 
 class HypernodesEngine:
@@ -47,7 +50,7 @@ class HypernodesEngine:
     Shutting down also tears down the resources built in this process (hypernodes.model.resources).
 
     ``batch_size`` is how many items a map gives a batch node at once when the node sets no
-    ``resources={"batch_size": n}`` (default :data:`hypernodes.execution.batching.DEFAULT_BATCH_SIZE`).
+    ``resources={"batch_size": n}`` (default :data:`hypernodes.execution.plan.DEFAULT_BATCH_SIZE`).
     """
 
     def __init__(
@@ -67,17 +70,17 @@ class HypernodesEngine:
         self.node_executor = node_executor
         self.map_executor = map_executor
         self.max_workers = max_workers
-        self._sequential_nodes = isinstance(self._node, SequentialExecutor)
-        self._sequential = self._sequential_nodes and isinstance(self._map, SequentialExecutor)
+        self._sequential_nodes = self._node.inline
+        self._sequential = self._sequential_nodes and self._map.inline
         #: threads for sync nodes of arun/amap calls made on a caller's event loop
-        self._aio = _LevelPools(min(32, (os.cpu_count() or 1) + 4), "hypernodes-aio")
+        self._aio = LevelPools(min(32, (os.cpu_count() or 1) + 4), "hypernodes-aio")
         # Workers of an engine that is dropped without shutdown() stop when it is collected.
         self._finalizer = weakref.finalize(self, _release, (self._node, self._map), self._aio)
 
     def run(self, plan: Plan, values: dict[str, Any], ctx: RunContext) -> dict[str, Any]:
         """Run one item."""
         if self._sequential_nodes:
-            return plan.run_item(values, ctx)
+            return run_item(plan, values, ctx)
         with self._node.lease():
             return self._node.run_item(plan, values, ctx, False, 0)
 
@@ -124,13 +127,7 @@ class HypernodesEngine:
     def _groups_here(self) -> bool:
         """Whether the map executor runs items in this process, so that this engine groups the
         items of a plan with batch nodes; worker processes group their own chunks."""
-        from ..execution.remote import in_worker
-        from .parallel import ParallelExecutor
-
-        remote = isinstance(self._map, ParallelExecutor) or (
-            isinstance(self._map, CustomExecutor) and self._map.remote()
-        )
-        return not remote or in_worker()
+        return not self._map.remote or in_worker()
 
     # -- on the caller's event loop -------------------------------------------------------------
 
@@ -158,14 +155,14 @@ class HypernodesEngine:
         they always do while the loop waits for their rows without blocking."""
         tolerant = is_tolerant(on_error)
         batched = plan.segments is not None
-        if batched or not isinstance(self._map, (SequentialExecutor, AsyncExecutor)):
-            bridged = _bridge(self.imap(plan, items, count, ctx, on_error, ordered))
+        if batched or not self._map.loop_native:
+            bridged = bridge(self.imap(plan, items, count, ctx, on_error, ordered))
             async with aclosing(bridged):
                 async for pair in bridged:
                     yield pair
             return
         node: Any = self._node if ctx.dispatcher is None else ObservedItems(self._node)
-        window = self._map.limit if isinstance(self._map, AsyncExecutor) else 1
+        window = self._map.window
         batches = offloaded_items(
             self._offload(), window, node, plan, items, ctx, tolerant, ordered
         )
@@ -203,13 +200,13 @@ def _label(spec: Any) -> str:
     return repr(spec) if isinstance(spec, str) else type(spec).__name__
 
 
-def _release(executors: tuple[Executor, ...], aio: _LevelPools) -> None:
+def _release(executors: tuple[Executor, ...], aio: LevelPools) -> None:
     for executor in executors:
         executor.shutdown(wait=False)
     aio.close(False)
 
 
-async def _bridge(rows: Iterator[Any]) -> AsyncIterator[Any]:
+async def bridge(rows: Iterator[Any]) -> AsyncIterator[Any]:
     """Rows of a blocking iterator, each fetched in a thread so the event loop keeps running."""
     loop = asyncio.get_running_loop()
     done = object()
@@ -234,3 +231,41 @@ def default_engine() -> HypernodesEngine:
     if _DEFAULT is None:
         _DEFAULT = HypernodesEngine()
     return _DEFAULT
+
+
+def make_executor(spec: Any, role: str, max_workers: int | None) -> Executor:
+    """The executor for ``spec`` (a name, one of ours, or a foreign ``submit``/``shutdown`` object)."""
+    if isinstance(spec, str):
+        if spec == "parallel" and role == "node_executor":
+            raise _node_parallel_error()
+        factory: dict[str, Callable[[int | None], Executor]] = {
+            "sequential": lambda _: SequentialExecutor(),
+            "threaded": ThreadedExecutor,
+            "async": AsyncExecutor,
+            "parallel": ParallelExecutor,
+        }
+        if spec not in factory:
+            raise ExecutorError(
+                f"{role}={spec!r} is not an executor; choose one of {list(NAMES)} or pass an "
+                "object with submit(fn, *args) and shutdown(wait=True)"
+            )
+        return factory[spec](max_workers)
+    if isinstance(spec, Executor):
+        if role == "node_executor" and not spec.schedules_nodes:
+            raise _node_parallel_error()
+        return spec
+    if callable(getattr(spec, "submit", None)) and callable(getattr(spec, "shutdown", None)):
+        return CustomExecutor(spec, max_workers)
+    raise ExecutorError(
+        f"{role}={spec!r} is not an executor; choose one of {list(NAMES)} or pass an object "
+        "with submit(fn, *args) -> Future and shutdown(wait=True)"
+    )
+
+
+def _node_parallel_error() -> ExecutorError:
+    return ExecutorError(
+        "node_executor='parallel' is not supported: sending every node of an item to another "
+        "process costs more than it gains and cannot share nested pipelines' state. Use "
+        "node_executor='threaded' (or 'async') for concurrency inside an item, and "
+        "map_executor='parallel' to spread items over CPU cores"
+    )

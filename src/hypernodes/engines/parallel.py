@@ -24,17 +24,10 @@ from typing import Any, Literal
 
 from ..exceptions import ExecutorError
 from ..execution.context import RunContext
-from ..execution.executors import Executor, sequential_items
-from ..execution.plan import Plan
-from ..execution.remote import (
-    PlanSpec,
-    Reply,
-    crashed_reply,
-    default_chunk_size,
-    in_worker,
-    merge_replies,
-    remote_items,
-)
+from ..execution.driver import default_chunk_size, remote_map
+from ..execution.executors import Executor
+from ..execution.plan import Plan, chunk_size_for
+from ..execution.remote import PlanSpec, Reply, crashed_reply, merge_replies
 
 _WHERE = "a worker process of map_executor='parallel'"
 
@@ -54,6 +47,8 @@ class ParallelExecutor(Executor):
     """
 
     name = "parallel"
+    remote = True
+    schedules_nodes = False
 
     def __init__(
         self,
@@ -87,22 +82,19 @@ class ParallelExecutor(Executor):
         tolerant: bool,
         ordered: bool = True,
     ) -> Iterator[tuple[int, dict[str, Any]]]:
-        if in_worker() or count == 0:
-            yield from sequential_items(node, plan, items, ctx, tolerant)
-            return
-        on_error = "continue" if tolerant else "raise"
-        spec = PlanSpec.for_call(plan, ctx, getattr(node, "inner", node), on_error, _WHERE)
-        window = 2 * self.workers
-        with ThreadPoolExecutor(window, thread_name_prefix="hypernodes-parallel") as relays:
-            chunks = _Chunks(self, spec)
+        with ThreadPoolExecutor(self.window, thread_name_prefix="hypernodes-parallel") as relays:
+            chunks = _Chunks(self)
             try:
-                yield from remote_items(
+                yield from remote_map(
                     partial(relays.submit, chunks.run),
-                    spec,
+                    self.workers,
+                    _WHERE,
+                    node,
+                    plan,
                     items,
                     count,
-                    self.workers,
                     ctx,
+                    tolerant,
                     ordered,
                     _chunk_size(plan, count, self.workers, ctx),
                 )
@@ -110,6 +102,10 @@ class ParallelExecutor(Executor):
                 chunks.stopped = True
                 self._kill(self._pool)
                 raise
+
+    @property
+    def window(self) -> int:
+        return 2 * self.workers
 
     # -- processes ---------------------------------------------------------------------------
 
@@ -157,9 +153,8 @@ class _Chunks:
     ``on_error="continue"``.
     """
 
-    def __init__(self, executor: ParallelExecutor, spec: PlanSpec) -> None:
+    def __init__(self, executor: ParallelExecutor) -> None:
         self.executor = executor
-        self.spec = spec
         self.stopped = False
 
     def run(self, fn: Any, token: str, blob: bytes, chunk: bytes, start: int) -> Reply | bytes:
@@ -192,13 +187,14 @@ class _Chunks:
         tokens: dict[str, bytes] | None,
     ) -> Reply:
         """One item alone; a crash is blamed on it when it happens twice in a row."""
-        single = self.spec.dump_items([values], index, tokens)
+        spec = PlanSpec.for_token(token)
+        single = spec.dump_items([values], index, tokens)
         for attempt in range(2):
             try:
                 return pickle.loads(self._once(fn, token, blob, single, index))
             except BrokenProcessPool as exc:
                 if attempt == 1:
-                    return crashed_reply(self.spec, index, _describe_crash(exc))
+                    return crashed_reply(spec, index, _describe_crash(exc))
         raise AssertionError("unreachable")
 
     def _once(self, fn: Any, *args: Any) -> bytes:
@@ -218,8 +214,6 @@ def _chunk_size(plan: Plan, count: int | None, workers: int, ctx: RunContext) ->
     """The kit's default chunk size, in whole batches for a plan with batch nodes."""
     if plan.segments is None:
         return None
-    from ..execution.batching import chunk_size_for
-
     size = default_chunk_size(count, workers)
     return chunk_size_for(plan, size, getattr(ctx.engine, "batch_size", None))
 

@@ -1,9 +1,18 @@
-"""The per-call context handed down from ``Pipeline.run``/``map`` to every step and nested pipeline."""
+"""The per-call context handed down from ``Pipeline.run``/``map`` to every step and nested
+pipeline, and the error policy of one item."""
 
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+from ..observe.callbacks import dispatcher_for
+from .failure import add_failure_note, failure_inputs, locate_failure, mark_item
+from .item_error import ItemError
+
+if TYPE_CHECKING:
+    from .plan import Plan
+    from .step import Step
 
 
 @dataclass(slots=True)
@@ -50,7 +59,9 @@ class RunContext:
         return RunContext(
             pipeline.engine if pipeline.engine is not None else self.engine,
             pipeline.cache if pipeline.cache is not None else self.cache,
-            _dispatcher(pipeline.callbacks) if pipeline.callbacks is not None else self.dispatcher,
+            dispatcher_for(pipeline.callbacks)
+            if pipeline.callbacks is not None
+            else self.dispatcher,
             (*self.path, name),
             (*self.items, None),
             flag=self.flag,
@@ -112,11 +123,46 @@ class RanFlag:
             flag = flag.parent
 
 
-def _dispatcher(callbacks: Any) -> Any:
-    """A dispatcher for ``callbacks``, or None when none of them handles any event."""
-    if not callbacks:
-        return None
-    from ..observe.callbacks import Dispatcher
+class Policy:
+    """What a failing step does to its item: ``raise`` it, or ``continue`` with error values.
 
-    dispatcher = Dispatcher(callbacks)
-    return dispatcher if dispatcher.active else None
+    A policy object lives for one item; with ``continue`` it collects the item's failures
+    (output name -> :class:`ItemError`).
+    """
+
+    __slots__ = ("failed",)
+
+    def __init__(self, tolerant: bool) -> None:
+        #: output name -> its error (``continue``); None with ``raise``
+        self.failed: dict[str, ItemError] | None = {} if tolerant else None
+
+    def blocked(self, step: Step) -> bool:
+        """Whether ``step`` reads a failed value; its outputs then inherit that error."""
+        failed = self.failed
+        if not failed:
+            return False
+        for key in step.arg_keys:
+            error = failed.get(key)
+            if error is not None:
+                failed.update(dict.fromkeys(step.store, error))
+                return True
+        return False
+
+    def record(
+        self, exc: BaseException, step: Step, ctx: RunContext, index: int, values: dict[str, Any]
+    ) -> None:
+        """Keep ``exc`` as the value of ``step``'s outputs (``continue``), or raise it."""
+        if self.failed is None or not isinstance(exc, Exception):
+            raise exc
+        locate_failure(exc, step, ctx, values)
+        mark_item(exc, ctx.depth, index)
+        add_failure_note(exc)
+        error = ItemError(exc, step.name, index, failure_inputs(exc))
+        self.failed.update(dict.fromkeys(step.store, error))
+
+    def row(self, plan: Plan, values: dict[str, Any]) -> dict[str, Any]:
+        """The item's outputs, with the error value in place of what could not be computed."""
+        failed = self.failed
+        if not failed:
+            return plan.extract(values)
+        return {name: failed.get(name, values.get(name)) for name in plan.output_names}

@@ -29,25 +29,24 @@ from typing import Any
 from ..exceptions import ExecutorError
 from .aio import run_sync
 from .context import RunContext
-from .plan import Plan, run_items
-from .scheduling import (
+from .driver import remote_map
+from .loops import (
     ItemRunner,
     Offload,
     aitem_task,
     arun_dataflow,
-    arun_one,
     arun_sequential,
-    astream_batched,
     item_task,
-    run_batch,
     run_dataflow,
+    run_item,
     run_item_inline,
-    stream_batched,
+    run_items,
 )
+from .plan import Plan
+from .streams import arun_one, astream_batched, run_batch, stream_batched
 
 Rows = Iterator[tuple[int, dict[str, Any]]]
 
-NAMES = ("sequential", "async", "threaded", "parallel")
 
 _state = threading.local()
 _OUTSIDE: frozenset[int] = frozenset()
@@ -87,6 +86,15 @@ class Executor:
     """
 
     name = "executor"
+    #: node role: runs the steps of an item one after the other in the calling thread
+    inline = False
+    #: map role: runs items as tasks on the caller's event loop (``aimap`` need not bridge)
+    loop_native = False
+    #: map role: tasks run in other processes, or are pickled on the way (the remote kit carries
+    #: the plan once and items in chunks, and names what cannot be pickled)
+    remote = False
+    #: can schedule the nodes of one item (``node_executor``); process pools cannot
+    schedules_nodes = True
 
     def __init__(self, max_workers: int | None = None) -> None:
         if max_workers is not None and max_workers < 1:
@@ -116,6 +124,21 @@ class Executor:
         """Run one item from inside an event loop (an async map); ``offload`` runs sync code in a
         thread.  By default the whole item is one trip to ``offload``."""
         return await offload(self.run_item, plan, values, ctx, tolerant, index)
+
+    def offloads_items(self, plan: Plan) -> bool:
+        """Whether :meth:`arun_item` is :meth:`run_item` in one trip to a thread, so that several
+        items of an async map may share one trip (a batch)."""
+        return type(self).arun_item is Executor.arun_item
+
+    @property
+    def inner(self) -> Executor:
+        """The executor itself (a wrapper that adds item events answers its wrapped one)."""
+        return self
+
+    @property
+    def window(self) -> int:
+        """How many tasks (batches of items) it keeps in flight as a map executor."""
+        return 1
 
     # -- map role ----------------------------------------------------------------------------
 
@@ -192,7 +215,7 @@ def sequential_map(
     tolerant: bool,
 ) -> list[dict[str, Any]]:
     """Items one after the other in this thread, with ``node`` scheduling each item's steps."""
-    if isinstance(node, SequentialExecutor) and not tolerant:
+    if node.inline and not tolerant:
         return run_items(plan, items, ctx)
     return [row for _, row in sequential_items(node, plan, items, ctx, tolerant)]
 
@@ -213,13 +236,18 @@ class SequentialExecutor(Executor):
     """One thing at a time, in the calling thread: predictable and free of overhead."""
 
     name = "sequential"
+    inline = True
+    loop_native = True
+
+    def offloads_items(self, plan: Plan) -> bool:
+        return not plan.asynchronous  # async def steps are awaited on the caller's loop
 
     def run_item(
         self, plan: Plan, values: dict[str, Any], ctx: RunContext, tolerant: bool, index: int
     ) -> dict[str, Any]:
         if tolerant:
             return run_item_inline(plan, values, ctx, tolerant, index)
-        return plan.run_item(values, ctx)
+        return run_item(plan, values, ctx)
 
     async def arun_item(
         self,
@@ -256,7 +284,7 @@ class SequentialExecutor(Executor):
         return sequential_map(node, plan, items, ctx, tolerant)
 
 
-class _LevelPools:
+class LevelPools:
     """Thread pools of one executor, one per scheduling level, started on first use."""
 
     def __init__(self, workers: int, prefix: str) -> None:
@@ -307,7 +335,7 @@ class ThreadedExecutor(Executor):
     def __init__(self, max_workers: int | None = None) -> None:
         super().__init__(max_workers)
         self.workers = max_workers or min(32, (os.cpu_count() or 1) + 4)
-        self._pools = _LevelPools(self.workers, "hypernodes-threaded")
+        self._pools = LevelPools(self.workers, "hypernodes-threaded")
 
     def run_item(
         self, plan: Plan, values: dict[str, Any], ctx: RunContext, tolerant: bool, index: int
@@ -324,8 +352,13 @@ class ThreadedExecutor(Executor):
         tolerant: bool,
         ordered: bool = True,
     ) -> Rows:
-        submit, window = self._pools.submit, 2 * self.workers
-        return submitted_items(submit, window, node, plan, items, ctx, tolerant, ordered)
+        return submitted_items(
+            self._pools.submit, self.window, node, plan, items, ctx, tolerant, ordered
+        )
+
+    @property
+    def window(self) -> int:
+        return 2 * self.workers
 
     def _release(self, wait: bool) -> None:
         self._pools.close(wait)
@@ -341,25 +374,10 @@ def submitted_items(
     tolerant: bool,
     ordered: bool,
 ) -> Rows:
-    """A map over a futures executor: items in batches (see ``scheduling.stream_batched``), at
+    """A map over a futures executor: items in batches (see ``streams.stream_batched``), at
     most ``window`` batches in flight."""
-    run = ItemRunner(node, plan, ctx, tolerant, isinstance(node, SequentialExecutor))
+    run = ItemRunner(node, plan, ctx, tolerant, node.inline)
     return stream_batched(submit, run, items, window, ordered)
-
-
-def offloads_whole_items(node: Any, plan: Plan) -> bool:
-    """Whether the node executor's ``arun_item`` is ``run_item`` in one trip to a thread, so that
-    several items of an async map may share one trip (a batch).
-
-    Not so for the async node executor (its steps are tasks on the loop), nor for a sequential
-    one whose plan has ``async def`` steps (those are awaited on the caller's loop).
-    """
-    inner = getattr(node, "inner", node)  # events.ObservedItems wraps the node executor
-    if isinstance(inner, AsyncExecutor):
-        return False
-    if isinstance(inner, SequentialExecutor):
-        return not any(step.arun is not None for step in plan.steps)
-    return type(inner).arun_item is Executor.arun_item
 
 
 def offloaded_items(
@@ -375,8 +393,8 @@ def offloaded_items(
     """The items of a map on the running loop, at most ``window`` batches at once: batches of
     items in one trip to ``offload`` each when the node executor allows it, otherwise each item
     a task of its own.  Yields lists of ``(index, row)`` as they are ready."""
-    if offloads_whole_items(node, plan):
-        runner = ItemRunner(node, plan, ctx, tolerant, isinstance(node, SequentialExecutor))
+    if node.offloads_items(plan):
+        runner = ItemRunner(node, plan, ctx, tolerant, node.inline)
 
         def start_batch(pairs: list[tuple[int, Any]], stop: Any) -> Awaitable[Any]:
             return offload(run_batch, runner, pairs, stop)
@@ -399,11 +417,19 @@ class AsyncExecutor(Executor):
     """
 
     name = "async"
+    loop_native = True
+
+    def offloads_items(self, plan: Plan) -> bool:
+        return False  # its steps are tasks on the loop
+
+    @property
+    def window(self) -> int:
+        return self.limit
 
     def __init__(self, max_workers: int | None = None) -> None:
         super().__init__(max_workers)
         self.limit = max_workers or 100
-        self._pools = _LevelPools(self.limit, "hypernodes-async")
+        self._pools = LevelPools(self.limit, "hypernodes-async")
 
     def _offload(self) -> Offload:
         """Run sync callables in this executor's pool for the loop thread's level."""
@@ -595,26 +621,39 @@ class CustomExecutor(Executor):
         tolerant: bool,
         ordered: bool = True,
     ) -> Rows:
-        if not self.remote():
-            submit, window = self.submit, 2 * self.workers
-            return submitted_items(submit, window, node, plan, items, ctx, tolerant, ordered)
-        from .remote import PlanSpec, in_worker, remote_items
-
-        if in_worker():
-            return sequential_items(node, plan, items, ctx, tolerant)
-        on_error = "continue" if tolerant else "raise"
+        if not self.remote:
+            return submitted_items(
+                self.submit, self.window, node, plan, items, ctx, tolerant, ordered
+            )
         where = f"a worker process of {type(self.target).__name__}"
-        spec = PlanSpec.for_call(plan, ctx, getattr(node, "inner", node), on_error, where)
-        return remote_items(self.target.submit, spec, items, count, self.workers, ctx, ordered)
+        return remote_map(
+            self.target.submit,
+            self.workers,
+            where,
+            node,
+            plan,
+            items,
+            count,
+            ctx,
+            tolerant,
+            ordered,
+        )
 
-    def remote(self) -> bool:
-        """Whether the executor runs tasks in other processes (asked once, with a tiny task).
+    @property
+    def window(self) -> int:
+        return 2 * self.workers
+
+    @property
+    def remote(self) -> bool:  # type: ignore[override]
+        """Whether the executor runs tasks in other processes or pickles them on the way (asked
+        once, with a tiny task whose argument must come back as the very same object).
 
         Items then travel through the remote kit, like ``"parallel"`` ones: the plan once per
         worker, items in chunks, events and cache writes relayed back.
         """
         if self._remote is None:
-            self._remote = self.target.submit(os.getpid).result() != os.getpid()
+            box: list[Any] = []
+            self._remote = self.target.submit(_identity, box).result() is not box
         return self._remote
 
     def __reduce__(self) -> tuple[Any, ...]:
@@ -624,6 +663,11 @@ class CustomExecutor(Executor):
 
     def __repr__(self) -> str:
         return f"CustomExecutor({self.target!r})"
+
+
+def _identity(value: Any) -> Any:
+    """Return ``value`` (the probe of :attr:`CustomExecutor.remote`)."""
+    return value
 
 
 def _inside(inside: frozenset[int], level: int, fn: Callable[..., Any], *args: Any) -> Any:
@@ -644,43 +688,3 @@ def _done(fn: Callable[..., Any], *args: Any) -> Future:
     except Exception as exc:
         future.set_exception(exc)
     return future
-
-
-def make_executor(spec: Any, role: str, max_workers: int | None) -> Executor:
-    """The executor for ``spec`` (a name, one of ours, or a foreign ``submit``/``shutdown`` object)."""
-    from ..engines.parallel import ParallelExecutor
-
-    if isinstance(spec, str):
-        if spec == "parallel" and role == "node_executor":
-            raise _node_parallel_error()
-        factory: dict[str, Callable[[int | None], Executor]] = {
-            "sequential": lambda _: SequentialExecutor(),
-            "threaded": ThreadedExecutor,
-            "async": AsyncExecutor,
-            "parallel": ParallelExecutor,
-        }
-        if spec not in factory:
-            raise ExecutorError(
-                f"{role}={spec!r} is not an executor; choose one of {list(NAMES)} or pass an "
-                "object with submit(fn, *args) and shutdown(wait=True)"
-            )
-        return factory[spec](max_workers)
-    if isinstance(spec, ParallelExecutor) and role == "node_executor":
-        raise _node_parallel_error()
-    if isinstance(spec, Executor):
-        return spec
-    if callable(getattr(spec, "submit", None)) and callable(getattr(spec, "shutdown", None)):
-        return CustomExecutor(spec, max_workers)
-    raise ExecutorError(
-        f"{role}={spec!r} is not an executor; choose one of {list(NAMES)} or pass an object "
-        "with submit(fn, *args) -> Future and shutdown(wait=True)"
-    )
-
-
-def _node_parallel_error() -> ExecutorError:
-    return ExecutorError(
-        "node_executor='parallel' is not supported: sending every node of an item to another "
-        "process costs more than it gains and cannot share nested pipelines' state. Use "
-        "node_executor='threaded' (or 'async') for concurrency inside an item, and "
-        "map_executor='parallel' to spread items over CPU cores"
-    )

@@ -34,20 +34,21 @@ from typing import Any
 
 from ..cache.base import collect_warnings, drain_warnings, relay_warnings
 from ..cache.signatures import CallInfo, cache_plan
-from ..exceptions import HyperNodesError, UnpicklableError
+from ..exceptions import HyperNodesError, UnpicklableError, WorkerCrashedError
 from ..model.graph import PipelineGraph
 from ..observe.callbacks import EventRecorder
-from ..observe.events import ObservedItems
-from .batching import batch_size_for, run_groups
 from .context import RunContext
-from .executors import SequentialExecutor
-from .plan import Plan, compile_plan, mark_item
-from .scheduling import stream
+from .item_error import ItemError
+from .loops import run_chunk_items
+from .plan import Plan, compile_plan
 
 #: compiled plans in this (worker) process, by spec token, most recently used last
 _COMPILED: OrderedDict[str, _WorkerPlan] = OrderedDict()
 _COMPILED_LOCK = threading.Lock()
 _KEEP = 16
+
+#: the specs this process made, by token (for a backend that re-sends one item of a chunk)
+_SPECS: weakref.WeakValueDictionary[str, PlanSpec] = weakref.WeakValueDictionary()
 
 _state = threading.local()
 #: set in a process that runs chunks for another one (a pool or cluster worker)
@@ -99,7 +100,7 @@ class PlanSpec:
     error messages (``"a worker process of map_executor='parallel'"``).
     """
 
-    __slots__ = ("token", "blob", "outputs", "tolerant", "where", "_refs")
+    __slots__ = ("token", "blob", "outputs", "tolerant", "where", "_refs", "__weakref__")
 
     def __init__(
         self, plan: Plan, ctx: RunContext, node_executor: Any, on_error: str, where: str
@@ -132,9 +133,15 @@ class PlanSpec:
         except Exception as exc:
             raise unpicklable_payload(nodes, worker_ctx, exc, where) from exc
         self.token = uuid.uuid4().hex
+        _SPECS[self.token] = self
         # Weak references only: a plan outlives engines, and must not keep them (or their
         # worker processes) alive.
         self._refs = _weak((ctx.engine, ctx.cache, node_executor))
+
+    @staticmethod
+    def for_token(token: str) -> PlanSpec:
+        """The spec named ``token`` in this (the caller's) process, while it is in use."""
+        return _SPECS[token]
 
     @classmethod
     def for_call(
@@ -200,56 +207,6 @@ class PlanSpec:
         return reply.rows, reply.error
 
 
-def remote_items(
-    submit: Any,
-    spec: PlanSpec,
-    items: Iterable[dict[str, Any]],
-    count: int | None,
-    workers: int,
-    ctx: RunContext,
-    ordered: bool = True,
-    chunk_size: int | None = None,
-    window: int | None = None,
-) -> Iterator[tuple[int, dict[str, Any]]]:
-    """Run ``items`` in chunks through ``submit(run_chunk, token, blob, chunk, start)`` (which
-    returns a ``concurrent.futures.Future``) and yield ``(index, row)``, in input order or chunk
-    by chunk as they complete, after replaying each chunk's events and cache writes here.
-
-    At most ``window`` chunks (default ``2 * workers``) are in flight, so a long map holds only
-    that many; the default chunk size spreads ``count`` items over about four chunks per worker,
-    at most :data:`MAX_CHUNK` items each.
-    """
-    size = chunk_size or default_chunk_size(count, workers)
-    chunks = spec.chunks(items, size, tokens_of(ctx))
-    tasks = ((run_chunk, spec.token, spec.blob, blob, start) for start, blob in chunks)
-    starts: list[int] = []
-
-    def numbered() -> Iterator[tuple[Any, ...]]:
-        for task in tasks:
-            starts.append(task[4])
-            yield task
-
-    for position, reply in stream(submit, numbered(), window or 2 * workers, ordered):
-        start = starts[position]
-        rows, error = spec.accept(reply, ctx)
-        for offset, row in enumerate(rows):
-            yield start + offset, row
-        if error is not None:
-            raise error
-
-
-#: most items sent to a worker in one task by default
-MAX_CHUNK = 1024
-
-
-def default_chunk_size(count: int | None, workers: int) -> int:
-    """About four chunks per worker (so that uneven items even out), at most :data:`MAX_CHUNK`;
-    for an unknown count, small chunks first would be ideal, so a moderate fixed size."""
-    if count is None:
-        return 64
-    return max(1, min(MAX_CHUNK, -(-count // (max(1, workers) * 4))))
-
-
 def _weak(objects: tuple[Any, ...]) -> tuple[Any, ...] | None:
     """Weak references to ``objects`` (``None`` stands for itself); None if one has none."""
     refs = []
@@ -267,9 +224,6 @@ def _weak(objects: tuple[Any, ...]) -> tuple[Any, ...] | None:
 def crashed_reply(spec: PlanSpec, index: int, detail: str) -> Reply:
     """The reply for map item ``index`` that killed its worker process even when run alone:
     an :class:`~hypernodes.ItemError` row under ``continue``, else the error."""
-    from ..exceptions import WorkerCrashedError
-    from .item_error import ItemError
-
     error = WorkerCrashedError(
         f"map item {index} killed the worker process running it, also when run alone ({detail}); "
         "the other items were not affected",
@@ -348,8 +302,8 @@ class _WorkerPlan:
         pgraph = PipelineGraph(nodes, label)
         self.plan = compile_plan(pgraph, outputs, provided, label, resources)
         self.ctx: RunContext = ctx
-        node = node if node is not None else SequentialExecutor()
-        self.node = node if ctx.dispatcher is None else ObservedItems(node)
+        #: the node executor items run with (None: their steps one after the other)
+        self.node = node
         self.tolerant: bool = tolerant
         #: one chunk at a time per compiled spec: the recorder and the cache journal are shared
         self.lock = threading.Lock()
@@ -376,33 +330,12 @@ class _WorkerPlan:
         plan, ctx, node, tolerant = self.plan, self.ctx, self.node, self.tolerant
         if ctx.cache is not None:
             ctx = ctx.for_call(self.call_info(items, tokens))
-        rows: list[dict[str, Any]] = []
-        error: BaseException | None = None
-        single = start is None  # Pipeline.run's one item: no map-item events or index
-        if single and isinstance(node, ObservedItems):
-            node = node.inner
-        index = start or 0
         _state.depth = getattr(_state, "depth", 0) + 1
         defer = getattr(ctx.cache, "defer", None)
         deferred = defer() if defer is not None else contextlib.nullcontext()
         try:
             with deferred:
-                if plan.segments is not None and not single:  # batch nodes: the chunk in groups
-                    size = batch_size_for(plan, getattr(ctx.engine, "batch_size", None))
-                    rows, error = run_groups(plan, list(items), index, ctx, tolerant, size)
-                elif type(node) is SequentialExecutor and not tolerant:
-                    run = plan.run_item
-                    for values in items:
-                        rows.append(run(values, ctx))
-                        index += 1
-                else:
-                    for values in items:
-                        rows.append(node.run_item(plan, values, ctx, tolerant, index))
-                        index += 1
-        except Exception as exc:
-            if not single:
-                mark_item(exc, ctx.depth, index)
-            error = exc
+                rows, error = run_chunk_items(plan, items, start, ctx, node, tolerant)
         finally:
             _state.depth -= 1
         recorder = ctx.dispatcher

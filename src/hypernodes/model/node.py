@@ -20,7 +20,7 @@ _VARIADIC = (inspect.Parameter.VAR_POSITIONAL, inspect.Parameter.VAR_KEYWORD)
 RESOURCE_KEYS = ("num_gpus", "num_cpus", "max_concurrency", "batch_size")
 
 
-def _is_async(func: Callable[..., Any]) -> bool:
+def is_async(func: Callable[..., Any]) -> bool:
     flags = code_flags(func)
     if flags is not None:
         return bool(flags & inspect.CO_COROUTINE)
@@ -187,7 +187,7 @@ class Node:
         self.parameters: tuple[str, ...] = self.inputs  # one tuple: fewer objects for the GC
         self.defaults: dict[str, Any] = defaults
         self.keyword_only: frozenset[str] = frozenset(keyword_only) if keyword_only else _NONE
-        self.is_async: bool = _is_async(func)
+        self.is_async: bool = is_async(func)
         self.cache = cache
         self.cache_version = cache_version
         where = f"node {self.name!r}"

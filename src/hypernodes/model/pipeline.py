@@ -12,10 +12,13 @@ import networkx as nx
 
 from ..cache.item import prepare_call
 from ..engines.base import is_tolerant
+from ..engines.hypernodes import bridge, default_engine
 from ..exceptions import UNNAMED, HyperNodesError, InvalidNodeError, MapError, pipeline_phrase
-from ..execution.context import RunContext, _dispatcher
-from ..execution.plan import Plan, add_failure_note, compile_plan
+from ..execution.context import RunContext
+from ..execution.failure import add_failure_note
+from ..execution.plan import Plan, compile_plan
 from ..observe import events
+from ..observe.callbacks import dispatcher_for
 from .checks import (
     check_cache,
     check_callbacks,
@@ -238,9 +241,9 @@ class Pipeline:
         ctx = self._root_context()
         try:
             if ctx.cache is None:
-                return self._execute(dict(inputs or {}), _outputs_key(output_name), ctx)
+                return self.execute(dict(inputs or {}), _outputs_key(output_name), ctx)
             with _deferred(ctx):
-                return self._execute(dict(inputs or {}), _outputs_key(output_name), ctx)
+                return self.execute(dict(inputs or {}), _outputs_key(output_name), ctx)
         except Exception as exc:
             add_failure_note(exc)
             raise
@@ -394,9 +397,7 @@ class Pipeline:
             if hasattr(engine, "aimap"):
                 rows = engine.aimap(plan, items, count, ctx, on_error, ordered)
             else:
-                from ..engines.hypernodes import _bridge
-
-                rows = _bridge(self._imap_rows(engine, plan, items, count, ctx, on_error, ordered))
+                rows = bridge(self._imap_rows(engine, plan, items, count, ctx, on_error, ordered))
             async with aclosing(rows):
                 with _deferred(ctx):
                     if ctx.dispatcher is None:
@@ -413,12 +414,10 @@ class Pipeline:
     # -- internals shared with nested pipelines and engines ----------------------------------
 
     def _root_context(self) -> RunContext:
-        from ..engines.hypernodes import default_engine
-
         return RunContext(
             engine=self.engine if self.engine is not None else default_engine(),
             cache=self.cache,
-            dispatcher=_dispatcher(self.callbacks),
+            dispatcher=dispatcher_for(self.callbacks),
             path=(self.label,),
             items=(None,),
         )
@@ -447,9 +446,11 @@ class Pipeline:
             self.pgraph.plans[key] = found
         return found
 
-    def _execute(
+    def execute(
         self, inputs: dict[str, Any], outputs: tuple[str, ...] | None, ctx: RunContext
     ) -> dict[str, Any]:
+        """Run once in ``ctx`` (a nested pipeline's context, or the root one): the step behind
+        :meth:`run` and a pipeline used as a node."""
         if self._bound:
             inputs = {**self._bound, **inputs}
         plan = self.plan(outputs, frozenset(inputs), resource_names(inputs))
@@ -528,13 +529,15 @@ class Pipeline:
         # an engine with map only: one batch
         return enumerate(engine.map(plan, items, count, ctx, on_error=on_error))
 
-    def _map_columns(
+    def map_columns(
         self,
         inputs: dict[str, Any],
         spec: MapSpec,
         outputs: tuple[str, ...] | None,
         ctx: RunContext,
     ) -> dict[str, list[Any]]:
+        """Map in ``ctx`` and return one list per output: what a pipeline used as a node with
+        ``map_over`` gives its parent."""
         plan, rows = self._map(inputs, spec, outputs, ctx)
         return _columns(plan, rows)
 

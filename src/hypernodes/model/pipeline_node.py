@@ -7,7 +7,9 @@ from typing import TYPE_CHECKING, Any
 
 from ..exceptions import MappingError
 from ..execution.context import RunContext
-from ..execution.plan import Runner, analyze
+from ..execution.plan import analyze
+from ..execution.step import Runner
+from .graph import PipelineGraph
 from .mapspec import MAP_MODES, MapSpec
 
 if TYPE_CHECKING:
@@ -33,9 +35,7 @@ class PipelineNode:
         map_mode: str = "zip",
         name: str | None = None,
     ) -> None:
-        from .pipeline import Pipeline
-
-        if not isinstance(pipeline, Pipeline):
+        if not isinstance(getattr(pipeline, "pgraph", None), PipelineGraph):
             raise MappingError(f"as_node needs a Pipeline, got {pipeline!r}")
         self.pipeline = pipeline
         self.name: str = name or pipeline.name or "pipeline"
@@ -139,7 +139,7 @@ class PipelineNode:
             def run(values: dict[str, Any], ctx: RunContext) -> None:
                 inputs = {inner: values[key] for inner, key in reads}
                 child = ctx.child(pipeline, name)
-                columns = pipeline._map_columns(inputs, spec, inner_outputs, child)
+                columns = pipeline.map_columns(inputs, spec, inner_outputs, child)
                 for inner, outer in pairs:
                     values[outer] = columns[inner]
 
@@ -147,7 +147,7 @@ class PipelineNode:
 
             def run(values: dict[str, Any], ctx: RunContext) -> None:
                 inputs = {inner: values[key] for inner, key in reads}
-                result = pipeline._execute(inputs, inner_outputs, ctx.child(pipeline, name))
+                result = pipeline.execute(inputs, inner_outputs, ctx.child(pipeline, name))
                 for inner, outer in pairs:
                     values[outer] = result[inner]
 

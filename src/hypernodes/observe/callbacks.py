@@ -338,6 +338,7 @@ class EventRecorder:
 
 __all__ = [
     "HOOKS",
+    "dispatcher_for",
     "CallbackContext",
     "check_callbacks",
     "CallbackWarning",
@@ -345,3 +346,11 @@ __all__ = [
     "EventRecorder",
     "PipelineCallback",
 ]
+
+
+def dispatcher_for(callbacks: Any) -> Dispatcher | None:
+    """A dispatcher for ``callbacks``, or None when none of them handles any event."""
+    if not callbacks:
+        return None
+    dispatcher = Dispatcher(callbacks)
+    return dispatcher if dispatcher.active else None

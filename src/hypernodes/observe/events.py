@@ -9,13 +9,14 @@ not built: each helper checks the dispatcher's ``listeners`` first.
 from __future__ import annotations
 
 import time
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
     from ..execution.context import RunContext
-    from ..execution.plan import Plan, Step
+    from ..execution.plan import Plan
+    from ..execution.step import Step
 
 
 _clock = time.perf_counter
@@ -80,80 +81,19 @@ def cached_steps(plan: Plan, running: Sequence[Step], ctx: RunContext) -> None:
             ctx.dispatcher.emit("on_node_cached", node=step.name, signature="", context=ctx.cb)
 
 
-def run_map_item(
-    plan: Plan,
-    values: dict[str, Any],
-    index: int,
-    ctx: RunContext,
-    run: Callable[[dict[str, Any], RunContext], dict[str, Any]] | None = None,
-) -> dict[str, Any]:
-    """Run one map item with item events around it; ``ctx`` is the map's context.
-
-    ``run(values, item_ctx)`` runs the item (default: ``plan.run_item``, the sequential loop).
-    """
-    item_ctx, start = _item_started(index, ctx)
-    ok = False
-    try:
-        result = (run or plan.run_item)(values, item_ctx)
-        ok = True
-        return result
-    finally:
-        _item_finished(plan, values, index, item_ctx, start, ok)
-
-
-def _item_started(index: int, ctx: RunContext) -> tuple[RunContext, float]:
+def item_started(index: int, ctx: RunContext) -> tuple[RunContext, float]:
     item_ctx = ctx.for_item(index)
     ctx.dispatcher.emit("on_map_item_start", index=index, context=item_ctx.cb)
     return item_ctx, _clock()
 
 
-def _item_finished(
+def item_finished(
     plan: Plan, values: dict[str, Any], index: int, item_ctx: RunContext, start: float, ok: bool
 ) -> None:
     dispatcher = item_ctx.dispatcher
     if ok and plan.steps and not item_ctx.flag.ran:
         dispatcher.emit("on_map_item_cached", index=index, context=item_ctx.cb)
     dispatcher.emit("on_map_item_end", index=index, duration=_clock() - start, context=item_ctx.cb)
-
-
-class ObservedItems:
-    """Wraps a node executor so that every map item it runs reports item events.
-
-    Map executors only ever call ``run_item``/``arun_item`` of their node executor, so wrapping it
-    gives the same item events under every map executor, worker processes included.
-    """
-
-    def __init__(self, inner: Any) -> None:
-        self.inner = inner
-
-    def run_item(
-        self, plan: Plan, values: dict[str, Any], ctx: RunContext, tolerant: bool, index: int
-    ) -> dict[str, Any]:
-        def run(item_values: dict[str, Any], item_ctx: RunContext) -> dict[str, Any]:
-            return self.inner.run_item(plan, item_values, item_ctx, tolerant, index)
-
-        return run_map_item(plan, values, index, ctx, run)
-
-    async def arun_item(
-        self,
-        plan: Plan,
-        values: dict[str, Any],
-        ctx: RunContext,
-        tolerant: bool,
-        index: int,
-        offload: Any,
-    ) -> dict[str, Any]:
-        item_ctx, start = _item_started(index, ctx)
-        ok = False
-        try:
-            row = await self.inner.arun_item(plan, values, item_ctx, tolerant, index, offload)
-            ok = True
-            return row
-        finally:
-            _item_finished(plan, values, index, item_ctx, start, ok)
-
-    def __repr__(self) -> str:
-        return f"ObservedItems({self.inner!r})"
 
 
 @contextmanager

@@ -22,12 +22,13 @@ from typing import TYPE_CHECKING, Any
 from ...cache import item as _cache
 from ...cache.base import CacheWriteError
 from ...cache.signatures import cache_plan
-from . import SKIP, Layer
+from .base import SKIP, Entry, Layer
 
 if TYPE_CHECKING:
     from ..context import RunContext
-    from ..plan import Plan, Step
-    from . import Runner
+    from ..plan import Plan
+    from ..step import Step
+    from .base import Runner
 
 
 class _Flight:
@@ -228,3 +229,6 @@ def _follow(item: Any, action: list[Any], flight: _Flight | None) -> bool:
 
 def _on_event_loop() -> bool:
     return asyncio._get_running_loop() is not None
+
+
+LAYER = Entry("cache", "around", field="cache", make=CacheLayer)

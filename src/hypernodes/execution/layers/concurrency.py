@@ -16,6 +16,8 @@ import weakref
 from collections.abc import Callable
 from typing import Any
 
+from .base import Entry
+
 #: the node's function -> its semaphore in this process
 _SEMAPHORES: weakref.WeakKeyDictionary[Any, threading.Semaphore] = weakref.WeakKeyDictionary()
 _LOCK = threading.Lock()
@@ -70,3 +72,18 @@ def alimited(func: Callable[..., Any], node: Any, limit: int) -> Callable[..., A
             slots.release()
 
     return acall_limited
+
+
+def _wanted(node: Any) -> bool:
+    return node.max_concurrency is not None
+
+
+def _wrap(func: Callable[..., Any], node: Any) -> Callable[..., Any]:
+    return limited(func, node, node.max_concurrency)
+
+
+def _awrap(func: Callable[..., Any], node: Any) -> Callable[..., Any]:
+    return alimited(func, node, node.max_concurrency)
+
+
+LAYER = Entry("concurrency", "call", wanted=_wanted, wrap=_wrap, awrap=_awrap)

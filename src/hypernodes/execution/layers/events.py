@@ -7,11 +7,11 @@ from typing import TYPE_CHECKING, Any
 
 from ...model.node import Node
 from ...observe import events
-from . import Layer
+from .base import Entry, Layer
 
 if TYPE_CHECKING:
     from ..context import RunContext
-    from ..plan import Step
+    from ..step import Step
 
 
 class EventsLayer(Layer):
@@ -45,3 +45,10 @@ class EventsLayer(Layer):
 
 #: layers hold no state of their own: one instance serves every plan
 EVENTS = EventsLayer()
+
+
+def _events(plan: object) -> EventsLayer:
+    return EVENTS
+
+
+LAYER = Entry("events", "around", field="dispatcher", make=_events)

@@ -11,10 +11,12 @@ import asyncio
 import time
 from typing import TYPE_CHECKING, Any
 
+from .base import Entry
+
 if TYPE_CHECKING:
     from ...model.node import Node
     from ..context import RunContext
-    from . import AsyncRunner, Runner
+    from .base import AsyncRunner, Runner
 
 
 def _announce(
@@ -69,3 +71,10 @@ def aretrying(arun: AsyncRunner, node: Node) -> AsyncRunner:
                 delay *= backoff
 
     return arun_with_retries
+
+
+def _wanted(node: Node) -> bool:
+    return bool(node.retries)
+
+
+LAYER = Entry("retry", "runner", wanted=_wanted, wrap=retrying, awrap=aretrying)

@@ -20,6 +20,7 @@ from functools import partial
 from typing import Any
 
 from ...exceptions import NodeTimeoutError
+from .base import Entry
 
 _HAS_ALARM = hasattr(signal, "setitimer") and hasattr(signal, "SIGALRM")
 
@@ -102,3 +103,18 @@ def atimed(func: Callable[..., Any], limit: float, name: str) -> Callable[..., A
             raise _error(name, limit) from None
 
     return acall_with_timeout
+
+
+def _wanted(node: Any) -> bool:
+    return node.timeout is not None
+
+
+def _wrap(func: Callable[..., Any], node: Any) -> Callable[..., Any]:
+    return timed(func, node.timeout, node.name)
+
+
+def _awrap(func: Callable[..., Any], node: Any) -> Callable[..., Any]:
+    return atimed(func, node.timeout, node.name)
+
+
+LAYER = Entry("timeout", "call", wanted=_wanted, wrap=_wrap, awrap=_awrap)

@@ -1,16 +1,11 @@
-"""The scheduler core every executor shares: the steps of one item by dataflow, and many tasks
-streamed back in input order under one error policy.
+"""Task streams: many tasks run through a ``submit`` and streamed back under one error policy.
 
-Executors differ only in *how a task is submitted* (this thread, a thread pool, an event loop, a
-worker process).  What runs is always ``plan.steps_for`` then ``plan.run_step`` (or
-``plan.arun_step`` for an ``async def`` node), so caching, callbacks, retries and timeouts behave
-the same everywhere.
-
-Error policy (:class:`Policy`), the same for the steps of one item and the items of a map: with
-``raise`` the failure that a sequential run would meet first wins - the lowest step of the plan,
-the lowest item of the map - and nothing new starts once a failure is seen; with ``continue`` a
-failing step's outputs, and everything computed from them, become :class:`~hypernodes.ItemError`
-values and every other step and item still runs.
+Executors supply only ``submit(fn, *args) -> Future`` (or, on an event loop, a coroutine
+starter); these streams decide what is in flight.  :func:`stream` hands out one task per
+``submit``; :func:`stream_batched` and :func:`astream_batched` hand out *batches* of map items,
+sized to how long items take.  With ``raise`` semantics the lowest failing task wins (ordered)
+and nothing new starts after a failure; Ctrl-C or a consumer that stops early cancels what has
+not started.
 """
 
 from __future__ import annotations
@@ -23,324 +18,10 @@ from concurrent.futures import FIRST_COMPLETED, Future, wait
 from time import perf_counter, thread_time
 from typing import Any
 
-from ..cache import item as _cache
-from .context import RunContext
-from .item_error import ItemError
-from .plan import Plan, Step, add_failure_note, failure_inputs, locate_failure, mark_item
-
 #: how often a waiting caller wakes up, so that Ctrl-C reaches the main thread promptly
 POLL_SECONDS = 0.2
 
 Submit = Callable[..., Future]
-Offload = Callable[..., Awaitable[Any]]
-
-
-class Policy:
-    """What a failing step does to its item: ``raise`` it, or ``continue`` with error values.
-
-    A policy object lives for one item; with ``continue`` it collects the item's failures
-    (output name -> :class:`ItemError`).
-    """
-
-    __slots__ = ("failed",)
-
-    def __init__(self, tolerant: bool) -> None:
-        #: output name -> its error (``continue``); None with ``raise``
-        self.failed: dict[str, ItemError] | None = {} if tolerant else None
-
-    def blocked(self, step: Step) -> bool:
-        """Whether ``step`` reads a failed value; its outputs then inherit that error."""
-        failed = self.failed
-        if not failed:
-            return False
-        for key in step.arg_keys:
-            error = failed.get(key)
-            if error is not None:
-                failed.update(dict.fromkeys(step.store, error))
-                return True
-        return False
-
-    def record(
-        self, exc: BaseException, step: Step, ctx: RunContext, index: int, values: dict[str, Any]
-    ) -> None:
-        """Keep ``exc`` as the value of ``step``'s outputs (``continue``), or raise it."""
-        if self.failed is None or not isinstance(exc, Exception):
-            raise exc
-        locate_failure(exc, step, ctx, values)
-        mark_item(exc, ctx.depth, index)
-        add_failure_note(exc)
-        error = ItemError(exc, step.name, index, failure_inputs(exc))
-        self.failed.update(dict.fromkeys(step.store, error))
-
-    def row(self, plan: Plan, values: dict[str, Any]) -> dict[str, Any]:
-        """The item's outputs, with the error value in place of what could not be computed."""
-        failed = self.failed
-        if not failed:
-            return plan.extract(values)
-        return {name: failed.get(name, values.get(name)) for name in plan.output_names}
-
-
-# ---------------------------------------------------------------------------------------------
-# The steps of one item
-
-
-def located_step(plan: Plan, step: Step, values: dict[str, Any], ctx: RunContext) -> dict[str, Any]:
-    """Run ``step`` through ``plan.run_step`` and return the values it stored, so that an executor
-    whose workers hold a copy of ``values`` can send the outputs back."""
-    plan.run_step(step, values, ctx)
-    return {key: values[key] for key in step.store}
-
-
-def run_inline(
-    plan: Plan,
-    steps: Iterable[Step],
-    values: dict[str, Any],
-    ctx: RunContext,
-    policy: Policy,
-    index: int,
-) -> None:
-    """Run ``steps`` one after the other in this thread."""
-    if policy.failed is None:
-        for step in steps:
-            plan.run_step(step, values, ctx)
-        return
-    for step in steps:
-        if policy.blocked(step):
-            continue
-        try:
-            plan.run_step(step, values, ctx)
-        except Exception as exc:
-            policy.record(exc, step, ctx, index, values)
-
-
-def run_item_inline(
-    plan: Plan, values: dict[str, Any], ctx: RunContext, tolerant: bool, index: int
-) -> dict[str, Any]:
-    """One item, its steps one after the other (``continue`` policy or instrumented runs)."""
-    policy = Policy(tolerant)
-    steps, ctx = plan.steps_for(values, ctx)
-    run_inline(plan, steps, values, ctx, policy, index)
-    return policy.row(plan, values)
-
-
-class _Flow:
-    """Dataflow bookkeeping for one item: which steps wait for which, which are ready, and what
-    the finished ones gave (the same for the thread and the event-loop schedulers)."""
-
-    __slots__ = ("waiting", "consumers", "ready", "order", "policy", "errors")
-
-    def __init__(self, steps: Sequence[Step], policy: Policy) -> None:
-        producer = {key: step for step in steps for key in step.store}
-        #: step -> how many of its producers among ``steps`` have not finished
-        self.waiting: dict[int, int] = {}
-        self.consumers: dict[int, list[Step]] = {id(step): [] for step in steps}
-        self.order = {id(step): i for i, step in enumerate(steps)}
-        self.ready: deque[Step] = deque()
-        self.policy = policy
-        #: ``(plan position, error)`` of failures under ``raise``: the first in plan order wins
-        self.errors: list[tuple[int, BaseException]] = []
-        for step in steps:
-            producers = {id(producer[k]) for k in step.arg_keys if k in producer}
-            for p in producers:
-                self.consumers[p].append(step)
-            self.waiting[id(step)] = len(producers)
-            if not producers:
-                self.ready.append(step)
-
-    def next_ready(self) -> Step | None:
-        """A step that can start now (None if none, or once a failure stops new work)."""
-        while self.ready and not self.errors:
-            step = self.ready.popleft()
-            if not self.policy.blocked(step):
-                return step
-            self.finished(step)  # its outputs hold the error of what it reads
-        return None
-
-    def finished(self, step: Step) -> None:
-        """``step`` is done (or failed under ``continue``): release the steps that read it."""
-        for consumer in self.consumers[id(step)]:
-            key = id(consumer)
-            self.waiting[key] -= 1
-            if self.waiting[key] == 0:
-                self.ready.append(consumer)
-
-    def settle(
-        self,
-        step: Step,
-        exc: BaseException | None,
-        stored: dict[str, Any] | None,
-        values: dict[str, Any],
-        ctx: RunContext,
-        index: int,
-    ) -> None:
-        """Take the outcome of a step that ran elsewhere: its outputs, or its error."""
-        if exc is None:
-            if stored:
-                values.update(stored)
-        elif self.policy.failed is None or not isinstance(exc, Exception):
-            self.errors.append((self.order[id(step)], exc))
-            return
-        else:
-            self.policy.record(exc, step, ctx, index, values)
-        self.finished(step)
-
-    def by_order(self, done: Iterable[Any], running: dict[Any, Step]) -> list[Any]:
-        """``done`` futures in plan order, so errors are recorded as a sequential run would."""
-        return sorted(done, key=lambda f: self.order[id(running[f])])
-
-    def raise_first(self) -> None:
-        if self.errors:
-            raise min(self.errors, key=lambda pair: pair[0])[1]
-
-
-def run_dataflow(
-    plan: Plan,
-    values: dict[str, Any],
-    ctx: RunContext,
-    submit: Submit,
-    tolerant: bool,
-    index: int,
-    inline_single: bool = True,
-) -> dict[str, Any]:
-    """One item with each step starting as soon as its own inputs are ready.
-
-    Ready steps go to ``submit``; when only one step can run and nothing else is in flight it
-    runs in this thread (``inline_single``), so a chain costs no thread hops.
-    """
-    policy = Policy(tolerant)
-    steps, ctx = plan.steps_for(values, ctx)
-    flow = _Flow(steps, policy)
-    running: dict[Future, Step] = {}
-    try:
-        while True:
-            step = flow.next_ready()
-            while step is not None:
-                if inline_single and not running and not flow.ready:
-                    run_inline(plan, (step,), values, ctx, policy, index)
-                    flow.finished(step)
-                else:
-                    running[submit(located_step, plan, step, values, ctx)] = step
-                step = flow.next_ready()
-            if not running:
-                break
-            done, _ = wait(running, timeout=POLL_SECONDS, return_when=FIRST_COMPLETED)
-            for future in flow.by_order(done, running):
-                step = running.pop(future)
-                exc = future.exception()
-                flow.settle(step, exc, None if exc else future.result(), values, ctx, index)
-    except BaseException:
-        for future in running:
-            future.cancel()
-        raise
-    flow.raise_first()
-    return policy.row(plan, values)
-
-
-async def arun_dataflow(
-    plan: Plan,
-    values: dict[str, Any],
-    ctx: RunContext,
-    offload: Offload,
-    tolerant: bool,
-    index: int,
-) -> dict[str, Any]:
-    """:func:`run_dataflow` on an event loop: ``async def`` steps are awaited on the loop, the
-    others go to ``offload`` (a thread pool) so they do not block it."""
-    policy = Policy(tolerant)
-    steps, ctx = plan.steps_for(values, ctx)
-    flow = _Flow(steps, policy)
-    running: dict[asyncio.Future[Any], Step] = {}
-
-    def start(step: Step) -> asyncio.Future[Any]:
-        if step.arun is not None:
-            return asyncio.ensure_future(plan.arun_step(step, values, ctx))
-        return asyncio.ensure_future(offload(located_step, plan, step, values, ctx))
-
-    try:
-        while True:
-            step = flow.next_ready()
-            while step is not None:
-                running[start(step)] = step
-                step = flow.next_ready()
-            if not running:
-                break
-            done, _ = await asyncio.wait(running, return_when=asyncio.FIRST_COMPLETED)
-            for task in flow.by_order(done, running):
-                step = running.pop(task)
-                exc = task.exception()
-                flow.settle(step, exc, None if exc else task.result(), values, ctx, index)
-    except BaseException:
-        for task in running:
-            task.cancel()
-        await asyncio.gather(*running, return_exceptions=True)
-        raise
-    flow.raise_first()
-    return policy.row(plan, values)
-
-
-async def arun_sequential(
-    plan: Plan,
-    values: dict[str, Any],
-    ctx: RunContext,
-    offload: Offload,
-    tolerant: bool,
-    index: int,
-) -> dict[str, Any]:
-    """One item on an event loop, one step at a time: each run of consecutive sync steps is one
-    trip to ``offload``; ``async def`` steps are awaited on the loop in between."""
-    if not tolerant and not any(step.arun is not None for step in plan.steps):
-        return await offload(plan.run_item, values, ctx)
-    policy = Policy(tolerant)
-    segment: list[Step] = []
-    steps, ctx = plan.steps_for(values, ctx)
-    for step in steps:
-        if step.arun is None:
-            segment.append(step)
-            continue
-        if segment:
-            await offload(run_inline, plan, segment, values, ctx, policy, index)
-            segment = []
-        if policy.blocked(step):
-            continue
-        try:
-            await plan.arun_step(step, values, ctx)
-        except Exception as exc:
-            policy.record(exc, step, ctx, index, values)
-    if segment:
-        await offload(run_inline, plan, segment, values, ctx, policy, index)
-    return policy.row(plan, values)
-
-
-# ---------------------------------------------------------------------------------------------
-# Many tasks, streamed back
-
-
-def item_task(
-    node: Any, plan: Plan, values: dict[str, Any], ctx: RunContext, tolerant: bool, index: int
-) -> dict[str, Any]:
-    """Run map item ``index`` with the node executor ``node``; a failure is marked with the index."""
-    try:
-        return node.run_item(plan, values, ctx, tolerant, index)
-    except BaseException as exc:
-        mark_item(exc, ctx.depth, index)
-        raise
-
-
-async def aitem_task(
-    node: Any,
-    plan: Plan,
-    values: dict[str, Any],
-    ctx: RunContext,
-    tolerant: bool,
-    index: int,
-    offload: Offload,
-) -> dict[str, Any]:
-    """:func:`item_task` on an event loop."""
-    try:
-        return await node.arun_item(plan, values, ctx, tolerant, index, offload)
-    except BaseException as exc:
-        mark_item(exc, ctx.depth, index)
-        raise
 
 
 def stream(
@@ -433,14 +114,21 @@ def stream_completed(
 
 #: how long a batch aims to run: long enough that handing it to a worker costs ~1%
 BATCH_SECONDS = 0.002
+
+
 #: a batch that has run this long gives its remaining items back, to run concurrently
 CUTOFF_SECONDS = 0.01
+
+
 #: the most items one batch holds
 MAX_BATCH = 512
+
+
 #: a map holds at most this many times ``window`` batches (when ordered, done ones wait for
 #: the slowest running one before them), and at most ``HOLD_FACTOR * (window + MAX_BATCH)``
 #: items, so memory stays bounded whatever the input's length
 HOLD_FACTOR = 4
+
 
 #: what a batch returns: the rows of the items it ran (in order), the exception of the item after
 #: them if that one failed, the seconds it ran, and the CPU seconds of its thread meanwhile
@@ -455,51 +143,6 @@ class StopLine:
 
     def __init__(self) -> None:
         self.limit = sys.maxsize
-
-
-class ItemRunner:
-    """Runs one map item with the node executor ``node``: the unit of work of a batch.
-
-    With ``reads`` (a plain sequential item with a cache that prefers batched reads, such as
-    DiskCache) a batch's items are signed and their requested entries read in one query first
-    (:meth:`prefetch`), then each item runs with what was found (:meth:`prefetched`).
-    """
-
-    __slots__ = ("node", "plan", "ctx", "tolerant", "reads")
-
-    def __init__(
-        self, node: Any, plan: Plan, ctx: RunContext, tolerant: bool, sequential: bool = False
-    ) -> None:
-        self.node = node
-        self.plan = plan
-        self.ctx = ctx
-        self.tolerant = tolerant
-        self.reads = (
-            sequential
-            and not tolerant
-            and ctx.dispatcher is None
-            and getattr(ctx.cache, "batch_reads", False)
-        )
-
-    def __call__(self, index: int, values: dict[str, Any]) -> dict[str, Any]:
-        return item_task(self.node, self.plan, values, self.ctx, self.tolerant, index)
-
-    def prefetch(self, pairs: Sequence[tuple[int, dict[str, Any]]]) -> list[Any] | None:
-        """One read for the entries a batch's items request (None: items read on their own)."""
-        if not self.reads or len(pairs) < 2:
-            return None
-        signed, wanted = _cache.prefetch(self.plan, [v for _, v in pairs], self.ctx.call)
-        fetched = self.ctx.cache.get_many(wanted) if wanted else {}
-        return [(keys, fetched) for keys in signed]
-
-    def prefetched(self, index: int, values: dict[str, Any], hint: Any) -> dict[str, Any]:
-        """Run one item with the keys and entries :meth:`prefetch` found for it."""
-        ctx = self.ctx
-        try:
-            return _cache.run_item(self.plan, values, ctx, *hint)
-        except BaseException as exc:
-            mark_item(exc, ctx.depth, index)
-            raise
 
 
 def run_batch(
