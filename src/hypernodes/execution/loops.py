@@ -693,18 +693,47 @@ def run_items(plan: Plan, items: Iterable[dict[str, Any]], ctx: RunContext) -> l
     """Run ``plan`` over ``items`` one after the other: the sequential map loop."""
     if ctx.cache is not None and ctx.dispatcher is None:
         return run_items_cached(plan, items, ctx)
+    if ctx.dispatcher is not None:
+        return _run_items_observed(plan, items, ctx)
     results: list[dict[str, Any]] = []
     append = results.append
+    runners, extract = plan.runners, plan.extract
+    values: dict[str, Any] = {}
     try:
-        if ctx.dispatcher is not None:
-            for index, values in enumerate(items):
-                append(run_map_item(plan, values, index, ctx))
-            return results
-        for values in items:
-            append(run_item(plan, values, ctx))
+        for values in items:  # run_item's bare loop, inlined: one frame less per node call
+            for run in runners:
+                run(values, ctx)
+            append(extract(values))
     except Exception as exc:
+        locate_failure(exc, plan.failed_step(values), ctx, plan, values)
         mark_item(exc, ctx.depth, len(results))
         raise
+    return results
+
+
+def _run_items_observed(
+    plan: Plan, items: Iterable[dict[str, Any]], ctx: RunContext
+) -> list[dict[str, Any]]:
+    """:func:`run_items` with callbacks: item events around each item's steps."""
+    results: list[dict[str, Any]] = []
+    append = results.append
+    runners, extract = plan.composed(ctx)[0], plan.extract
+    for index, values in enumerate(items):
+        item_ctx, start = events.item_started(index, ctx)
+        ok = False
+        step = None
+        try:  # run_item's instrumented loop, inlined: one frame less per node call
+            steps, step_ctx = steps_for(plan, values, item_ctx)
+            for step in steps:
+                runners[step.index](values, step_ctx)
+            append(extract(values))
+            ok = True
+        except Exception as exc:
+            locate_failure(exc, step, item_ctx, plan, values)
+            mark_item(exc, ctx.depth, index)
+            raise
+        finally:
+            events.item_finished(plan, values, index, item_ctx, start, ok)
     return results
 
 

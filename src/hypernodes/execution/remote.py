@@ -482,15 +482,14 @@ def unpicklable_payload(
 def _find_unpicklable_node(
     nodes: Sequence[Any], path: tuple[str, ...]
 ) -> tuple[tuple[str, ...], Exception] | None:
-    from ..model.pipeline_node import PipelineNode
-
     for item in nodes:
         problem = pickles(item)
         if problem is None:
             continue
         where = (*path, item.name)
-        if isinstance(item, PipelineNode):
-            inner = _find_unpicklable_node(item.pipeline.nodes, where)
+        nested = getattr(item, "pipeline", None)  # a pipeline used as a node
+        if nested is not None:
+            inner = _find_unpicklable_node(nested.nodes, where)
             if inner is not None:
                 return inner
         return where, problem

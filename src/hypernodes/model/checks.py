@@ -21,6 +21,8 @@ from ..exceptions import (
     UnknownInputError,
     pipeline_phrase,
 )
+from ..observe.callbacks import HOOKS, PipelineCallback
+from ..observe.callbacks import check_callbacks as check_hooks
 from .node import Node
 
 if TYPE_CHECKING:
@@ -163,8 +165,6 @@ def check_callbacks(callbacks: Any) -> list[Any] | None:
     """``callbacks`` as a list, if it is ``None`` or an iterable of callback objects."""
     if callbacks is None:
         return None
-    from ..observe.callbacks import HOOKS, PipelineCallback
-
     takes = "callbacks= takes a list of callback objects (PipelineCallback subclass instances)"
     if isinstance(callbacks, PipelineCallback) or (
         not isinstance(callbacks, type) and _has_hook(callbacks, HOOKS)
@@ -189,8 +189,6 @@ def check_callbacks(callbacks: Any) -> list[Any] | None:
                 "(on_node_end, on_map_item_end, ...)"
             )
         raise InvalidSettingError(f"{takes}, but callbacks[{i}] is {_describe(cb)}{hint}")
-    from ..observe.callbacks import check_callbacks as check_hooks
-
     return check_hooks(found)  # each hook override callable one way or the other
 
 

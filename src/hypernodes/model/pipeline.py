@@ -19,6 +19,7 @@ from ..execution.failure import add_failure_note
 from ..execution.plan import Plan, compile_plan
 from ..observe import events
 from ..observe.callbacks import dispatcher_for
+from ..viz import repr_svg, visualize
 from .checks import (
     check_cache,
     check_callbacks,
@@ -162,7 +163,6 @@ class Pipeline:
         ``"html"`` an ``IPython.display.HTML`` of it.  Needs ``pip install "hypernodes[viz]"``
         and the graphviz ``dot`` program to render.
         """
-        from ..viz import visualize
 
         loop = nesting_cycle(self.label, self.pgraph)
         if loop is not None:
@@ -173,7 +173,6 @@ class Pipeline:
 
     def _repr_svg_(self) -> str | None:
         """Jupyter shows the pipeline as a picture (``None``, so the repr, without graphviz)."""
-        from ..viz import repr_svg
 
         return repr_svg(self)
 

@@ -27,6 +27,10 @@ import uuid
 from collections.abc import Callable
 from typing import Any, Generic, TypeVar, overload
 
+from ..cache.keys import Unhashable, value_token
+from ..execution.aio import run_sync
+from .node import _importable, _node_at
+
 T = TypeVar("T")
 
 __all__ = ["Resource", "ResourceFactory", "close_resources", "built_resources", "resource"]
@@ -62,8 +66,6 @@ class ResourceFactory(Generic[T]):
     def __reduce__(self) -> Any:
         # A module-level factory travels by reference (its module is imported in the worker),
         # like a node; any other (``__main__``, local) by value.
-        from .node import _importable, _node_at
-
         module, qualname = getattr(self, "__module__", None), getattr(self, "__qualname__", "")
         if _importable(module, qualname) is self:
             return (_node_at, (module, qualname))
@@ -124,8 +126,6 @@ class Resource(Generic[T]):
         process that made the recipe, and carried with it."""
         key = self._key
         if key is None:
-            from ..cache.keys import Unhashable, value_token
-
             with _KEY_LOCK:  # threads asking at once must agree (a random id differs per call)
                 key = self._key
                 if key is None:
@@ -238,8 +238,6 @@ def _make(recipe: Resource) -> tuple[Any, Callable[[], Any] | None]:
         return value, functools.partial(_finish_generator, generator)
     value = func(*recipe.args, **recipe.kwargs)
     if inspect.isawaitable(value):
-        from ..execution.aio import run_sync
-
         value = run_sync(_awaited(value))
     if teardown is not None:
         return value, functools.partial(teardown, value)

@@ -29,6 +29,7 @@ from dataclasses import dataclass
 from typing import Any, Literal
 
 from ..exceptions import HyperNodesError, TypeMismatchError, TypeMismatchWarning
+from ..viz.hints import type_name
 from .node import Node
 
 TypeCheck = Literal["error", "warn", "off", "runtime"]
@@ -368,8 +369,6 @@ class _End:
 
 def describe_type(hint: Any) -> str:
     """A short name for a type hint: ``int``, ``list[str]``, ``int | None``."""
-    from ..viz.hints import type_name
-
     return type_name(hint)
 
 
