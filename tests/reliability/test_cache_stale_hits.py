@@ -143,7 +143,7 @@ def test_cache_register_hasher_makes_a_foreign_type_cacheable(cache: Any, clean_
     def _gpu(blob: GpuBlob) -> tuple[str, bytes]:
         return ("gpu", bytes(blob.buffer))
 
-    assert keys._hasher_for(GpuBlob) is _gpu
+    assert keys.hasher_for(GpuBlob) is _gpu
     assert value_token(GpuBlob(b"abc")) != value_token(Blob(b"abc"))
 
 

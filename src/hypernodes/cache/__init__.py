@@ -5,6 +5,7 @@ outputs under a signature of its code, environment and inputs, per map item; see
 ``register_hasher(type, fn)`` teaches the cache to hash a type it does not know.
 """
 
+from . import code  # noqa: F401  (registers code digests as the tokens of callables)
 from .base import Cache, CacheTimeout, CacheWarning, CacheWriteError
 from .disk import DiskCache
 from .keyfile import default_key_file

@@ -31,7 +31,9 @@ from typing import Any
 
 import xxhash
 
-from .keys import Unhashable, _hasher_for, qualified_name, value_token
+from ..model.node import Node
+from . import keys
+from .keys import Unhashable, hasher_for, qualified_name, value_token
 
 _digest_of = xxhash.xxh3_128_digest
 _CO_HAS_DOCSTRING = 0x4000000  # Python 3.14+
@@ -151,8 +153,6 @@ def _callable(obj: Any, checks: list[tuple[Any, ...]]) -> bytes:
         )
     if isinstance(obj, BuiltinFunctionType) or not callable(obj):
         return _digest_of(b"q" + qualified_name(obj).encode())
-    from ..model.node import Node
-
     if isinstance(obj, Node):
         return _callable(obj.func, checks)
     call = getattr(type(obj), "__call__", None)  # noqa: B004 - a callable instance
@@ -343,14 +343,12 @@ def _reference(obj: Any, names: list[str], checks: list[tuple[Any, ...]]) -> byt
             return _callable(obj, checks)
         except Unhashable:
             return None
-    from ..model.node import Node
-
     if isinstance(obj, Node):
         return _callable(obj.func, checks)
     if (
         _plain_size(obj, _PLAIN_LIMIT) is not None
         or hasattr(type(obj), "__cache_key__")
-        or _hasher_for(type(obj)) is not None
+        or hasher_for(type(obj)) is not None
     ):
         try:
             return value_token(obj)
@@ -449,3 +447,6 @@ def _code_digest(code: CodeType, doc: str | None) -> bytes:
             + (_code_digest(const, None) if isinstance(const, CodeType) else value_token(const))
         )
     return _join([part if isinstance(part, bytes) else bytes(part) for part in parts])
+
+
+keys.register_callable_digest(callable_digest)

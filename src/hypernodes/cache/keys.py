@@ -75,7 +75,7 @@ def register_hasher(cls: type[_T], fn: Callable[[_T], Any] | None = None) -> Any
     """
     if not isinstance(cls, type):
         raise TypeError(f"register_hasher takes a class, got {cls!r}")
-    if cls is object or cls in _ATOMS or cls in _BY_TYPE or cls in _FAST_TOKENS:
+    if cls is object or cls in _ATOMS or cls in _BY_TYPE or cls in FAST_TOKENS:
         raise TypeError(f"the cache's own encoding of {cls.__name__} cannot be overridden")
     if fn is None:
         return functools.partial(register_hasher, cls)
@@ -87,7 +87,7 @@ def register_hasher(cls: type[_T], fn: Callable[[_T], Any] | None = None) -> Any
     return fn
 
 
-def _hasher_for(kind: type) -> Callable[[Any], Any] | None:
+def hasher_for(kind: type) -> Callable[[Any], Any] | None:
     """The registered hasher that applies to ``kind`` (memoized per class), or ``None``."""
     if not _HASHERS:
         return None
@@ -142,7 +142,18 @@ def _float_token(v: float) -> bytes:
 
 _TRUE, _FALSE, _NONE = b"T", b"F", b"N"
 
-_FAST_TOKENS: dict[type, Callable[[Any], bytes]] = {
+#: how a function, method or class becomes a token: its code digest, which follows what it
+#: reaches in the user's code; set by :mod:`hypernodes.cache.code` when it is imported (the
+#: package imports it), so that keys need not import the module that imports them
+CALLABLE_DIGEST: list[Callable[[Any], bytes]] = []
+
+
+def register_callable_digest(digest: Callable[[Any], bytes]) -> None:
+    """Make ``digest`` the token of functions, methods and classes (see :data:`CALLABLE_DIGEST`)."""
+    CALLABLE_DIGEST[:] = [digest]
+
+
+FAST_TOKENS: dict[type, Callable[[Any], bytes]] = {
     int: _int_token,
     str: _str_token,
     float: _float_token,
@@ -157,7 +168,7 @@ def value_token(obj: Any) -> bytes:
 
     Raises :class:`Unhashable` for values without a deterministic encoding.
     """
-    fast = _FAST_TOKENS.get(type(obj))
+    fast = FAST_TOKENS.get(type(obj))
     if fast is not None:
         return fast(obj)
     return b"h" + value_digest(obj)
@@ -297,7 +308,7 @@ _BY_TYPE: dict[type, Callable[[_Encoder, Any], None]] = {
 def _generic(enc: _Encoder, obj: Any) -> None:
     """Everything without an exact-type handler, most specific rule first."""
     kind = type(obj)
-    hasher = _hasher_for(kind)
+    hasher = hasher_for(kind)
     if hasher is not None:
         enc.tag(b"U", obj)
         enc.encode(hasher(obj))
@@ -336,10 +347,8 @@ def _generic(enc: _Encoder, obj: Any) -> None:
             _enc_extra_state(enc, obj)  # attributes a subclass instance carries
             return
     if isinstance(obj, (FunctionType, MethodType, BuiltinFunctionType, type, functools.partial)):
-        from .code import callable_digest
-
         enc.write(b"C")
-        enc.write(callable_digest(obj))
+        enc.write(CALLABLE_DIGEST[0](obj))
         func = obj.__func__ if isinstance(obj, MethodType) else obj
         if isinstance(func, FunctionType):
             _enc_function_data(enc, func)

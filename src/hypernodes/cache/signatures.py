@@ -21,7 +21,7 @@ import xxhash
 from ..model.node import Node
 from .base import warn_once
 from .code import callable_digest
-from .keys import _FAST_TOKENS, Unhashable, value_token
+from .keys import FAST_TOKENS, Unhashable, value_token
 
 if TYPE_CHECKING:
     from ..execution.plan import Plan
@@ -197,7 +197,7 @@ def _make_signer(cp: CachePlan) -> Any:
         for j in cp.outs[i]:
             lines.append(f"    k{j} = g + {cp.suffixes[j]!r}")
     lines.append(f"    return ({''.join(f'k{j}, ' for j in range(len(cp.names)))})")
-    namespace: dict[str, Any] = {"H": _digest_of, "FAST": _FAST_TOKENS.get}
+    namespace: dict[str, Any] = {"H": _digest_of, "FAST": FAST_TOKENS.get}
     exec("\n".join(lines), namespace)  # code generated from names we hold
     return namespace["signer"]
 
@@ -349,10 +349,8 @@ def nested_static(step: Any) -> bytes | None:
     None when some part cannot be hashed, a node in it is ``cache=False`` (it must run), or a
     pipeline in it has callbacks of its own (they would miss its events).
     """
-    from ..model.pipeline_node import PipelineNode
-
     adapter = step.node
-    if not isinstance(adapter, PipelineNode):
+    if getattr(adapter, "input_to_outer", None) is None:  # not a pipeline used as a node
         return None
     pipeline = adapter.pipeline
     if pipeline.callbacks:

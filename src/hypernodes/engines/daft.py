@@ -34,9 +34,11 @@ from ..execution.item_error import ItemError
 from ..execution.plan import DEFAULT_BATCH_SIZE, Plan, compile_plan
 from ..execution.step import Step
 from ..model.graph import PipelineGraph
+from ..model.mapspec import MapItems
 from ..model.node import Node
+from ..model.resources import close_resources
 from .base import is_tolerant
-from .hypernodes import make_executor
+from .hypernodes import HypernodesEngine, make_executor
 
 _WHERE = "a Daft UDF of DaftEngine"
 #: the column that numbers the items of a map
@@ -174,7 +176,6 @@ class DaftEngine:
     def shutdown(self, wait: bool = True) -> None:
         """Stop the local Ray this engine started, if any (Daft's native runner holds nothing),
         and tear down the resources built in this process (hypernodes.model.resources)."""
-        from ..model.resources import close_resources
 
         _stop_ray(self._ray)
         self._ready = False
@@ -202,7 +203,6 @@ class DaftEngine:
     def __reduce__(self) -> tuple[Any, ...]:
         # Inside a UDF the plan runs in-process: a nested pipeline (or a map nested in a node)
         # that inherits this engine runs there on a local engine with the same node executor.
-        from .hypernodes import HypernodesEngine
 
         return (HypernodesEngine, (self._node, "sequential", None, self.batch_size))
 
@@ -215,8 +215,6 @@ class DaftEngine:
     # -- building the DataFrame --------------------------------------------------------------
 
     def _local(self) -> Any:
-        from .hypernodes import HypernodesEngine
-
         return HypernodesEngine(node_executor=self._node)
 
     def _job(
@@ -359,8 +357,6 @@ class _Source:
 
     @classmethod
     def of(cls, items: Iterable[dict[str, Any]]) -> _Source:
-        from ..model.mapspec import MapItems
-
         if isinstance(items, MapItems):
             names, seqs = items.names, items.seqs
             if items.mode == "zip" or len(names) == 1:

@@ -29,7 +29,7 @@ from typing import Any, Generic, TypeVar, overload
 
 from ..cache.keys import Unhashable, value_token
 from ..execution.aio import run_sync
-from .node import _importable, _node_at
+from .node import importable, node_at
 
 T = TypeVar("T")
 
@@ -67,8 +67,8 @@ class ResourceFactory(Generic[T]):
         # A module-level factory travels by reference (its module is imported in the worker),
         # like a node; any other (``__main__``, local) by value.
         module, qualname = getattr(self, "__module__", None), getattr(self, "__qualname__", "")
-        if _importable(module, qualname) is self:
-            return (_node_at, (module, qualname))
+        if importable(module, qualname) is self:
+            return (node_at, (module, qualname))
         return (ResourceFactory, (self.func, self.teardown, self.cache_key))
 
     def __repr__(self) -> str:
