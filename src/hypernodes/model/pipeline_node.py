@@ -44,40 +44,14 @@ class PipelineNode:
         input_mapping = dict(input_mapping or {})
         output_mapping = dict(output_mapping or {})
 
-        for outer, inner in input_mapping.items():
-            if inner not in inner_inputs:
-                raise MappingError(
-                    f"{label}: input_mapping maps {outer!r} to {inner!r}, but the inner pipeline has "
-                    f"no input {inner!r}; its inputs are {list(inner_inputs)}"
-                )
-        to_outer = {inner: outer for outer, inner in input_mapping.items()}
-        if len(to_outer) != len(input_mapping):
-            raise MappingError(
-                f"{label}: input_mapping maps two outer names onto one inner input: "
-                f"{_shared_targets(input_mapping)}. Each inner input reads one outer value; "
-                "keep one of these names"
-            )
-        for inner in output_mapping:
-            if inner not in pipeline.output_names:
-                raise MappingError(
-                    f"{label}: output_mapping names {inner!r}, but the inner pipeline has no output "
-                    f"{inner!r}; its outputs are {list(pipeline.output_names)}"
-                )
-        if len(set(output_mapping.values())) != len(output_mapping):
-            raise MappingError(
-                f"{label}: output_mapping gives two outputs one outer name: "
-                f"{_shared_targets(output_mapping)}; give each output its own name"
-            )
+        to_outer = _inner_to_outer(label, input_mapping, inner_inputs)
+        _check_output_mapping(label, output_mapping, pipeline.output_names)
         if map_mode not in MAP_MODES:
             raise MappingError(f"{label}: map_mode must be 'zip' or 'product', got {map_mode!r}")
 
         bound = pipeline.bound_inputs
         #: inner input name -> outer name, for the inputs the outer pipeline supplies
-        self.input_to_outer = {
-            inner: to_outer.get(inner, inner)
-            for inner in inner_inputs
-            if inner not in bound or inner in to_outer
-        }
+        self.input_to_outer = _supplied_inputs(inner_inputs, bound, to_outer)
         _check_unique_outer(label, "input", self.input_to_outer, input_mapping)
         #: inner output name -> outer name
         self.output_to_outer = {o: output_mapping.get(o, o) for o in pipeline.output_names}
@@ -88,13 +62,7 @@ class PipelineNode:
         self.inputs: tuple[str, ...] = tuple(self.input_to_outer.values())
         self.outputs: tuple[str, ...] = tuple(self.output_to_outer.values())
 
-        names = (map_over,) if isinstance(map_over, str) else tuple(map_over or ())
-        unknown = [n for n in names if n not in self.inputs]
-        if unknown:
-            raise MappingError(
-                f"{label}: map_over names {unknown}, which the node does not take; "
-                f"its inputs are {list(self.inputs)} (map_over uses the outer names)"
-            )
+        names = _map_over_names(label, map_over, self.inputs)
         self.map_over: tuple[str, ...] = names
         self.map_mode = map_mode
         outer_to_inner = {outer: inner for inner, outer in self.input_to_outer.items()}
@@ -156,6 +124,68 @@ class PipelineNode:
     def __repr__(self) -> str:
         mapped = f" map_over={list(self.map_over)}" if self.map_over else ""
         return f"{self.name}[pipeline]({', '.join(self.inputs)}) -> ({', '.join(self.outputs)}){mapped}"
+
+
+def _inner_to_outer(
+    label: str, input_mapping: Mapping[str, str], inner_inputs: Sequence[str]
+) -> dict[str, str]:
+    """``{inner: outer}`` for ``input_mapping``, checked to name real inner inputs, once each."""
+    for outer, inner in input_mapping.items():
+        if inner not in inner_inputs:
+            raise MappingError(
+                f"{label}: input_mapping maps {outer!r} to {inner!r}, but the inner pipeline has "
+                f"no input {inner!r}; its inputs are {list(inner_inputs)}"
+            )
+    to_outer = {inner: outer for outer, inner in input_mapping.items()}
+    if len(to_outer) != len(input_mapping):
+        raise MappingError(
+            f"{label}: input_mapping maps two outer names onto one inner input: "
+            f"{_shared_targets(input_mapping)}. Each inner input reads one outer value; "
+            "keep one of these names"
+        )
+    return to_outer
+
+
+def _check_output_mapping(
+    label: str, output_mapping: Mapping[str, str], output_names: Sequence[str]
+) -> None:
+    """Raise :class:`MappingError` unless ``output_mapping`` gives real outputs distinct names."""
+    for inner in output_mapping:
+        if inner not in output_names:
+            raise MappingError(
+                f"{label}: output_mapping names {inner!r}, but the inner pipeline has no output "
+                f"{inner!r}; its outputs are {list(output_names)}"
+            )
+    if len(set(output_mapping.values())) != len(output_mapping):
+        raise MappingError(
+            f"{label}: output_mapping gives two outputs one outer name: "
+            f"{_shared_targets(output_mapping)}; give each output its own name"
+        )
+
+
+def _supplied_inputs(
+    inner_inputs: Sequence[str], bound: Mapping[str, Any], to_outer: Mapping[str, str]
+) -> dict[str, str]:
+    """``{inner: outer}`` for the inner inputs the outer pipeline supplies: unbound or mapped."""
+    return {
+        inner: to_outer.get(inner, inner)
+        for inner in inner_inputs
+        if inner not in bound or inner in to_outer
+    }
+
+
+def _map_over_names(
+    label: str, map_over: str | Sequence[str] | None, inputs: tuple[str, ...]
+) -> tuple[str, ...]:
+    """``map_over`` as a tuple of names, checked to be inputs of the node."""
+    names = (map_over,) if isinstance(map_over, str) else tuple(map_over or ())
+    unknown = [n for n in names if n not in inputs]
+    if unknown:
+        raise MappingError(
+            f"{label}: map_over names {unknown}, which the node does not take; "
+            f"its inputs are {list(inputs)} (map_over uses the outer names)"
+        )
+    return names
 
 
 def _shared_targets(mapping: Mapping[str, str]) -> str:

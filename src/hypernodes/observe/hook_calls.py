@@ -91,41 +91,70 @@ def hook_caller(callback: Any, hook: str) -> Callable[..., Any]:
 
 
 def _style(callback: Any, hook: str, method: Any) -> tuple[str, Any]:
+    """How to call the override ``method`` of ``hook``: as it is, by keyword or by position."""
     fields = FIELDS[hook]
     try:
-        params = list(inspect.signature(method).parameters.values())
+        signature = inspect.signature(method)
     except (TypeError, ValueError):  # a builtin or C callable: trust it takes our keywords
         return ("direct", None)
-    var_keyword = any(p.kind is inspect.Parameter.VAR_KEYWORD for p in params)
-    var_positional = any(p.kind is inspect.Parameter.VAR_POSITIONAL for p in params)
-    positional = [p for p in params if p.kind in _POSITIONAL_KINDS]
+    params = list(signature.parameters.values())
     named = [p for p in params if p.kind not in (p.VAR_KEYWORD, p.VAR_POSITIONAL)]
-    where = f"{type(callback).__name__}.{hook}{inspect.signature(method)}"
+    if _takes_keywords(params, named, fields):
+        return _keyword_style(params, named, fields)
+    where = f"{type(callback).__name__}.{hook}{signature}"
+    return _positional_style(params, hook, where)
 
-    keyword_style = all(p.name in fields or p.default is not p.empty for p in named) and not any(
+
+def _takes_keywords(
+    params: list[inspect.Parameter], named: list[inspect.Parameter], fields: tuple[str, ...]
+) -> bool:
+    """Whether the override can be called with (some of) the hook's keyword arguments alone."""
+    return all(p.name in fields or p.default is not p.empty for p in named) and not any(
         p.kind is p.POSITIONAL_ONLY and p.default is p.empty for p in params
     )
-    if keyword_style:
-        takes = {p.name for p in named}
-        if var_keyword or takes.issuperset(fields):
-            return ("direct", None)
-        return ("keywords", tuple(f for f in fields if f in takes))
 
+
+def _keyword_style(
+    params: list[inspect.Parameter], named: list[inspect.Parameter], fields: tuple[str, ...]
+) -> tuple[str, Any]:
+    """The keyword style of a keyword-style override: as it is, or with the fields it takes."""
+    var_keyword = any(p.kind is inspect.Parameter.VAR_KEYWORD for p in params)
+    takes = {p.name for p in named}
+    if var_keyword or takes.issuperset(fields):
+        return ("direct", None)
+    return ("keywords", tuple(f for f in fields if f in takes))
+
+
+def _positional_style(params: list[inspect.Parameter], hook: str, where: str) -> tuple[str, Any]:
+    """The longest positional shape of ``hook`` the override fits; raises if it fits none."""
+    fields = FIELDS[hook]
     if any(p.kind is p.KEYWORD_ONLY and p.default is p.empty for p in params):
         raise CallbackSignatureError(
             f"{where} requires keyword argument(s) that {hook} does not give; "
             f"its keyword arguments are {list(fields)}"
         )
-    required = sum(1 for p in positional if p.default is p.empty)
-    most = float("inf") if var_positional else len(positional)
-    for shape in POSITIONAL[hook]:
-        if required <= len(shape) <= most:
-            return ("positional", shape)
+    shape = _fitting_shape(params, POSITIONAL[hook])
+    if shape is not None:
+        return ("positional", shape)
     shapes = " or ".join(f"({', '.join(f or 'signature' for f in s)})" for s in POSITIONAL[hook])
     raise CallbackSignatureError(
         f"{where} fits neither way hooks are called: with keyword arguments "
         f"({', '.join(fields)}, each optional to take) or positionally as {shapes}"
     )
+
+
+def _fitting_shape(
+    params: list[inspect.Parameter], shapes: tuple[tuple[str | None, ...], ...]
+) -> tuple[str | None, ...] | None:
+    """The first of ``shapes`` whose length the positional parameters accept, if any."""
+    positional = [p for p in params if p.kind in _POSITIONAL_KINDS]
+    var_positional = any(p.kind is inspect.Parameter.VAR_POSITIONAL for p in params)
+    required = sum(1 for p in positional if p.default is p.empty)
+    most = float("inf") if var_positional else len(positional)
+    for shape in shapes:
+        if required <= len(shape) <= most:
+            return shape
+    return None
 
 
 __all__ = ["FIELDS", "POSITIONAL", "CallbackSignatureError", "hook_caller"]
