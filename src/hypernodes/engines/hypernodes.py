@@ -71,7 +71,7 @@ class HypernodesEngine:
         self.map_executor = map_executor
         self.max_workers = max_workers
         self._sequential_nodes = self._node.inline
-        if self._sequential_nodes:
+        if self._sequential_nodes and type(self).run is HypernodesEngine.run:
             self.run = run_item  # type: ignore[method-assign]  # one frame less per run
         self._sequential = self._sequential_nodes and self._map.inline
         #: threads for sync nodes of arun/amap calls made on a caller's event loop

@@ -469,83 +469,130 @@ def _run_observed(
     plan: Plan, group: list[dict[str, Any]], start: int, ctx: RunContext, tolerant: bool
 ) -> tuple[list[dict[str, Any]], BaseException | None]:
     """:func:`run_group` with a cache, callbacks or ``on_error="continue"``."""
-    n = len(group)
-    observed = ctx.dispatcher is not None
+    run = _Group(plan, group, start, ctx, tolerant)
     started: list[tuple[RunContext, float]] = []
-    if observed:
-        started = [events.item_started(start + k, ctx) for k in range(n)]
-    ctxs = [pair[0] for pair in started] if observed else [ctx] * n
-    policies = [Policy(tolerant) for _ in range(n)]
-    todo: list[set[int] | None] = []
-    for k, values in enumerate(group):
-        steps, ctxs[k] = steps_for(plan, values, ctxs[k])
-        todo.append(None if steps is plan.steps else {step.index for step in steps})
-    layers = around_layers(plan, around_key(ctx)) if ctx.instrumented else []
-    limit = n
-    failure: BaseException | None = None
+    if ctx.dispatcher is not None:
+        started = [events.item_started(start + k, ctx) for k in range(len(group))]
+        run.ctxs = [pair[0] for pair in started]
     try:
+        run.plan_items()
         for part in plan.segments or ():
-            if limit == 0:
+            if run.limit == 0:
                 break
             if type(part) is tuple:
-                k = 0
-                while k < limit:
-                    values, item_ctx, policy, wanted = group[k], ctxs[k], policies[k], todo[k]
-                    for step in part:
-                        if (wanted is not None and step.index not in wanted) or policy.blocked(
-                            step
-                        ):
-                            continue
-                        try:
-                            run_step(plan, step, values, item_ctx)
-                        except Exception as exc:
-                            if not tolerant:
-                                limit, failure = k, exc
-                                break
-                            policy.record(exc, step, item_ctx, start + k, values)
-                    k += 1
-                continue
-            step: Step = part  # type: ignore[assignment]
-            members = [
-                k
-                for k in range(limit)
-                if (todo[k] is None or step.index in todo[k])  # type: ignore[operator]
-                and not policies[k].blocked(step)
-            ]
-            tokens: dict[int, Any] = {}
-            if layers:
-                for k in list(members):
-                    found = run_before(layers, step, group[k], ctxs[k])
-                    if found is None:  # a pending step turned out a cache hit: loaded
-                        members.remove(k)
-                    else:
-                        tokens[k] = found
-            if not members:
-                continue
-            try:
-                step.batch([group[k] for k in members], ctx)  # type: ignore[misc]
-            except Exception as exc:
-                first = members[0]
-                locate_failure(exc, step, ctxs[first], plan, group[first])
-                for k in members:
-                    if layers:
-                        run_error(layers, tokens[k], step, group[k], ctxs[k], exc)
-                    if tolerant:
-                        policies[k].record(exc, step, ctxs[k], start + k, group[k])
-                if not tolerant:
-                    limit, failure = first, exc
-                continue
-            if layers:
-                for k in members:
-                    run_after(layers, tokens[k], step, group[k], ctxs[k])
+                run.per_item(part)
+            else:
+                run.batch(part)  # type: ignore[arg-type]
     finally:
-        if observed:
-            for k, (item_ctx, began) in enumerate(started):
-                events.item_finished(plan, group[k], start + k, item_ctx, began, k < limit)
-    if failure is not None:
-        mark_item(failure, ctx.depth, start + limit)
-    rows = [policies[k].row(plan, group[k]) for k in range(limit)]
-    return rows, failure
+        for k, (item_ctx, began) in enumerate(started):
+            events.item_finished(plan, group[k], start + k, item_ctx, began, k < run.limit)
+    if run.failure is not None:
+        mark_item(run.failure, ctx.depth, start + run.limit)
+    rows = [run.policies[k].row(plan, group[k]) for k in range(run.limit)]
+    return rows, run.failure
+
+
+class _Group:
+    """The state of a group of items run through a plan's segments with a cache, callbacks or
+    ``on_error="continue"``: each item's context, policy and steps to run, and where it stops."""
+
+    __slots__ = (
+        "plan",
+        "group",
+        "start",
+        "ctx",
+        "tolerant",
+        "ctxs",
+        "policies",
+        "todo",
+        "layers",
+        "limit",
+        "failure",
+    )
+
+    def __init__(
+        self, plan: Plan, group: list[dict[str, Any]], start: int, ctx: RunContext, tolerant: bool
+    ) -> None:
+        self.plan, self.group, self.start, self.ctx, self.tolerant = (
+            plan,
+            group,
+            start,
+            ctx,
+            tolerant,
+        )
+        self.ctxs = [ctx] * len(group)
+        self.policies = [Policy(tolerant) for _ in group]
+        #: per item, the numbers of the steps it runs (None: every step)
+        self.todo: list[set[int] | None] = []
+        self.layers = around_layers(plan, around_key(ctx)) if ctx.instrumented else []
+        #: items from this one on are not run any more (a failure under ``raise``)
+        self.limit = len(group)
+        self.failure: BaseException | None = None
+
+    def plan_items(self) -> None:
+        """Ask the cache, item by item, which steps still have to run."""
+        plan = self.plan
+        for k, values in enumerate(self.group):
+            steps, self.ctxs[k] = steps_for(plan, values, self.ctxs[k])
+            self.todo.append(None if steps is plan.steps else {step.index for step in steps})
+
+    def wants(self, k: int, step: Step) -> bool:
+        """Whether item ``k`` runs ``step`` (not a cache hit, and not blocked by a failure)."""
+        wanted = self.todo[k]
+        return (wanted is None or step.index in wanted) and not self.policies[k].blocked(step)
+
+    def per_item(self, part: tuple[Step, ...]) -> None:
+        """A segment of per-item steps, item after item."""
+        k = 0
+        while k < self.limit:
+            values, item_ctx, policy = self.group[k], self.ctxs[k], self.policies[k]
+            for step in part:
+                if not self.wants(k, step):
+                    continue
+                try:
+                    run_step(self.plan, step, values, item_ctx)
+                except Exception as exc:
+                    if not self.tolerant:
+                        self.limit, self.failure = k, exc
+                        break
+                    policy.record(exc, step, item_ctx, self.start + k, values)
+            k += 1
+
+    def batch(self, step: Step) -> None:
+        """A batch step, called once for the items that need it, with the layers around each."""
+        group, ctxs, layers = self.group, self.ctxs, self.layers
+        members = [k for k in range(self.limit) if self.wants(k, step)]
+        tokens: dict[int, Any] = {}
+        for k in list(members) if layers else ():
+            found = run_before(layers, step, group[k], ctxs[k])
+            if found is None:  # a pending step turned out a cache hit: loaded
+                members.remove(k)
+            else:
+                tokens[k] = found
+        if not members:
+            return
+        try:
+            step.batch([group[k] for k in members], self.ctx)  # type: ignore[misc]
+        except Exception as exc:
+            self.batch_failed(step, members, tokens, exc)
+            return
+        for k in members if layers else ():
+            run_after(layers, tokens[k], step, group[k], ctxs[k])
+
+    def batch_failed(
+        self, step: Step, members: list[int], tokens: dict[int, Any], exc: Exception
+    ) -> None:
+        """Every member of a failed batch call fails with its error."""
+        group, ctxs = self.group, self.ctxs
+        first = members[0]
+        locate_failure(exc, step, ctxs[first], self.plan, group[first])
+        for k in members:
+            if self.layers:
+                run_error(self.layers, tokens[k], step, group[k], ctxs[k], exc)
+            if self.tolerant:
+                self.policies[k].record(exc, step, ctxs[k], self.start + k, group[k])
+        if not self.tolerant:
+            self.limit, self.failure = first, exc
 
 
 def groups(
