@@ -22,17 +22,15 @@ import uuid
 import weakref
 from collections import OrderedDict
 from collections.abc import Iterable, Iterator
-from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
-from functools import partial
 from typing import Any
 
 from ..exceptions import ExecutorError, WorkerCrashedError
 from ..execution.context import RunContext
-from ..execution.driver import remote_items
+from ..execution.driver import Backend, drive, first_line
 from ..execution.executors import Executor
 from ..execution.plan import Plan, chunk_size_for
-from ..execution.remote import PlanSpec, Reply, crashed_reply, in_worker, merge_replies, run_chunk
+from ..execution.remote import PlanSpec, in_worker, run_chunk
 from .base import is_tolerant
 from .hypernodes import HypernodesEngine, make_executor
 
@@ -190,24 +188,7 @@ class DaskEngine:
             window = self.max_in_flight or 2 * threads
             chunks = _Chunks(self._cluster, client, spec, self._isolating)
             chunks.resources = task_resources(plan, client)
-            # One relay thread per chunk in flight waits on its Dask future (and, after a lost
-            # worker, runs the chunk's items one at a time) for the kit's loop.
-            relays = ThreadPoolExecutor(window, thread_name_prefix="hypernodes-dask")
-            try:
-                yield from remote_items(
-                    partial(relays.submit, chunks.run),
-                    spec,
-                    items,
-                    count,
-                    threads,
-                    ctx,
-                    ordered,
-                    size,
-                    window,
-                )
-            finally:
-                chunks.stop()
-                relays.shutdown(wait=True, cancel_futures=True)
+            yield from drive(chunks, spec, items, count, threads, ctx, ordered, size, window)
 
 
 #: node hints -> the Dask worker resource names they may stand for (as workers declare them,
@@ -256,27 +237,27 @@ def default_chunk_size(count: int | None, threads: int) -> int:
 # Chunks as Dask tasks
 
 
-class _Chunks:
-    """Runs the chunks of one map as Dask tasks, from relay threads.
+class _Chunks(Backend):
+    """Runs the chunks of one map as Dask tasks, for the remote driver's relay threads.
 
     Dask re-runs a task whose worker died on another worker (up to
-    ``distributed.scheduler.allowed-failures`` times) and then gives up with ``KilledWorker``.
-    Such a chunk is run again one item per task, so that only the item that kills its worker
-    fails, with :class:`~hypernodes.exceptions.WorkerCrashedError` (or as its row's value under
-    ``on_error="continue"``), and the chunk's other items still give their rows.  When the
-    workers that held the scattered spec all died, the spec is scattered again and the chunk
-    re-sent.
+    ``distributed.scheduler.allowed-failures`` times) and then gives up with ``KilledWorker``:
+    the driver then runs the chunk one item per task, so that only the item that kills its
+    worker fails.  When the workers that held the scattered spec all died, the spec is scattered
+    again and the chunk re-sent.
     """
 
     def __init__(
         self, cluster: _Cluster, client: Any, spec: PlanSpec, isolating: threading.Lock
     ) -> None:
+        from distributed.scheduler import KilledWorker
+
+        super().__init__(isolating)
+        self.crashes = (KilledWorker,)
         self.cluster = cluster
         self.client = client
         self.spec = spec
         self.blob = cluster.blob(client, spec)
-        #: one crashed chunk at a time is run item by item (its items must not die with another's)
-        self.isolating = isolating
         self.prefix = f"hypernodes-chunk-{uuid.uuid4().hex}"
         self.numbers = itertools.count()
         self.lock = threading.Lock()
@@ -285,27 +266,8 @@ class _Chunks:
         #: Dask worker resources each chunk task asks for (see :func:`task_resources`)
         self.resources: dict[str, float] | None = None
 
-    def run(self, fn: Any, token: str, _blob: bytes, chunk: bytes, start: int) -> bytes | Reply:
-        from distributed.scheduler import KilledWorker
-
-        try:
-            return self._once(chunk, start)
-        except KilledWorker:
-            pass
-        with self.isolating:
-            replies: list[Reply] = []
-            items, tokens = pickle.loads(chunk)
-            for offset, values in enumerate(items):
-                index = start + offset
-                try:
-                    single = self.spec.dump_items([values], index, tokens)
-                    reply = pickle.loads(self._once(single, index))
-                except KilledWorker as exc:
-                    reply = crashed_reply(self.spec, index, _first_line(exc))
-                replies.append(reply)
-                if reply.error is not None:
-                    break
-            return merge_replies(replies)
+    def once(self, token: str, blob: Any, chunk: bytes, start: int) -> bytes:
+        return self._once(chunk, start)
 
     def _once(self, chunk: bytes, start: int) -> bytes:
         """Run ``chunk`` as one Dask task and wait for its reply."""
@@ -366,14 +328,9 @@ def _cancelled(exc: BaseException, chunk: bytes, start: int) -> WorkerCrashedErr
     return WorkerCrashedError(
         f"the Dask task running map items {span} was cancelled before it sent its results back "
         "(the connection to the scheduler was lost, or the cluster was closed, restarted, or "
-        f"told to cancel it): {_first_line(exc)}",
+        f"told to cancel it): {first_line(exc)}",
         items,
     )
-
-
-def _first_line(exc: BaseException) -> str:
-    text = str(exc).strip().splitlines()
-    return text[0] if text else type(exc).__name__
 
 
 # ---------------------------------------------------------------------------------------------

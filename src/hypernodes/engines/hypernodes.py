@@ -12,7 +12,7 @@ from functools import partial
 from typing import Any
 
 from ..exceptions import ExecutorError
-from ..execution.context import RunContext
+from ..execution.context import MapCall, RunContext
 from ..execution.executors import (
     AsyncExecutor,
     CustomExecutor,
@@ -96,15 +96,15 @@ class HypernodesEngine:
     ) -> list[dict[str, Any]]:
         """Run every item; rows in input order (see ``Pipeline.map`` for ``on_error``)."""
         tolerant = is_tolerant(on_error)
+        if not tolerant and self._sequential and plan.segments is None:
+            return run_items(plan, items, ctx)
+        call = self._call(plan, ctx, tolerant, True)
         if plan.segments is not None and self._groups_here():  # a plan with batch nodes
             size = batch_size_for(plan, self.batch_size)
             with self._map.lease():
-                return map_batched(self._map, plan, items, count, ctx, tolerant, size)
-        if not tolerant and self._sequential:
-            return run_items(plan, items, ctx)
-        node: Any = self._node if ctx.dispatcher is None else ObservedItems(self._node)
+                return map_batched(self._map, call, items, count, size)
         with self._node.lease(), self._map.lease():
-            return self._map.map_items(node, plan, items, count, ctx, tolerant)
+            return self._map.map_items(call, items, count)
 
     def imap(
         self,
@@ -116,15 +116,20 @@ class HypernodesEngine:
         ordered: bool = True,
     ) -> Iterator[tuple[int, dict[str, Any]]]:
         """Run every item; yield ``(index, row)`` in input order, or as items finish."""
-        tolerant = is_tolerant(on_error)
+        call = self._call(plan, ctx, is_tolerant(on_error), ordered)
         if plan.segments is not None and self._groups_here():  # a plan with batch nodes
             size = batch_size_for(plan, self.batch_size)
             with self._map.lease():
-                yield from iter_batched(self._map, plan, items, count, ctx, tolerant, ordered, size)
+                yield from iter_batched(self._map, call, items, count, size)
             return
-        node: Any = self._node if ctx.dispatcher is None else ObservedItems(self._node)
         with self._node.lease(), self._map.lease():
-            yield from self._map.iter_items(node, plan, items, count, ctx, tolerant, ordered)
+            yield from self._map.iter_items(call, items, count)
+
+    def _call(self, plan: Plan, ctx: RunContext, tolerant: bool, ordered: bool) -> MapCall:
+        """The map call of ``plan`` in ``ctx``: the node executor reports item events when
+        callbacks listen."""
+        node: Any = self._node if ctx.dispatcher is None else ObservedItems(self._node)
+        return MapCall(plan, ctx, node, tolerant, ordered)
 
     def _groups_here(self) -> bool:
         """Whether the map executor runs items in this process, so that this engine groups the
@@ -155,7 +160,7 @@ class HypernodesEngine:
         """:meth:`imap` for a caller on an event loop.  With a sequential or async map executor
         the items are tasks on the caller's loop; other map executors (threads, processes) run as
         they always do while the loop waits for their rows without blocking."""
-        tolerant = is_tolerant(on_error)
+        call = self._call(plan, ctx, is_tolerant(on_error), ordered)
         batched = plan.segments is not None
         if batched or not self._map.loop_native:
             bridged = bridge(self.imap(plan, items, count, ctx, on_error, ordered))
@@ -163,11 +168,7 @@ class HypernodesEngine:
                 async for pair in bridged:
                     yield pair
             return
-        node: Any = self._node if ctx.dispatcher is None else ObservedItems(self._node)
-        window = self._map.window
-        batches = offloaded_items(
-            self._offload(), window, node, plan, items, ctx, tolerant, ordered
-        )
+        batches = offloaded_items(self._offload(), self._map.window, call, items)
         with self._node.lease(), self._map.lease():
             async with aclosing(batches):
                 async for batch in batches:

@@ -12,22 +12,20 @@ bytes).  Without loky the standard library's ``ProcessPoolExecutor`` is used.
 from __future__ import annotations
 
 import os
-import pickle
 import threading
 import time
 from collections.abc import Iterable, Iterator
 from concurrent.futures import Executor as FuturesExecutor
-from concurrent.futures import ThreadPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
-from functools import partial
 from typing import Any, Literal
 
 from ..exceptions import ExecutorError
-from ..execution.context import RunContext
+from ..execution.context import MapCall, RunContext
+from ..execution.driver import Backend as RemoteBackend
 from ..execution.driver import default_chunk_size, remote_map
 from ..execution.executors import Executor
 from ..execution.plan import Plan, chunk_size_for
-from ..execution.remote import PlanSpec, Reply, crashed_reply, merge_replies
+from ..execution.remote import run_chunk
 
 _WHERE = "a worker process of map_executor='parallel'"
 
@@ -73,35 +71,18 @@ class ParallelExecutor(Executor):
         raise ExecutorError("ParallelExecutor schedules map items only, not the nodes of an item")
 
     def iter_items(
-        self,
-        node: Executor,
-        plan: Plan,
-        items: Iterable[dict[str, Any]],
-        count: int | None,
-        ctx: RunContext,
-        tolerant: bool,
-        ordered: bool = True,
+        self, call: MapCall, items: Iterable[dict[str, Any]], count: int | None
     ) -> Iterator[tuple[int, dict[str, Any]]]:
-        with ThreadPoolExecutor(self.window, thread_name_prefix="hypernodes-parallel") as relays:
-            chunks = _Chunks(self)
-            try:
-                yield from remote_map(
-                    partial(relays.submit, chunks.run),
-                    self.workers,
-                    _WHERE,
-                    node,
-                    plan,
-                    items,
-                    count,
-                    ctx,
-                    tolerant,
-                    ordered,
-                    _chunk_size(plan, count, self.workers, ctx),
-                )
-            except KeyboardInterrupt:
-                chunks.stopped = True
-                self._kill(self._pool)
-                raise
+        return remote_map(
+            _WHERE,
+            call,
+            items,
+            count,
+            workers=self.workers,
+            backend=_Chunks(self),
+            chunk_size=_chunk_size(call.plan, count, self.workers, call.ctx),
+            window=self.window,
+        )
 
     @property
     def window(self) -> int:
@@ -143,66 +124,35 @@ class ParallelExecutor(Executor):
         return f"ParallelExecutor(max_workers={self.workers}, backend={self.backend!r})"
 
 
-class _Chunks:
-    """Runs chunks on the executor's pool from relay threads, surviving crashed workers.
+class _Chunks(RemoteBackend):
+    """Chunks on the executor's pool of worker processes, surviving crashed workers.
 
-    When a worker dies, every chunk in flight fails with it.  Each such chunk is run again whole
-    on new workers (most were only bystanders); a chunk that crashes again is run one item at a
-    time, so that only the item that kills its worker fails - with
-    :class:`~hypernodes.exceptions.WorkerCrashedError`, as its row's value under
-    ``on_error="continue"``.
+    When a worker dies, every chunk in flight fails with it (``BrokenProcessPool``) and the pool
+    is replaced.  The driver runs each such chunk again whole on new workers (most were only
+    bystanders), and a chunk that crashes again one item at a time, each item twice before it
+    is blamed.
     """
 
+    crashes = (BrokenProcessPool,)
+    whole_retries = 1
+    item_tries = 2
+
     def __init__(self, executor: ParallelExecutor) -> None:
+        super().__init__(executor._isolating)
         self.executor = executor
         self.stopped = False
 
-    def run(self, fn: Any, token: str, blob: bytes, chunk: bytes, start: int) -> Reply | bytes:
-        try:
-            return self._once(fn, token, blob, chunk, start)
-        except BrokenProcessPool:
-            pass
-        # One chunk at a time is isolated, so that its items do not die with another's culprit.
-        with self.executor._isolating:
-            try:
-                return self._once(fn, token, blob, chunk, start)
-            except BrokenProcessPool:
-                pass
-            replies: list[Reply] = []
-            items, tokens = pickle.loads(chunk)
-            for offset, values in enumerate(items):
-                reply = self._single(fn, token, blob, values, start + offset, tokens)
-                replies.append(reply)
-                if reply.error is not None:
-                    break
-            return merge_replies(replies)
+    def interrupt(self) -> None:
+        """Ctrl-C: cancel queued chunks and kill the workers at once."""
+        self.stopped = True
+        self.executor._kill(self.executor._pool)
 
-    def _single(
-        self,
-        fn: Any,
-        token: str,
-        blob: bytes,
-        values: dict[str, Any],
-        index: int,
-        tokens: dict[str, bytes] | None,
-    ) -> Reply:
-        """One item alone; a crash is blamed on it when it happens twice in a row."""
-        spec = PlanSpec.for_token(token)
-        single = spec.dump_items([values], index, tokens)
-        for attempt in range(2):
-            try:
-                return pickle.loads(self._once(fn, token, blob, single, index))
-            except BrokenProcessPool as exc:
-                if attempt == 1:
-                    return crashed_reply(spec, index, _describe_crash(exc))
-        raise AssertionError("unreachable")
-
-    def _once(self, fn: Any, *args: Any) -> bytes:
+    def once(self, token: str, blob: Any, chunk: bytes, start: int) -> bytes:
         if self.stopped:
             raise KeyboardInterrupt
         pool = self.executor._get_pool()
         try:
-            return pool.submit(fn, *args).result()
+            return pool.submit(run_chunk, token, blob, chunk, start).result()
         except BrokenProcessPool:
             if self.stopped:
                 raise KeyboardInterrupt from None
@@ -216,11 +166,6 @@ def _chunk_size(plan: Plan, count: int | None, workers: int, ctx: RunContext) ->
         return None
     size = default_chunk_size(count, workers)
     return chunk_size_for(plan, size, getattr(ctx.engine, "batch_size", None))
-
-
-def _describe_crash(exc: BaseException) -> str:
-    text = str(exc).strip().splitlines()
-    return text[0] if text else type(exc).__name__
 
 
 def _cpu_count() -> int:

@@ -3,7 +3,8 @@ pipeline, and the error policy of one item."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING, Any
 
 from ..observe.callbacks import dispatcher_for
@@ -166,3 +167,40 @@ class Policy:
         if not failed:
             return plan.extract(values)
         return {name: failed.get(name, values.get(name)) for name in plan.output_names}
+
+
+@dataclass(frozen=True, slots=True)
+class MapCall:
+    """One map call as the map executors see it: the compiled plan, the call's context, the node
+    executor that runs each item's steps, the error policy (``tolerant``: ``on_error="continue"``)
+    and whether rows come in input order."""
+
+    plan: Plan
+    ctx: RunContext
+    node: Any
+    tolerant: bool = False
+    ordered: bool = True
+
+    def item(self, index: int, values: dict[str, Any]) -> dict[str, Any]:
+        """Run map item ``index`` with the node executor; a failure is marked with the index."""
+        try:
+            return self.node.run_item(self.plan, values, self.ctx, self.tolerant, index)
+        except BaseException as exc:
+            mark_item(exc, self.ctx.depth, index)
+            raise
+
+    async def aitem(
+        self, index: int, values: dict[str, Any], offload: Callable[..., Awaitable[Any]]
+    ) -> dict[str, Any]:
+        """:meth:`item` on an event loop (``offload`` runs sync code in a thread)."""
+        try:
+            return await self.node.arun_item(
+                self.plan, values, self.ctx, self.tolerant, index, offload
+            )
+        except BaseException as exc:
+            mark_item(exc, self.ctx.depth, index)
+            raise
+
+    def with_node(self, node: Any) -> MapCall:
+        """This call with items run by ``node`` (the group runner of batch nodes, say)."""
+        return replace(self, node=node)

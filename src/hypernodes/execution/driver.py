@@ -1,21 +1,25 @@
-"""The remote driver: a map whose items run in other processes, on any backend that submits.
+"""The remote driver: a map whose items run in other processes, on any backend.
 
-A backend (``"parallel"``'s process pool, a user's process executor, a Dask cluster) supplies
-``submit(run_chunk, token, blob, chunk, start) -> Future``; the driver does the rest, the same
-for all: it runs a map nested inside a worker right there, makes the plan's spec once, cuts the
-items into pickled chunks with at most a window of them in flight, and replays each chunk's
-events and cache writes here, in item order, before its rows are yielded.
+A backend (``"parallel"``'s process pool, a Dask cluster) is a :class:`Backend`: it runs one
+chunk as a task and says what a dead worker looks like.  A user's process executor gives a plain
+``submit``.  The driver does the rest, the same for all: it runs a map nested inside a worker right
+there, makes the plan's spec once, cuts the items into pickled chunks with at most a window of
+them in flight (each waited on by a relay thread), replays each chunk's events and cache writes
+here, in item order, before its rows are yielded, and isolates crashes: a chunk whose worker died
+is run again, then item by item, so that only the item that kills its worker fails.
 """
 
 from __future__ import annotations
 
+import pickle
+import threading
 from collections.abc import Iterable, Iterator
+from concurrent.futures import ThreadPoolExecutor
+from functools import partial
 from typing import Any
 
-from .context import RunContext
-from .loops import item_task
-from .plan import Plan
-from .remote import PlanSpec, in_worker, run_chunk, tokens_of
+from .context import MapCall, RunContext
+from .remote import PlanSpec, Reply, crashed_reply, in_worker, merge_replies, run_chunk, tokens_of
 from .streams import stream
 
 Rows = Iterator[tuple[int, dict[str, Any]]]
@@ -24,33 +28,131 @@ Rows = Iterator[tuple[int, dict[str, Any]]]
 MAX_CHUNK = 1024
 
 
+class Backend:
+    """What a remote backend gives the driver: :meth:`once` runs one pickled chunk as a task and
+    returns its pickled reply; :attr:`crashes` are the exceptions that mean the worker running
+    it died.
+
+    A chunk whose worker died is run again whole :attr:`whole_retries` times (most of its items
+    were only bystanders of another chunk's culprit), then one item per task, each item
+    :attr:`item_tries` times before it is blamed with
+    :class:`~hypernodes.exceptions.WorkerCrashedError` (its row's value under
+    ``on_error="continue"``).  ``isolating`` is held while a chunk runs item by item, so that its
+    items do not die with another chunk's culprit; share one lock per pool or cluster.
+    """
+
+    crashes: tuple[type[BaseException], ...] = ()
+    whole_retries = 0
+    item_tries = 1
+
+    def __init__(self, isolating: threading.Lock | None = None) -> None:
+        self.isolating = isolating or threading.Lock()
+
+    def once(self, token: str, blob: Any, chunk: bytes, start: int) -> bytes | Reply:
+        """Run ``chunk`` (items numbered from ``start``) as one task and wait for its reply."""
+        raise NotImplementedError
+
+    def stop(self) -> None:
+        """The map is over (an error or a consumer that stopped may end it early): cancel the
+        tasks still running, so that the relay threads return."""
+
+    def interrupt(self) -> None:
+        """Ctrl-C reached the map: stop at once (before the relay threads are waited for)."""
+        self.stop()
+
+    def run(self, fn: Any, token: str, blob: Any, chunk: bytes, start: int) -> bytes | Reply:
+        """Run a chunk, surviving the crash of the workers it lands on (see the class)."""
+        try:
+            return self.once(token, blob, chunk, start)
+        except self.crashes:
+            pass
+        with self.isolating:
+            for _ in range(self.whole_retries):
+                try:
+                    return self.once(token, blob, chunk, start)
+                except self.crashes:
+                    pass
+            spec = PlanSpec.for_token(token)
+            items, tokens = pickle.loads(chunk)
+            replies: list[Reply] = []
+            for offset, values in enumerate(items):
+                reply = self._single(spec, blob, values, start + offset, tokens)
+                replies.append(reply)
+                if reply.error is not None:
+                    break
+            return merge_replies(replies)
+
+    def _single(
+        self, spec: PlanSpec, blob: Any, values: dict[str, Any], index: int, tokens: Any
+    ) -> Reply:
+        """One item alone; a crash is blamed on it when it happens ``item_tries`` times."""
+        single = spec.dump_items([values], index, tokens)
+        for attempt in range(self.item_tries):
+            try:
+                reply = self.once(spec.token, blob, single, index)
+                return reply if isinstance(reply, Reply) else pickle.loads(reply)
+            except self.crashes as exc:
+                if attempt == self.item_tries - 1:
+                    return crashed_reply(spec, index, first_line(exc))
+        raise AssertionError("unreachable")
+
+
 def remote_map(
-    submit: Any,
-    workers: int,
     where: str,
-    node: Any,
-    plan: Plan,
+    call: MapCall,
     items: Iterable[dict[str, Any]],
     count: int | None,
-    ctx: RunContext,
-    tolerant: bool,
-    ordered: bool = True,
+    *,
+    workers: int,
+    backend: Backend | None = None,
+    submit: Any = None,
     chunk_size: int | None = None,
+    window: int | None = None,
 ) -> Rows:
-    """Run a map's items through ``submit`` in chunks and yield ``(index, row)``.
+    """Run the items of ``call`` on a :class:`Backend` (or through a plain ``submit``) in chunks
+    and yield ``(index, row)``.
 
     ``where`` names the destination in error messages (``"a worker process of
-    map_executor='parallel'"``); ``node`` is the node executor items run with there.  Inside a
-    worker (a map nested in a remote item), or for no items, the items run here one by one.
+    map_executor='parallel'"``).  Inside a worker (a map nested in a remote item), or for no
+    items, the items run here one by one.
     """
     if in_worker() or count == 0:
-        return (
-            (index, item_task(node, plan, values, ctx, tolerant, index))
-            for index, values in enumerate(items)
+        return ((index, call.item(index, values)) for index, values in enumerate(items))
+    on_error = "continue" if call.tolerant else "raise"
+    spec = PlanSpec.for_call(call.plan, call.ctx, call.node.inner, on_error, where)
+    ctx, ordered = call.ctx, call.ordered
+    if backend is None:
+        return remote_items(submit, spec, items, count, workers, ctx, ordered, chunk_size, window)
+    return drive(backend, spec, items, count, workers, ctx, ordered, chunk_size, window)
+
+
+def drive(
+    backend: Backend,
+    spec: PlanSpec,
+    items: Iterable[dict[str, Any]],
+    count: int | None,
+    workers: int,
+    ctx: RunContext,
+    ordered: bool = True,
+    chunk_size: int | None = None,
+    window: int | None = None,
+) -> Rows:
+    """:func:`remote_items` on ``backend``: one relay thread per chunk in flight waits on its
+    task (and, after a crash, runs it again or item by item) for the stream's loop.  Ctrl-C
+    interrupts the backend before the relay threads are waited for."""
+    window = window or 2 * workers
+    relays = ThreadPoolExecutor(window, thread_name_prefix="hypernodes-relay")
+    submit = partial(relays.submit, backend.run)
+    try:
+        yield from remote_items(
+            submit, spec, items, count, workers, ctx, ordered, chunk_size, window
         )
-    on_error = "continue" if tolerant else "raise"
-    spec = PlanSpec.for_call(plan, ctx, node.inner, on_error, where)
-    return remote_items(submit, spec, items, count, workers, ctx, ordered, chunk_size)
+    except KeyboardInterrupt:
+        backend.interrupt()
+        raise
+    finally:
+        backend.stop()
+        relays.shutdown(wait=True, cancel_futures=True)
 
 
 def remote_items(
@@ -97,3 +199,9 @@ def default_chunk_size(count: int | None, workers: int) -> int:
     if count is None:
         return 64
     return max(1, min(MAX_CHUNK, -(-count // (max(1, workers) * 4))))
+
+
+def first_line(exc: BaseException) -> str:
+    """The first line of an exception's message (its type when it has none)."""
+    text = str(exc).strip().splitlines()
+    return text[0] if text else type(exc).__name__

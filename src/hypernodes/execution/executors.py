@@ -28,15 +28,13 @@ from typing import Any
 
 from ..exceptions import ExecutorError
 from .aio import run_sync
-from .context import RunContext
+from .context import MapCall, RunContext
 from .driver import remote_map
 from .loops import (
     ItemRunner,
     Offload,
-    aitem_task,
     arun_dataflow,
     arun_sequential,
-    item_task,
     run_dataflow,
     run_item,
     run_item_inline,
@@ -142,31 +140,17 @@ class Executor:
 
     # -- map role ----------------------------------------------------------------------------
 
-    def iter_items(
-        self,
-        node: Executor,
-        plan: Plan,
-        items: Iterable[dict[str, Any]],
-        count: int | None,
-        ctx: RunContext,
-        tolerant: bool,
-        ordered: bool = True,
-    ) -> Rows:
-        """Run every item with ``node`` scheduling its steps; yield ``(index, row)`` in input
-        order, or as items complete when not ``ordered``.  ``count`` may be None (unknown)."""
+    def iter_items(self, call: MapCall, items: Iterable[dict[str, Any]], count: int | None) -> Rows:
+        """Run every item of ``call`` with its node executor scheduling the item's steps; yield
+        ``(index, row)`` in input order, or as items complete when not ``call.ordered``.
+        ``count`` may be None (unknown)."""
         raise NotImplementedError
 
     def map_items(
-        self,
-        node: Executor,
-        plan: Plan,
-        items: Iterable[dict[str, Any]],
-        count: int | None,
-        ctx: RunContext,
-        tolerant: bool,
+        self, call: MapCall, items: Iterable[dict[str, Any]], count: int | None
     ) -> list[dict[str, Any]]:
         """Run every item; rows in input order."""
-        return [row for _, row in self.iter_items(node, plan, items, count, ctx, tolerant)]
+        return [row for _, row in self.iter_items(call, items, count)]
 
     # -- lifetime ----------------------------------------------------------------------------
 
@@ -207,29 +191,18 @@ class Executor:
         return f"{type(self).__name__}(max_workers={self.max_workers!r})"
 
 
-def sequential_map(
-    node: Executor,
-    plan: Plan,
-    items: Iterable[dict[str, Any]],
-    ctx: RunContext,
-    tolerant: bool,
-) -> list[dict[str, Any]]:
-    """Items one after the other in this thread, with ``node`` scheduling each item's steps."""
-    if node.inline and not tolerant:
-        return run_items(plan, items, ctx)
-    return [row for _, row in sequential_items(node, plan, items, ctx, tolerant)]
+def sequential_map(call: MapCall, items: Iterable[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Items one after the other in this thread, the call's node executor scheduling each
+    item's steps."""
+    if call.node.inline and not call.tolerant:
+        return run_items(call.plan, items, call.ctx)
+    return [row for _, row in sequential_items(call, items)]
 
 
-def sequential_items(
-    node: Executor,
-    plan: Plan,
-    items: Iterable[dict[str, Any]],
-    ctx: RunContext,
-    tolerant: bool,
-) -> Rows:
+def sequential_items(call: MapCall, items: Iterable[dict[str, Any]]) -> Rows:
     """:func:`sequential_map` as a stream of ``(index, row)``."""
     for index, values in enumerate(items):
-        yield index, item_task(node, plan, values, ctx, tolerant, index)
+        yield index, call.item(index, values)
 
 
 class SequentialExecutor(Executor):
@@ -260,28 +233,13 @@ class SequentialExecutor(Executor):
     ) -> dict[str, Any]:
         return await arun_sequential(plan, values, ctx, offload, tolerant, index)
 
-    def iter_items(
-        self,
-        node: Executor,
-        plan: Plan,
-        items: Iterable[dict[str, Any]],
-        count: int | None,
-        ctx: RunContext,
-        tolerant: bool,
-        ordered: bool = True,
-    ) -> Rows:
-        return sequential_items(node, plan, items, ctx, tolerant)
+    def iter_items(self, call: MapCall, items: Iterable[dict[str, Any]], count: int | None) -> Rows:
+        return sequential_items(call, items)
 
     def map_items(
-        self,
-        node: Executor,
-        plan: Plan,
-        items: Iterable[dict[str, Any]],
-        count: int | None,
-        ctx: RunContext,
-        tolerant: bool,
+        self, call: MapCall, items: Iterable[dict[str, Any]], count: int | None
     ) -> list[dict[str, Any]]:
-        return sequential_map(node, plan, items, ctx, tolerant)
+        return sequential_map(call, items)
 
 
 class LevelPools:
@@ -342,19 +300,8 @@ class ThreadedExecutor(Executor):
     ) -> dict[str, Any]:
         return run_dataflow(plan, values, ctx, self._pools.submit, tolerant, index)
 
-    def iter_items(
-        self,
-        node: Executor,
-        plan: Plan,
-        items: Iterable[dict[str, Any]],
-        count: int | None,
-        ctx: RunContext,
-        tolerant: bool,
-        ordered: bool = True,
-    ) -> Rows:
-        return submitted_items(
-            self._pools.submit, self.window, node, plan, items, ctx, tolerant, ordered
-        )
+    def iter_items(self, call: MapCall, items: Iterable[dict[str, Any]], count: int | None) -> Rows:
+        return submitted_items(self._pools.submit, self.window, call, items)
 
     @property
     def window(self) -> int:
@@ -365,46 +312,31 @@ class ThreadedExecutor(Executor):
 
 
 def submitted_items(
-    submit: Callable[..., Future],
-    window: int,
-    node: Executor,
-    plan: Plan,
-    items: Iterable[dict[str, Any]],
-    ctx: RunContext,
-    tolerant: bool,
-    ordered: bool,
+    submit: Callable[..., Future], window: int, call: MapCall, items: Iterable[dict[str, Any]]
 ) -> Rows:
     """A map over a futures executor: items in batches (see ``streams.stream_batched``), at
     most ``window`` batches in flight."""
-    run = ItemRunner(node, plan, ctx, tolerant, node.inline)
-    return stream_batched(submit, run, items, window, ordered)
+    return stream_batched(submit, ItemRunner(call), items, window, call.ordered)
 
 
 def offloaded_items(
-    offload: Offload,
-    window: int,
-    node: Any,
-    plan: Plan,
-    items: Iterable[dict[str, Any]],
-    ctx: RunContext,
-    tolerant: bool,
-    ordered: bool,
+    offload: Offload, window: int, call: MapCall, items: Iterable[dict[str, Any]]
 ) -> AsyncIterator[list[tuple[int, dict[str, Any]]]]:
     """The items of a map on the running loop, at most ``window`` batches at once: batches of
     items in one trip to ``offload`` each when the node executor allows it, otherwise each item
     a task of its own.  Yields lists of ``(index, row)`` as they are ready."""
-    if node.offloads_items(plan):
-        runner = ItemRunner(node, plan, ctx, tolerant, node.inline)
+    if call.node.offloads_items(call.plan):
+        runner = ItemRunner(call)
 
         def start_batch(pairs: list[tuple[int, Any]], stop: Any) -> Awaitable[Any]:
             return offload(run_batch, runner, pairs, stop)
 
-        return astream_batched(start_batch, items, window, ordered)
+        return astream_batched(start_batch, items, window, call.ordered)
 
     def start(index: int, values: dict[str, Any]) -> Awaitable[dict[str, Any]]:
-        return aitem_task(node, plan, values, ctx, tolerant, index, offload)
+        return call.aitem(index, values, offload)
 
-    return astream_batched(partial(arun_one, start), items, window, ordered, adaptive=False)
+    return astream_batched(partial(arun_one, start), items, window, call.ordered, adaptive=False)
 
 
 class AsyncExecutor(Executor):
@@ -464,42 +396,25 @@ class AsyncExecutor(Executor):
         return await self._dataflow(plan, values, ctx, tolerant, index)
 
     def astream(
-        self,
-        node: Executor,
-        plan: Plan,
-        items: Iterable[dict[str, Any]],
-        ctx: RunContext,
-        tolerant: bool,
-        ordered: bool = True,
+        self, call: MapCall, items: Iterable[dict[str, Any]]
     ) -> AsyncIterator[list[tuple[int, dict[str, Any]]]]:
         """The items on the running loop, at most ``limit`` batches at once: lists of
-        ``(index, row)`` as they are ready (in input order when ``ordered``)."""
-        return offloaded_items(
-            self._offload(), self.limit, node, plan, items, ctx, tolerant, ordered
-        )
+        ``(index, row)`` as they are ready (in input order when ``call.ordered``)."""
+        return offloaded_items(self._offload(), self.limit, call, items)
 
-    def iter_items(
-        self,
-        node: Executor,
-        plan: Plan,
-        items: Iterable[dict[str, Any]],
-        count: int | None,
-        ctx: RunContext,
-        tolerant: bool,
-        ordered: bool = True,
-    ) -> Rows:
+    def iter_items(self, call: MapCall, items: Iterable[dict[str, Any]], count: int | None) -> Rows:
         try:
             asyncio.get_running_loop()
         except RuntimeError:
             pass
         else:  # the caller runs a loop: the whole map runs on a helper thread's loop
-            yield from self.map_rows(node, plan, items, ctx, tolerant, ordered)
+            yield from self.map_rows(call, items)
             return
         # Drive the stream on this thread's loop, one ready batch at a time.
         batches = None
         owner = threading.current_thread()
         try:
-            batches = run_sync(_carried(self._start(node, plan, items, ctx, tolerant, ordered)))
+            batches = run_sync(_carried(self._start(call, items)))
             while True:
                 batch = run_sync(_carried(_next_batch(batches)))
                 if batch is None:
@@ -513,31 +428,19 @@ class AsyncExecutor(Executor):
         return self.astream(*args)
 
     def map_items(
-        self,
-        node: Executor,
-        plan: Plan,
-        items: Iterable[dict[str, Any]],
-        count: int | None,
-        ctx: RunContext,
-        tolerant: bool,
+        self, call: MapCall, items: Iterable[dict[str, Any]], count: int | None
     ) -> list[dict[str, Any]]:
-        return [row for _, row in self.map_rows(node, plan, items, ctx, tolerant, True)]
+        return [row for _, row in self.map_rows(call, items)]
 
     def map_rows(
-        self,
-        node: Executor,
-        plan: Plan,
-        items: Iterable[dict[str, Any]],
-        ctx: RunContext,
-        tolerant: bool,
-        ordered: bool,
+        self, call: MapCall, items: Iterable[dict[str, Any]]
     ) -> list[tuple[int, dict[str, Any]]]:
         """Every ``(index, row)`` from one trip to the loop."""
 
         async def collect() -> list[tuple[int, dict[str, Any]]]:
             rows: list[tuple[int, dict[str, Any]]] = []
             # closed here, on this loop, also when an item fails (not later by the collector)
-            async with aclosing(self.astream(node, plan, items, ctx, tolerant, ordered)) as stream:
+            async with aclosing(self.astream(call, items)) as stream:
                 async for batch in stream:
                     rows.extend(batch)
             return rows
@@ -611,32 +514,12 @@ class CustomExecutor(Executor):
     ) -> dict[str, Any]:
         return run_dataflow(plan, values, ctx, self.submit, tolerant, index, inline_single=False)
 
-    def iter_items(
-        self,
-        node: Executor,
-        plan: Plan,
-        items: Iterable[dict[str, Any]],
-        count: int | None,
-        ctx: RunContext,
-        tolerant: bool,
-        ordered: bool = True,
-    ) -> Rows:
+    def iter_items(self, call: MapCall, items: Iterable[dict[str, Any]], count: int | None) -> Rows:
         if not self.remote:
-            return submitted_items(
-                self.submit, self.window, node, plan, items, ctx, tolerant, ordered
-            )
+            return submitted_items(self.submit, self.window, call, items)
         where = f"a worker process of {type(self.target).__name__}"
         return remote_map(
-            self.target.submit,
-            self.workers,
-            where,
-            node,
-            plan,
-            items,
-            count,
-            ctx,
-            tolerant,
-            ordered,
+            where, call, items, count, workers=self.workers, submit=self.target.submit
         )
 
     @property

@@ -27,7 +27,7 @@ from typing import Any
 
 from ..cache import item as _cache
 from ..observe import events
-from .context import Policy, RunContext
+from .context import MapCall, Policy, RunContext
 from .failure import locate_failure, mark_item
 from .layers import around_key, around_layers, run_after, run_before, run_error
 from .plan import Plan, batch_size_for
@@ -342,74 +342,44 @@ async def arun_sequential(
 # Many tasks, streamed back
 
 
-def item_task(
-    node: Any, plan: Plan, values: dict[str, Any], ctx: RunContext, tolerant: bool, index: int
-) -> dict[str, Any]:
-    """Run map item ``index`` with the node executor ``node``; a failure is marked with the index."""
-    try:
-        return node.run_item(plan, values, ctx, tolerant, index)
-    except BaseException as exc:
-        mark_item(exc, ctx.depth, index)
-        raise
-
-
-async def aitem_task(
-    node: Any,
-    plan: Plan,
-    values: dict[str, Any],
-    ctx: RunContext,
-    tolerant: bool,
-    index: int,
-    offload: Offload,
-) -> dict[str, Any]:
-    """:func:`item_task` on an event loop."""
-    try:
-        return await node.arun_item(plan, values, ctx, tolerant, index, offload)
-    except BaseException as exc:
-        mark_item(exc, ctx.depth, index)
-        raise
-
-
 class ItemRunner:
-    """Runs one map item with the node executor ``node``: the unit of work of a batch.
+    """Runs one map item of a :class:`~hypernodes.execution.context.MapCall`: the unit of work
+    of a batch.
 
     With ``reads`` (a plain sequential item with a cache that prefers batched reads, such as
     DiskCache) a batch's items are signed and their requested entries read in one query first
     (:meth:`prefetch`), then each item runs with what was found (:meth:`prefetched`).
     """
 
-    __slots__ = ("node", "plan", "ctx", "tolerant", "reads")
+    __slots__ = ("call", "reads")
 
-    def __init__(
-        self, node: Any, plan: Plan, ctx: RunContext, tolerant: bool, sequential: bool = False
-    ) -> None:
-        self.node = node
-        self.plan = plan
-        self.ctx = ctx
-        self.tolerant = tolerant
+    def __init__(self, call: MapCall) -> None:
+        self.call = call
+        ctx = call.ctx
         self.reads = (
-            sequential
-            and not tolerant
+            call.node.inline
+            and not call.tolerant
             and ctx.dispatcher is None
             and getattr(ctx.cache, "batch_reads", False)
         )
 
     def __call__(self, index: int, values: dict[str, Any]) -> dict[str, Any]:
-        return item_task(self.node, self.plan, values, self.ctx, self.tolerant, index)
+        return self.call.item(index, values)
 
     def prefetch(self, pairs: Sequence[tuple[int, dict[str, Any]]]) -> list[Any] | None:
         """One read for the entries a batch's items request (None: items read on their own)."""
         if not self.reads or len(pairs) < 2:
             return None
-        signed, wanted = _cache.prefetch(self.plan, [v for _, v in pairs], self.ctx.call)
-        fetched = self.ctx.cache.get_many(wanted) if wanted else {}
+        call = self.call
+        signed, wanted = _cache.prefetch(call.plan, [v for _, v in pairs], call.ctx.call)
+        fetched = call.ctx.cache.get_many(wanted) if wanted else {}
         return [(keys, fetched) for keys in signed]
 
     def prefetched(self, index: int, values: dict[str, Any], hint: Any) -> dict[str, Any]:
         """Run one item with the keys and entries :meth:`prefetch` found for it."""
-        ctx = self.ctx
+        ctx = self.call.ctx
         try:
-            return run_prefetched(self.plan, values, ctx, *hint)
+            return run_prefetched(self.call.plan, values, ctx, *hint)
         except BaseException as exc:
             mark_item(exc, ctx.depth, index)
             raise
@@ -669,23 +639,15 @@ def pseudo_items(items: Iterable[dict[str, Any]], size: int) -> Iterator[dict[st
 
 
 def map_batched(
-    executor: Any,
-    plan: Plan,
-    items: Iterable[dict[str, Any]],
-    count: int | None,
-    ctx: RunContext,
-    tolerant: bool,
-    size: int,
+    executor: Any, call: MapCall, items: Iterable[dict[str, Any]], count: int | None, size: int
 ) -> list[dict[str, Any]]:
     """Every row of the map, in input order: :func:`iter_batched` collected (sequentially, the
     groups run one after the other in this thread without a stream)."""
     if not executor.inline:
-        return [
-            row for _, row in iter_batched(executor, plan, items, count, ctx, tolerant, True, size)
-        ]
+        return [row for _, row in iter_batched(executor, call, items, count, size)]
     rows: list[dict[str, Any]] = []
     for start, group in groups(items, size):
-        done, error = run_group(plan, group, start, ctx, tolerant)
+        done, error = run_group(call.plan, group, start, call.ctx, call.tolerant)
         rows.extend(done)
         if error is not None:
             raise error
@@ -693,22 +655,13 @@ def map_batched(
 
 
 def iter_batched(
-    executor: Any,
-    plan: Plan,
-    items: Iterable[dict[str, Any]],
-    count: int | None,
-    ctx: RunContext,
-    tolerant: bool,
-    ordered: bool,
-    size: int,
+    executor: Any, call: MapCall, items: Iterable[dict[str, Any]], count: int | None, size: int
 ) -> Iterator[tuple[int, dict[str, Any]]]:
     """The map's ``(index, row)`` pairs, its items run in groups of ``size``: each group is one
     task of the map executor ``executor`` (sequential, threads, an event loop)."""
     tasks = None if count is None else -(-count // size)
-    results = executor.iter_items(
-        GROUPS, plan, pseudo_items(items, size), tasks, ctx, tolerant, ordered
-    )
-    for _, (first, rows, error) in results:
+    grouped = call.with_node(GROUPS)
+    for _, (first, rows, error) in executor.iter_items(grouped, pseudo_items(items, size), tasks):
         for offset, row in enumerate(rows):
             yield first + offset, row
         if error is not None:

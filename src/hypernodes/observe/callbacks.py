@@ -20,25 +20,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from .hook_calls import hook_caller
-
-#: Every hook name, in the order a simple run emits them.
-HOOKS = (
-    "on_pipeline_start",
-    "on_map_start",
-    "on_map_item_start",
-    "on_nested_pipeline_start",
-    "on_node_start",
-    "on_node_end",
-    "on_node_cached",
-    "on_node_retry",
-    "on_error",
-    "on_nested_pipeline_end",
-    "on_map_item_cached",
-    "on_map_item_end",
-    "on_map_end",
-    "on_pipeline_end",
-)
-
+from .hooks import HOOKS
 
 #: an event recorded in a worker: (hook, path, items, time.time(), keyword arguments)
 Event = tuple[str, tuple[str, ...], tuple[int | None, ...], float, dict[str, Any]]

@@ -15,43 +15,7 @@ from collections.abc import Callable
 from typing import Any
 
 from ..exceptions import CallbackSignatureError
-
-#: the keyword arguments each hook receives, in the order the docs list them
-FIELDS: dict[str, tuple[str, ...]] = {
-    "on_pipeline_start": ("pipeline", "inputs", "context"),
-    "on_pipeline_end": ("pipeline", "outputs", "duration", "context"),
-    "on_map_start": ("pipeline", "total", "context"),
-    "on_map_end": ("pipeline", "total", "duration", "context"),
-    "on_map_item_start": ("index", "context"),
-    "on_map_item_end": ("index", "duration", "context"),
-    "on_map_item_cached": ("index", "context"),
-    "on_node_start": ("node", "inputs", "context"),
-    "on_node_end": ("node", "outputs", "duration", "context"),
-    "on_node_cached": ("node", "signature", "context"),
-    "on_node_retry": ("node", "attempt", "error", "delay", "context"),
-    "on_error": ("node", "error", "context"),
-    "on_nested_pipeline_start": ("parent", "pipeline", "context"),
-    "on_nested_pipeline_end": ("parent", "pipeline", "duration", "context"),
-}
-
-#: the positional shapes of the original HyperNodes hooks, as the fields passed at each position
-#: (``None``: a value we do not have, passed as ``""``); the longest shape that fits is used
-POSITIONAL: dict[str, tuple[tuple[str | None, ...], ...]] = {
-    "on_pipeline_start": (("pipeline", "inputs", "context"),),
-    "on_pipeline_end": (("pipeline", "outputs", "duration", "context"),),
-    "on_map_start": (("total", "context"),),
-    "on_map_end": (("duration", "context"),),
-    "on_map_item_start": (("index", "context"),),
-    "on_map_item_end": (("index", "duration", "context"),),
-    "on_map_item_cached": (("index", None, "context"), ("index", "context")),
-    "on_node_start": (("node", "inputs", "context"),),
-    "on_node_end": (("node", "outputs", "duration", "context"),),
-    "on_node_cached": (("node", "signature", "context"),),
-    "on_node_retry": (("node", "attempt", "error", "delay", "context"),),
-    "on_error": (("node", "error", "context"),),
-    "on_nested_pipeline_start": (("parent", "pipeline", "context"),),
-    "on_nested_pipeline_end": (("parent", "pipeline", "duration", "context"),),
-}
+from .hooks import FIELDS, POSITIONAL
 
 _POSITIONAL_KINDS = (inspect.Parameter.POSITIONAL_ONLY, inspect.Parameter.POSITIONAL_OR_KEYWORD)
 
