@@ -223,6 +223,22 @@ def prefetch(
     return signed, wanted
 
 
+def leading_hits(
+    plan: Plan, chunk: Sequence[dict[str, Any]], call: CallInfo | None, cache: Any
+) -> int:
+    """How many of the first items of ``chunk`` have every requested output stored (one read
+    for the whole chunk); 0 when the plan cannot be signed before it runs."""
+    signed, wanted = prefetch(plan, chunk, call)
+    if not wanted:
+        return 0
+    fetched = cache.get_many(wanted)
+    pick = (plan.cache_plan or cache_plan(plan)).pick_requested
+    for n, keys in enumerate(signed):
+        if not keys or not all(key in fetched for key in pick(keys)):
+            return n
+    return len(signed)
+
+
 def _sign_generic(
     plan: Plan, cp: Any, call: CallInfo, values: dict[str, Any], item: ItemState
 ) -> tuple[list[bytes | None], list[int]]:

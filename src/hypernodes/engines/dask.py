@@ -26,9 +26,10 @@ from contextlib import contextmanager
 from typing import Any
 
 from ..exceptions import ExecutorError, WorkerCrashedError
-from ..execution.context import RunContext
-from ..execution.driver import Backend, drive, first_line
+from ..execution.context import MapCall, RunContext
+from ..execution.driver import Backend, drive, first_line, warm_prefix
 from ..execution.executors import Executor
+from ..execution.loops import ObservedItems
 from ..execution.plan import Plan, chunk_size_for
 from ..execution.remote import PlanSpec, in_worker, run_chunk
 from .base import is_tolerant
@@ -143,7 +144,9 @@ class DaskEngine:
         if in_worker():
             return self._local.imap(plan, items, count, ctx, on_error, ordered)
         spec = PlanSpec.for_call(plan, ctx, self._node, on_error, _WHERE)
-        return self._stream(spec, items, count, ctx, ordered, plan)
+        node: Any = self._node if ctx.dispatcher is None else ObservedItems(self._node)
+        call = MapCall(plan, ctx, node, on_error == "continue", ordered)
+        return self._stream(spec, call, items, count)
 
     def shutdown(self, wait: bool = True) -> None:
         """Close the cluster and client this engine started (a client you gave stays open), now or
@@ -173,22 +176,26 @@ class DaskEngine:
         return self._cluster.client()
 
     def _stream(
-        self,
-        spec: PlanSpec,
-        items: Iterable[dict[str, Any]],
-        count: int | None,
-        ctx: RunContext,
-        ordered: bool,
-        plan: Plan,
+        self, spec: PlanSpec, call: MapCall, items: Iterable[dict[str, Any]], count: int | None
     ) -> Iterator[tuple[int, dict[str, Any]]]:
+        # The leading cache hits load here: a warm map never starts or even asks the cluster.
+        left_over: list[Any] = []
+        yield from warm_prefix(call, items, left_over)
+        rest, first = left_over
+        if rest is None:
+            return
+        left = None if count is None else count - first
+        plan, ctx = call.plan, call.ctx
         with self._cluster.lease():
             client = self._cluster.client()
             threads = self._cluster.threads(client)
-            size = self.chunk_size or chunk_size_for(plan, default_chunk_size(count, threads), None)
+            size = self.chunk_size or chunk_size_for(plan, default_chunk_size(left, threads), None)
             window = self.max_in_flight or 2 * threads
             chunks = _Chunks(self._cluster, client, spec, self._isolating)
             chunks.resources = task_resources(plan, client)
-            yield from drive(chunks, spec, items, count, threads, ctx, ordered, size, window)
+            yield from drive(
+                chunks, spec, rest, left, threads, ctx, call.ordered, size, window, first
+            )
 
 
 #: node hints -> the Dask worker resource names they may stand for (as workers declare them,

@@ -11,6 +11,7 @@ is run again, then item by item, so that only the item that kills its worker fai
 
 from __future__ import annotations
 
+import itertools
 import pickle
 import threading
 from collections.abc import Iterable, Iterator
@@ -18,6 +19,7 @@ from concurrent.futures import ThreadPoolExecutor
 from functools import partial
 from typing import Any
 
+from ..cache.item import leading_hits
 from .context import MapCall, RunContext
 from .remote import PlanSpec, Reply, crashed_reply, in_worker, merge_replies, run_chunk, tokens_of
 from .streams import stream
@@ -117,13 +119,61 @@ def remote_map(
     items, the items run here one by one.
     """
     if in_worker() or count == 0:
-        return ((index, call.item(index, values)) for index, values in enumerate(items))
+        yield from ((index, call.item(index, values)) for index, values in enumerate(items))
+        return
+    left_over: list[Any] = []
+    yield from warm_prefix(call, items, left_over)
+    rest, first = left_over
+    if rest is None:
+        return  # every item was a cache hit: no worker was needed
     on_error = "continue" if call.tolerant else "raise"
     spec = PlanSpec.for_call(call.plan, call.ctx, call.node.inner, on_error, where)
+    left = None if count is None else count - first
     ctx, ordered = call.ctx, call.ordered
     if backend is None:
-        return remote_items(submit, spec, items, count, workers, ctx, ordered, chunk_size, window)
-    return drive(backend, spec, items, count, workers, ctx, ordered, chunk_size, window)
+        yield from remote_items(
+            submit, spec, rest, left, workers, ctx, ordered, chunk_size, window, first
+        )
+    else:
+        yield from drive(
+            backend, spec, rest, left, workers, ctx, ordered, chunk_size, window, first
+        )
+
+
+#: how many items the caller looks up at first (then :data:`PROBE_ITEMS` at a time) before a
+#: remote map, to run the leading cache hits here without starting a worker
+PROBE_FIRST = 8
+PROBE_ITEMS = 256
+
+
+def warm_prefix(call: MapCall, items: Iterable[dict[str, Any]], left_over: list[Any]) -> Rows:
+    """Run here the leading items of ``call`` whose every requested output is in the cache
+    (loading them, with the usual events), so that a warm map never starts a worker pool or a
+    cluster; yield their ``(index, row)`` pairs.  ``left_over`` receives the items left from the
+    first miss on (None when there are none) and the index of that first miss.
+
+    The look-ups stop at the first miss: a cold map pays for one small batch of them, a map that
+    grew (new items at the end) runs its warm prefix here and the rest on the workers.
+    """
+    ctx = call.ctx
+    source = iter(items)
+    if ctx.cache is None or ctx.call is None:
+        left_over[:] = [source, 0]
+        return
+    index, size = 0, PROBE_FIRST
+    while True:
+        chunk = list(itertools.islice(source, size))
+        if not chunk:
+            left_over[:] = [None, index]
+            return
+        hits = leading_hits(call.plan, chunk, ctx.call, ctx.cache)
+        for values in chunk[:hits]:
+            yield index, call.item(index, values)
+            index += 1
+        if hits < len(chunk):
+            left_over[:] = [itertools.chain(chunk[hits:], source), index]
+            return
+        size = PROBE_ITEMS
 
 
 def drive(
@@ -136,6 +186,7 @@ def drive(
     ordered: bool = True,
     chunk_size: int | None = None,
     window: int | None = None,
+    first: int = 0,
 ) -> Rows:
     """:func:`remote_items` on ``backend``: one relay thread per chunk in flight waits on its
     task (and, after a crash, runs it again or item by item) for the stream's loop.  Ctrl-C
@@ -165,8 +216,9 @@ def remote_items(
     ordered: bool = True,
     chunk_size: int | None = None,
     window: int | None = None,
+    first: int = 0,
 ) -> Rows:
-    """Run ``items`` in chunks through ``submit(run_chunk, token, blob, chunk, start)`` (which
+    """Run ``items`` (numbered from ``first``) in chunks through ``submit(run_chunk, token, blob, chunk, start)`` (which
     returns a ``concurrent.futures.Future``) and yield ``(index, row)``, in input order or chunk
     by chunk as they complete, after replaying each chunk's events and cache writes here.
 
@@ -175,7 +227,7 @@ def remote_items(
     at most :data:`MAX_CHUNK` items each.
     """
     size = chunk_size or default_chunk_size(count, workers)
-    chunks = spec.chunks(items, size, tokens_of(ctx))
+    chunks = spec.chunks(items, size, tokens_of(ctx), first)
     tasks = ((run_chunk, spec.token, spec.blob, blob, start) for start, blob in chunks)
     starts: list[int] = []
 

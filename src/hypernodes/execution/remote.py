@@ -163,13 +163,18 @@ class PlanSpec:
         return spec
 
     def chunks(
-        self, items: Iterable[dict[str, Any]], size: int, tokens: dict[str, bytes] | None = None
+        self,
+        items: Iterable[dict[str, Any]],
+        size: int,
+        tokens: dict[str, bytes] | None = None,
+        first: int = 0,
     ) -> Iterator[tuple[int, bytes]]:
-        """``(start index, pickled items)`` chunks of at most ``size`` items, made lazily.
+        """``(start index, pickled items)`` chunks of at most ``size`` items, made lazily and
+        numbered from ``first``.
 
         ``tokens`` are the cache tokens of the inputs every item shares (see :func:`tokens_of`).
         """
-        for start, chunk in split(items, size):
+        for start, chunk in split(items, size, first):
             yield start, self.dump_items(chunk, start, tokens)
 
     def dump_items(
@@ -249,11 +254,13 @@ def merge_replies(replies: Sequence[Reply]) -> Reply:
     return merged
 
 
-def split(items: Iterable[dict[str, Any]], size: int) -> Iterator[tuple[int, list[dict[str, Any]]]]:
-    """``(start index, items)`` chunks of at most ``size`` items (whose values hold the user's
-    names only: nothing to strip before they travel)."""
+def split(
+    items: Iterable[dict[str, Any]], size: int, first: int = 0
+) -> Iterator[tuple[int, list[dict[str, Any]]]]:
+    """``(start index, items)`` chunks of at most ``size`` items, numbered from ``first`` (their
+    values hold the user's names only: nothing to strip before they travel)."""
     source = iter(items)
-    start = 0
+    start = first
     while True:
         chunk = list(itertools.islice(source, size))
         if not chunk:
