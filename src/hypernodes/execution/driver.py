@@ -196,7 +196,7 @@ def drive(
     submit = partial(relays.submit, backend.run)
     try:
         yield from remote_items(
-            submit, spec, items, count, workers, ctx, ordered, chunk_size, window
+            submit, spec, items, count, workers, ctx, ordered, chunk_size, window, first
         )
     except KeyboardInterrupt:
         backend.interrupt()
@@ -218,9 +218,10 @@ def remote_items(
     window: int | None = None,
     first: int = 0,
 ) -> Rows:
-    """Run ``items`` (numbered from ``first``) in chunks through ``submit(run_chunk, token, blob, chunk, start)`` (which
-    returns a ``concurrent.futures.Future``) and yield ``(index, row)``, in input order or chunk
-    by chunk as they complete, after replaying each chunk's events and cache writes here.
+    """Run ``items`` (numbered from ``first``) in chunks through ``submit(run_chunk, token,
+    blob, chunk, start)`` (which returns a ``concurrent.futures.Future``) and yield ``(index,
+    row)``, in input order or chunk by chunk as they complete, after replaying each chunk's
+    events and cache writes here.
 
     At most ``window`` chunks (default ``2 * workers``) are in flight, so a long map holds only
     that many; the default chunk size spreads ``count`` items over about four chunks per worker,
