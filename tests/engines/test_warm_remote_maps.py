@@ -15,7 +15,7 @@ import psutil
 import pytest
 
 from callbacks.recorder import Recorder  # the callback tests' recorder (tests/ is on the path)
-from hypernodes import DiskCache, HypernodesEngine, Pipeline, node
+from hypernodes import DiskCache, HypernodesEngine, ItemError, Pipeline, node
 from hypernodes.telemetry import ProgressCallback
 
 pytestmark = pytest.mark.timeout(120)
@@ -94,3 +94,23 @@ def test_a_warm_dask_map_never_contacts_the_cluster(tmp_path):
     finally:
         engine.shutdown()
     assert [row["y"][0] for row in rows] == [2 * x for x in range(10)]
+
+
+@node(output_name="y")
+def fails_on_25(x: int) -> tuple[int, int]:
+    if x == 25:
+        raise ValueError("25")
+    return 2 * x, os.getpid()
+
+
+def test_items_after_a_warm_prefix_keep_their_indexes(tmp_path):
+    cache = DiskCache(tmp_path / "cache")
+    Pipeline([fails_on_25], cache=cache).map(inputs={"x": list(range(20))}, map_over="x")
+    with HypernodesEngine(map_executor="parallel", max_workers=2) as engine:
+        pipeline = Pipeline([fails_on_25], engine=engine, cache=cache)
+        rows = pipeline.map(inputs={"x": list(range(30))}, map_over="x", on_error="continue")
+        with pytest.raises(ValueError) as info:
+            pipeline.map(inputs={"x": list(range(30))}, map_over="x")
+    failed = rows[25]["y"]
+    assert isinstance(failed, ItemError) and failed.index == 25
+    assert "[item 25]" in info.value.__notes__[0]
