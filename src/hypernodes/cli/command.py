@@ -23,6 +23,13 @@ from typing import Any
 
 import click
 
+from .. import engines
+from ..cache import DiskCache
+from ..engines import HypernodesEngine
+from ..exceptions import HyperNodesError, MapError, MissingInputError, UnknownOutputError
+from ..model.node import Node
+from ..model.pipeline import Pipeline
+from ..telemetry.progress import ProgressCallback
 from .io import (
     CommandFailure,
     JsonEncoder,
@@ -240,14 +247,10 @@ def _configure(
     if engine_object is not None:
         pipeline = pipeline.with_engine(engine_object)
     if cache_dir is not None:
-        from ..cache import DiskCache
-
         pipeline = pipeline.with_cache(DiskCache(cache_dir))
     show = sys.stderr.isatty() if progress is None else progress
     if show:
         try:
-            from ..telemetry import ProgressCallback
-
             callback = ProgressCallback()
             import rich  # noqa: F401 - ProgressCallback draws with rich
         except ImportError as exc:
@@ -265,12 +268,8 @@ def make_engine(name: str) -> Any:
     if name == "sequential":
         return None
     if name in ("threaded", "async", "parallel"):
-        from ..engines import HypernodesEngine
-
         return HypernodesEngine(map_executor=name)
     class_name = {"dask": "DaskEngine", "daft": "DaftEngine"}[name]
-    from .. import engines
-
     try:
         engine_class = getattr(engines, class_name)
     except ImportError as exc:
@@ -495,8 +494,6 @@ def cache() -> None:
 
 
 def _open_cache(directory: Path) -> Any:
-    from ..cache import DiskCache
-
     if not directory.is_dir():
         raise CommandFailure(f"no cache at {directory}: it is not a directory")
     if not (directory / "cache.db").is_file():
@@ -568,9 +565,6 @@ def cache_clear(directory: Path, yes: bool) -> None:
 
 def load_target(target: str) -> Any:
     """The pipeline a ``module:attr`` or ``path/to/file.py:attr`` target names."""
-    from ..model.node import Node
-    from ..model.pipeline import Pipeline
-
     source, attr = _split_target(target)
     module = _import_source(source)
     found = _target_attribute(module, source, attr)
@@ -635,8 +629,6 @@ def _call_factory(target: str, factory: Any) -> Any:
 
 
 def _pipelines_in(module: Any) -> str:
-    from ..model.pipeline import Pipeline
-
     names = sorted(k for k, v in vars(module).items() if isinstance(v, Pipeline))
     return f"pipelines there: {', '.join(names)}" if names else "it defines no Pipeline"
 
@@ -695,8 +687,6 @@ def _import_file(path: Path) -> Any:
 
 def _one_line(exc: BaseException) -> str:
     """``Type: message (notes)`` on one line."""
-    from ..exceptions import HyperNodesError
-
     text = " ".join(str(exc).split()) or "(no message)"
     notes = [n.removeprefix("hypernodes: ") for n in getattr(exc, "__notes__", ())]
     detail = f" ({'; '.join(' '.join(n.split()) for n in notes)})" if notes else ""
@@ -705,8 +695,6 @@ def _one_line(exc: BaseException) -> str:
 
 
 def _usage_like(exc: BaseException) -> bool:
-    from ..exceptions import MapError, MissingInputError, UnknownOutputError
-
     return isinstance(exc, (MissingInputError, MapError, UnknownOutputError))
 
 
@@ -758,8 +746,6 @@ def _failure(exc: Exception, show_traceback: bool) -> int:
 
 
 def _missing_input_text(exc: BaseException) -> str | None:
-    from ..exceptions import MissingInputError
-
     if not isinstance(exc, MissingInputError) or not exc.missing:
         return None
     parts = [f"{name} (needed by {', '.join(who)})" for name, who in exc.missing.items()]

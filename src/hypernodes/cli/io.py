@@ -18,6 +18,8 @@ from typing import Any
 import click
 
 from ..execution.item_error import ItemError
+from ..model.node import Node
+from ..viz.hints import TypeHints
 
 
 class UsageProblem(click.UsageError):
@@ -146,8 +148,6 @@ class JsonEncoder:
 def describe_pipeline(pipeline: Any) -> dict[str, Any]:
     """A JSON-ready description of ``pipeline``: inputs (required, optional with defaults,
     bound), outputs, and nodes with parameters, types and options; nested pipelines inside."""
-    from ..viz.hints import TypeHints
-
     return _describe(pipeline, TypeHints())
 
 
@@ -186,8 +186,6 @@ def _describe(pipeline: Any, hints: Any) -> dict[str, Any]:
 
 def _default_of(item: Any, name: str) -> Any:
     """The default a node (or, inside, a nested pipeline's first reader) gives input ``name``."""
-    from ..model.node import Node
-
     if isinstance(item, Node):
         return item.defaults.get(name)
     pipeline = item.pipeline
@@ -202,8 +200,6 @@ _OPTIONS = ("cache", "cache_version", "retries", "retry_on", "timeout", "resourc
 
 
 def _describe_item(item: Any, hints: Any) -> dict[str, Any]:
-    from ..model.node import Node
-
     in_types = hints.inputs(item)
     out_types = hints.outputs(item)
     outputs = [{"name": o, "type": out_types.get(o)} for o in item.outputs]
