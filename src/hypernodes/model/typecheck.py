@@ -214,10 +214,20 @@ def compatible(produced: Any, expected: Any) -> bool:
 
 
 def _compatible(produced: Any, expected: Any) -> bool:
+    """:func:`compatible`, undecided by the memo: unions and literals by member, then classes."""
     p = _normalize(produced)
     c = _normalize(expected)
     if p is _UNKNOWN or c is _UNKNOWN or p is c or p == c:
         return True
+    by_member = _members_compatible(p, c)
+    if by_member is not None:
+        return by_member
+    return _generics_compatible(p, c)
+
+
+def _members_compatible(p: Any, c: Any) -> bool | None:
+    """Whether some member of a union (or some value of a ``Literal``) on either side fits;
+    ``None`` when neither side is a union or a ``Literal``."""
     p_origin = typing.get_origin(p)
     c_origin = typing.get_origin(c)
     if p_origin in _UNIONS:
@@ -228,6 +238,11 @@ def _compatible(produced: Any, expected: Any) -> bool:
         return any(compatible(type(v), c) for v in typing.get_args(p))
     if c_origin is Literal:
         return any(compatible(p, type(v)) for v in typing.get_args(c))
+    return None
+
+
+def _generics_compatible(p: Any, c: Any) -> bool:
+    """Whether two normalized class hints (``list[str]``, ``int``) overlap, arguments included."""
     p_cls, p_args = _split(p)
     c_cls, c_args = _split(c)
     if not isinstance(p_cls, type) or not isinstance(c_cls, type):
@@ -273,6 +288,7 @@ def _shape(cls: type, args: tuple[Any, ...]) -> tuple[str, tuple[Any, ...]] | No
 def _arguments_compatible(
     p_cls: type, p_args: tuple[Any, ...], c_cls: type, c_args: tuple[Any, ...]
 ) -> bool:
+    """Whether the type arguments of two overlapping generic classes may agree."""
     if p_cls is abc.Callable or c_cls is abc.Callable:
         return True  # parameter lists: not worth deciding here
     p_shape = _shape(p_cls, p_args)
@@ -281,8 +297,14 @@ def _arguments_compatible(
         if p_cls is c_cls and len(p_args) == len(c_args):  # a user generic: Box[int] vs Box[str]
             return all(compatible(a, b) for a, b in zip(p_args, c_args))
         return True
-    p_kind, p_types = p_shape
-    c_kind, c_types = c_shape
+    return _shapes_compatible(*p_shape, *c_shape)
+
+
+def _shapes_compatible(
+    p_kind: str, p_types: tuple[Any, ...], c_kind: str, c_types: tuple[Any, ...]
+) -> bool:
+    """Whether two :func:`_shape` results may agree: the same kind argument by argument, else
+    what iterating each yields (a ``type[...]`` against anything else: undecided)."""
     if p_kind == c_kind == "fixed":
         return len(p_types) == len(c_types) and all(map(compatible, p_types, c_types))
     if p_kind == c_kind and p_kind in ("map", "type", "items"):
@@ -307,16 +329,13 @@ def element_type(hint: Any) -> Any:
 
 
 def _element_type(hint: Any) -> Any:
+    """:func:`element_type`, which turns what this raises into ``_UNKNOWN``."""
     hint = _normalize(hint)
     if hint is _UNKNOWN:
         return _UNKNOWN
     origin = typing.get_origin(hint)
     if origin in _UNIONS:
-        items = [element_type(m) for m in typing.get_args(hint)]
-        items = [t for t in items if t is not _NOT_ITERABLE]
-        if not items:
-            return _NOT_ITERABLE
-        return _union_of(items)
+        return _union_element_type(hint)
     if origin is Literal:
         return _UNKNOWN
     cls, args = _split(hint)
@@ -324,6 +343,20 @@ def _element_type(hint: Any) -> Any:
         return _UNKNOWN
     if _is_protocol(cls) or not issubclass(cls, abc.Iterable):
         return _UNKNOWN if _maybe_iterable(cls) else _NOT_ITERABLE
+    return _shape_element_type(cls, args)
+
+
+def _union_element_type(hint: Any) -> Any:
+    """The element type of a union: the union of its iterable members' element types."""
+    items = [element_type(m) for m in typing.get_args(hint)]
+    items = [t for t in items if t is not _NOT_ITERABLE]
+    if not items:
+        return _NOT_ITERABLE
+    return _union_of(items)
+
+
+def _shape_element_type(cls: type, args: tuple[Any, ...]) -> Any:
+    """The element type of the iterable class ``cls[args]``, from its :func:`_shape`."""
     shape = _shape(cls, args) if args else None
     if shape is None:
         return _UNKNOWN
