@@ -321,9 +321,9 @@ class Node:
         # reference instead, and a renamed copy as its settings plus a reference to that node's
         # function; anything else (``__main__``, local functions) goes by value, which
         # cloudpickle can do.
-        found = _importable(self.__module__, self.__qualname__)
+        found = importable(self.__module__, self.__qualname__)
         if found is self:
-            return (_node_at, (self.__module__, self.__qualname__))
+            return (node_at, (self.__module__, self.__qualname__))
         state = dict(self.__dict__)
         ref = None
         if isinstance(found, Node) and found.func is self.func:
@@ -355,7 +355,7 @@ def _check_batch_func(func: Any, item_node: Node) -> Callable[..., Any]:
     return func
 
 
-def _importable(module: str | None, qualname: str) -> Any:
+def importable(module: str | None, qualname: str) -> Any:
     """The object found at ``module.qualname`` in an imported module other than ``__main__``."""
     mod = sys.modules.get(module) if module and module != "__main__" else None
     if mod is None or "<locals>" in qualname:
@@ -368,7 +368,7 @@ def _importable(module: str | None, qualname: str) -> Any:
     return found
 
 
-def _node_at(module: str, qualname: str) -> Node:
+def node_at(module: str, qualname: str) -> Node:
     """Unpickle a node by importing it from where it was defined."""
     import importlib
 
@@ -383,7 +383,7 @@ def _restore_node(cls: type[Node], state: dict[str, Any], ref: tuple[str, str] |
     restored = object.__new__(cls)
     restored.__dict__.update(state)
     if ref is not None:
-        func = _node_at(*ref).func
+        func = node_at(*ref).func
         restored.func = restored.__wrapped__ = func
     return restored
 

@@ -27,6 +27,8 @@ import uuid
 from collections.abc import Callable
 from typing import Any, Generic, TypeVar, overload
 
+from .node import importable, node_at
+
 T = TypeVar("T")
 
 __all__ = ["Resource", "ResourceFactory", "close_resources", "built_resources", "resource"]
@@ -62,11 +64,9 @@ class ResourceFactory(Generic[T]):
     def __reduce__(self) -> Any:
         # A module-level factory travels by reference (its module is imported in the worker),
         # like a node; any other (``__main__``, local) by value.
-        from .node import _importable, _node_at
-
         module, qualname = getattr(self, "__module__", None), getattr(self, "__qualname__", "")
-        if _importable(module, qualname) is self:
-            return (_node_at, (module, qualname))
+        if importable(module, qualname) is self:
+            return (node_at, (module, qualname))
         return (ResourceFactory, (self.func, self.teardown, self.cache_key))
 
     def __repr__(self) -> str:
