@@ -29,6 +29,7 @@ from ..engines import HypernodesEngine
 from ..exceptions import HyperNodesError, MapError, MissingInputError, UnknownOutputError
 from ..model.node import Node
 from ..model.pipeline import Pipeline
+from ..telemetry.progress import ProgressCallback
 from .io import (
     CommandFailure,
     JsonEncoder,
@@ -250,8 +251,6 @@ def _configure(
     show = sys.stderr.isatty() if progress is None else progress
     if show:
         try:
-            from ..telemetry import ProgressCallback
-
             callback = ProgressCallback()
             import rich  # noqa: F401 - ProgressCallback draws with rich
         except ImportError as exc:
@@ -271,7 +270,6 @@ def make_engine(name: str) -> Any:
     if name in ("threaded", "async", "parallel"):
         return HypernodesEngine(map_executor=name)
     class_name = {"dask": "DaskEngine", "daft": "DaftEngine"}[name]
-
     try:
         engine_class = getattr(engines, class_name)
     except ImportError as exc:
@@ -567,13 +565,32 @@ def cache_clear(directory: Path, yes: bool) -> None:
 
 def load_target(target: str) -> Any:
     """The pipeline a ``module:attr`` or ``path/to/file.py:attr`` target names."""
+    source, attr = _split_target(target)
+    module = _import_source(source)
+    found = _target_attribute(module, source, attr)
+    if isinstance(found, Node):
+        raise UsageProblem(
+            f"{target} is a node, not a Pipeline; put it in one: Pipeline([{found.name}])"
+        )
+    if not isinstance(found, Pipeline) and callable(found) and not isinstance(found, type):
+        found = _call_factory(target, found)
+    if not isinstance(found, Pipeline):
+        raise UsageProblem(f"{target} is a {type(found).__name__}, not a Pipeline")
+    return found
 
+
+def _split_target(target: str) -> tuple[str, str]:
+    """``(source, attr)`` of a target; ``attr`` is ``""`` when the target names none."""
     source, sep, attr = target.rpartition(":")
     if not sep or not source or os.sep in attr or "/" in attr:
         source, attr = target, ""
     if not source:
         raise UsageProblem(f"target {target!r} names nothing: use module:attr or file.py:attr")
-    module = _import_source(source)
+    return source, attr
+
+
+def _target_attribute(module: Any, source: str, attr: str) -> Any:
+    """The (dotted) attribute ``attr`` of ``module``; without one, its ``pipeline``."""
     if not attr:
         attr = "pipeline"
         if not hasattr(module, attr):
@@ -589,30 +606,26 @@ def load_target(target: str) -> Any:
             raise UsageProblem(
                 f"{source} has no attribute {attr!r} ({_pipelines_in(module)})"
             ) from None
-    if isinstance(found, Node):
-        raise UsageProblem(
-            f"{target} is a node, not a Pipeline; put it in one: Pipeline([{found.name}])"
-        )
-    if not isinstance(found, Pipeline) and callable(found) and not isinstance(found, type):
-        try:
-            signature = inspect.signature(found)
-        except (TypeError, ValueError):
-            signature = None
-        required = [
-            p
-            for p in (signature.parameters.values() if signature else ())
-            if p.default is inspect.Parameter.empty
-            and p.kind not in (p.VAR_POSITIONAL, p.VAR_KEYWORD)
-        ]
-        if required:
-            raise UsageProblem(
-                f"{target} is a function that needs arguments ({', '.join(p.name for p in required)});"
-                " a target must be a Pipeline or a function taking no arguments"
-            )
-        found = found()
-    if not isinstance(found, Pipeline):
-        raise UsageProblem(f"{target} is a {type(found).__name__}, not a Pipeline")
     return found
+
+
+def _call_factory(target: str, factory: Any) -> Any:
+    """What the function a target names returns; raises if it needs arguments."""
+    try:
+        signature = inspect.signature(factory)
+    except (TypeError, ValueError):
+        signature = None
+    required = [
+        p
+        for p in (signature.parameters.values() if signature else ())
+        if p.default is inspect.Parameter.empty and p.kind not in (p.VAR_POSITIONAL, p.VAR_KEYWORD)
+    ]
+    if required:
+        raise UsageProblem(
+            f"{target} is a function that needs arguments ({', '.join(p.name for p in required)});"
+            " a target must be a Pipeline or a function taking no arguments"
+        )
+    return factory()
 
 
 def _pipelines_in(module: Any) -> str:
@@ -674,7 +687,6 @@ def _import_file(path: Path) -> Any:
 
 def _one_line(exc: BaseException) -> str:
     """``Type: message (notes)`` on one line."""
-
     text = " ".join(str(exc).split()) or "(no message)"
     notes = [n.removeprefix("hypernodes: ") for n in getattr(exc, "__notes__", ())]
     detail = f" ({'; '.join(' '.join(n.split()) for n in notes)})" if notes else ""
@@ -701,13 +713,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     except click.exceptions.Abort:
         return _report("aborted", EXIT_FAILURE)
     except click.ClickException as exc:
-        if show_traceback and exc.__cause__ is not None:
-            traceback.print_exception(exc.__cause__)
-        hint = ""
-        usage = isinstance(exc, click.UsageError) and not isinstance(exc, UsageProblem)
-        if usage and exc.ctx is not None:
-            hint = f" (see '{exc.ctx.command_path} --help')"
-        return _report(" ".join(exc.format_message().split()) + hint, exc.exit_code)
+        return _click_error(exc, show_traceback)
     except KeyboardInterrupt:
         return _report("interrupted", 130)
     except BrokenPipeError:  # `hypernodes run ... | head`: the reader left; say nothing more
@@ -715,12 +721,28 @@ def main(argv: Sequence[str] | None = None) -> int:
             os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
         return 141
     except Exception as exc:
-        code = EXIT_USAGE if _usage_like(exc) else EXIT_FAILURE
-        if show_traceback:
-            traceback.print_exception(exc)
-            return code
-        return _report(_missing_input_text(exc) or _one_line(exc), code)
+        return _failure(exc, show_traceback)
     return status if isinstance(status, int) else 0
+
+
+def _click_error(exc: click.ClickException, show_traceback: bool) -> int:
+    """Report a click error (bad arguments, or a failure raised as one) and return its status."""
+    if show_traceback and exc.__cause__ is not None:
+        traceback.print_exception(exc.__cause__)
+    hint = ""
+    usage = isinstance(exc, click.UsageError) and not isinstance(exc, UsageProblem)
+    if usage and exc.ctx is not None:
+        hint = f" (see '{exc.ctx.command_path} --help')"
+    return _report(" ".join(exc.format_message().split()) + hint, exc.exit_code)
+
+
+def _failure(exc: Exception, show_traceback: bool) -> int:
+    """Report an error the pipeline or a tool raised and return the exit status it calls for."""
+    code = EXIT_USAGE if _usage_like(exc) else EXIT_FAILURE
+    if show_traceback:
+        traceback.print_exception(exc)
+        return code
+    return _report(_missing_input_text(exc) or _one_line(exc), code)
 
 
 def _missing_input_text(exc: BaseException) -> str | None:

@@ -148,7 +148,6 @@ class JsonEncoder:
 def describe_pipeline(pipeline: Any) -> dict[str, Any]:
     """A JSON-ready description of ``pipeline``: inputs (required, optional with defaults,
     bound), outputs, and nodes with parameters, types and options; nested pipelines inside."""
-
     return _describe(pipeline, TypeHints())
 
 
@@ -187,7 +186,6 @@ def _describe(pipeline: Any, hints: Any) -> dict[str, Any]:
 
 def _default_of(item: Any, name: str) -> Any:
     """The default a node (or, inside, a nested pipeline's first reader) gives input ``name``."""
-
     if isinstance(item, Node):
         return item.defaults.get(name)
     pipeline = item.pipeline
@@ -256,45 +254,65 @@ _DEFAULT_OPTIONS = {"cache": True, "cache_version": None, "retries": 0, "timeout
 
 def describe_text(description: Mapping[str, Any], indent: str = "") -> str:
     """The description from :func:`describe_pipeline` as readable text."""
-    lines: list[str] = []
     d = description
     nodes = d["nodes"]
-    lines.append(f"{indent}pipeline {d['name']!r}: {len(nodes)} node{'s' * (len(nodes) != 1)}")
-    ins = d["inputs"]
-    lines.append(f"{indent}inputs:")
-    lines.append(f"{indent}  required: {_names(ins['required']) or '-'}")
-    optional = ", ".join(f"{_typed(e)} = {_short(e['default'])}" for e in ins["optional"])
-    lines.append(f"{indent}  optional: {optional or '-'}")
-    bound = ", ".join(f"{_typed(e)} = {_short(e['value'])}" for e in ins["bound"])
-    lines.append(f"{indent}  bound:    {bound or '-'}")
+    lines = [f"{indent}pipeline {d['name']!r}: {len(nodes)} node{'s' * (len(nodes) != 1)}"]
+    lines.extend(_input_lines(d["inputs"], indent))
     lines.append(f"{indent}outputs: {_names(d['outputs']) or '-'}")
     lines.append(f"{indent}nodes:")
     for item in nodes:
-        params = ", ".join(_param(e) for e in item["inputs"])
-        outs = _names(item["outputs"])
         if item["kind"] == "function":
-            options = [
-                f"{k}={v!r}"
-                for k, v in item["options"].items()
-                if (k in _DEFAULT_OPTIONS and v != _DEFAULT_OPTIONS[k])
-                or (k not in _DEFAULT_OPTIONS and v)
-            ]
-            extra = f"  [{', '.join(options)}]" if options else ""
-            kind = "async " if item["async"] else ""
-            lines.append(f"{indent}  {kind}{item['name']}({params}) -> {outs}{extra}")
-            continue
-        notes = []
-        if item["map_over"]:
-            notes.append(f"maps over {', '.join(item['map_over'])} ({item['map_mode']})")
-        for outer, inner in item["input_mapping"].items():
-            notes.append(f"input {outer} -> {inner}")
-        for inner, outer in item["output_mapping"].items():
-            notes.append(f"output {inner} -> {outer}")
-        lines.append(f"{indent}  {item['name']}({params}) -> {outs}")
-        if notes:
-            lines.append(f"{indent}      {'; '.join(notes)}")
-        lines.append(describe_text(item["pipeline"], indent + "      "))
+            lines.append(_function_line(item, indent))
+        else:
+            lines.extend(_nested_lines(item, indent))
     return "\n".join(lines)
+
+
+def _input_lines(ins: Mapping[str, Any], indent: str) -> list[str]:
+    """The ``inputs:`` section of :func:`describe_text`: required, optional and bound."""
+    optional = ", ".join(f"{_typed(e)} = {_short(e['default'])}" for e in ins["optional"])
+    bound = ", ".join(f"{_typed(e)} = {_short(e['value'])}" for e in ins["bound"])
+    return [
+        f"{indent}inputs:",
+        f"{indent}  required: {_names(ins['required']) or '-'}",
+        f"{indent}  optional: {optional or '-'}",
+        f"{indent}  bound:    {bound or '-'}",
+    ]
+
+
+def _function_line(item: Mapping[str, Any], indent: str) -> str:
+    """The line of :func:`describe_text` for a function node, with its non-default options."""
+    params = ", ".join(_param(e) for e in item["inputs"])
+    outs = _names(item["outputs"])
+    options = [f"{k}={v!r}" for k, v in item["options"].items() if _shown_option(k, v)]
+    extra = f"  [{', '.join(options)}]" if options else ""
+    kind = "async " if item["async"] else ""
+    return f"{indent}  {kind}{item['name']}({params}) -> {outs}{extra}"
+
+
+def _shown_option(key: str, value: Any) -> bool:
+    """Whether a node option is worth showing: not its default (or, without one, set)."""
+    if key in _DEFAULT_OPTIONS:
+        return value != _DEFAULT_OPTIONS[key]
+    return bool(value)
+
+
+def _nested_lines(item: Mapping[str, Any], indent: str) -> list[str]:
+    """The lines of :func:`describe_text` for a nested pipeline: its mapping, then its own text."""
+    params = ", ".join(_param(e) for e in item["inputs"])
+    outs = _names(item["outputs"])
+    notes = []
+    if item["map_over"]:
+        notes.append(f"maps over {', '.join(item['map_over'])} ({item['map_mode']})")
+    for outer, inner in item["input_mapping"].items():
+        notes.append(f"input {outer} -> {inner}")
+    for inner, outer in item["output_mapping"].items():
+        notes.append(f"output {inner} -> {outer}")
+    lines = [f"{indent}  {item['name']}({params}) -> {outs}"]
+    if notes:
+        lines.append(f"{indent}      {'; '.join(notes)}")
+    lines.append(describe_text(item["pipeline"], indent + "      "))
+    return lines
 
 
 def _typed(entry: Mapping[str, Any]) -> str:

@@ -70,19 +70,10 @@ def unknown_input_error(
     accepted = inputs + [o for o in outputs if o not in inputs]
     names = sorted((n for n in unknown if isinstance(n, str)), key=str)
     others = [n for n in unknown if not isinstance(n, str)]
-    suggestions = {
-        n: difflib.get_close_matches(n, accepted, n=3, cutoff=0.6)
-        for n in names
-        if difflib.get_close_matches(n, accepted, n=1, cutoff=0.6)
-    }
+    suggestions = _close_matches(names, accepted)
     parts = []
     if names:
-        shown = []
-        for n in names:
-            close = suggestions.get(n)
-            mean = f" (did you mean {' or '.join(repr(c) for c in close)}?)" if close else ""
-            shown.append(f"{n!r}{mean}")
-        parts.append(f"{pipeline_phrase(label)} takes no input(s) named {', '.join(shown)}")
+        parts.append(_unknown_names_part(label, names, suggestions))
     if others:
         keys = ", ".join(f"{o!r} ({type(o).__name__})" for o in others)
         parts.append(f"input names must be strings, got key(s) {keys}")
@@ -94,6 +85,25 @@ def unknown_input_error(
         "Fix the name (a misspelled optional input would silently keep its default) or leave it out"
     )
     return UnknownInputError(message, [*names, *others], accepted, suggestions)
+
+
+def _close_matches(names: list[str], accepted: list[str]) -> dict[str, list[str]]:
+    """Up to three accepted names close to each of ``names``, for the names that have one."""
+    return {
+        n: difflib.get_close_matches(n, accepted, n=3, cutoff=0.6)
+        for n in names
+        if difflib.get_close_matches(n, accepted, n=1, cutoff=0.6)
+    }
+
+
+def _unknown_names_part(label: str, names: list[str], suggestions: Mapping[str, list[str]]) -> str:
+    """``pipeline 'p' takes no input(s) named 'x' (did you mean 'y'?)`` for the string names."""
+    shown = []
+    for n in names:
+        close = suggestions.get(n)
+        mean = f" (did you mean {' or '.join(repr(c) for c in close)}?)" if close else ""
+        shown.append(f"{n!r}{mean}")
+    return f"{pipeline_phrase(label)} takes no input(s) named {', '.join(shown)}"
 
 
 # ---------------------------------------------------------------------------------------------

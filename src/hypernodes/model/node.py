@@ -123,6 +123,27 @@ def _check_resources(resources: Any, where: str) -> dict[str, Any] | None:
     return checked or None
 
 
+def _read_parameters(
+    signature: Any,
+    fname: str,
+    params: list[str],
+    defaults: dict[str, Any],
+    keyword_only: list[str],
+) -> None:
+    """Fill ``params``, ``defaults`` and ``keyword_only`` from ``signature``; refuse ``*args``."""
+    for param in signature.parameters.values():
+        if param.kind in _VARIADIC:
+            raise InvalidNodeError(
+                f"node {fname!r} takes *{param.name}/**{param.name}; a node's parameters must be "
+                "named, because the pipeline wires values by parameter name"
+            )
+        params.append(param.name)
+        if param.default is not inspect.Parameter.empty:
+            defaults[param.name] = param.default
+        if param.kind is inspect.Parameter.KEYWORD_ONLY:
+            keyword_only.append(param.name)
+
+
 class Node:
     """One function as a pipeline step.
 
@@ -163,23 +184,14 @@ class Node:
         params: list[str] = []
         defaults: dict[str, Any] = {}
         keyword_only: list[str] = []
-        for param in signature.parameters.values():
-            if param.kind in _VARIADIC:
-                raise InvalidNodeError(
-                    f"node {fname!r} takes *{param.name}/**{param.name}; a node's parameters must be "
-                    "named, because the pipeline wires values by parameter name"
-                )
-            params.append(param.name)
-            if param.default is not inspect.Parameter.empty:
-                defaults[param.name] = param.default
-            if param.kind is inspect.Parameter.KEYWORD_ONLY:
-                keyword_only.append(param.name)
+        _read_parameters(signature, fname, params, defaults, keyword_only)
 
         self.func = func
         self.name: str = name or fname
+        where = f"node {self.name!r}"
         if output_name is None:
             output_name = fname
-        self.outputs: tuple[str, ...] = _check_output_name(output_name, f"node {self.name!r}")
+        self.outputs: tuple[str, ...] = _check_output_name(output_name, where)
         self.output_name: str | tuple[str, ...] = output_name
         #: the names the pipeline wires, in parameter order (changed by :meth:`with_inputs`)
         self.inputs: tuple[str, ...] = tuple(params)
@@ -190,7 +202,6 @@ class Node:
         self.is_async: bool = is_async(func)
         self.cache = cache
         self.cache_version = cache_version
-        where = f"node {self.name!r}"
         #: how many more attempts after a failure in ``retry_on`` (0: none)
         self.retries: int = _check_retries(retries, where)
         self.retry_on: tuple[type[BaseException], ...] = _check_retry_on(retry_on, where)
@@ -202,24 +213,31 @@ class Node:
         )
 
         #: hints for engines that schedule resources (DaftEngine): ``num_gpus``, ``num_cpus``, ...
-        self.resources = _check_resources(resources, f"node {self.name!r}")
+        self.resources = _check_resources(resources, where)
         #: the batch implementation (lists of inputs -> list of outputs), or None
         self.batch_func: Callable[..., Any] | None = None
         #: whether ``func`` takes one item's values (False for a batch-only node)
         self.per_item: bool = True
-        if batch is True:
-            self.batch_func, self.per_item = func, False
-        elif callable(batch):
-            self.batch_func = _check_batch_func(batch, self)
-        elif batch is not False:
-            raise InvalidNodeError(
-                f"{where}: batch must be True, False or the batch function, got {batch!r}"
-            )
+        if batch is not False:
+            self._set_batch(batch, func, where)
         self.__name__ = fname
         self.__qualname__ = getattr(func, "__qualname__", fname)
         self.__module__ = getattr(func, "__module__", None)  # type: ignore[assignment]
         self.__doc__ = getattr(func, "__doc__", None)
         self.__wrapped__ = func
+
+    def _set_batch(
+        self, batch: bool | Callable[..., Any], func: Callable[..., Any], where: str
+    ) -> None:
+        """Set ``batch_func`` and ``per_item`` from ``batch=`` (anything but ``False``)."""
+        if batch is True:
+            self.batch_func, self.per_item = func, False
+        elif callable(batch):
+            self.batch_func = _check_batch_func(batch, self)
+        else:
+            raise InvalidNodeError(
+                f"{where}: batch must be True, False or the batch function, got {batch!r}"
+            )
 
     # The node is still the plain function.
     def __call__(self, *args: Any, **kwargs: Any) -> Any:

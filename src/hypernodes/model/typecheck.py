@@ -24,7 +24,7 @@ import types
 import typing
 import warnings
 import weakref
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, Literal
 
@@ -215,10 +215,20 @@ def compatible(produced: Any, expected: Any) -> bool:
 
 
 def _compatible(produced: Any, expected: Any) -> bool:
+    """:func:`compatible`, undecided by the memo: unions and literals by member, then classes."""
     p = _normalize(produced)
     c = _normalize(expected)
     if p is _UNKNOWN or c is _UNKNOWN or p is c or p == c:
         return True
+    by_member = _members_compatible(p, c)
+    if by_member is not None:
+        return by_member
+    return _generics_compatible(p, c)
+
+
+def _members_compatible(p: Any, c: Any) -> bool | None:
+    """Whether some member of a union (or some value of a ``Literal``) on either side fits;
+    ``None`` when neither side is a union or a ``Literal``."""
     p_origin = typing.get_origin(p)
     c_origin = typing.get_origin(c)
     if p_origin in _UNIONS:
@@ -229,6 +239,11 @@ def _compatible(produced: Any, expected: Any) -> bool:
         return any(compatible(type(v), c) for v in typing.get_args(p))
     if c_origin is Literal:
         return any(compatible(p, type(v)) for v in typing.get_args(c))
+    return None
+
+
+def _generics_compatible(p: Any, c: Any) -> bool:
+    """Whether two normalized class hints (``list[str]``, ``int``) overlap, arguments included."""
     p_cls, p_args = _split(p)
     c_cls, c_args = _split(c)
     if not isinstance(p_cls, type) or not isinstance(c_cls, type):
@@ -274,6 +289,7 @@ def _shape(cls: type, args: tuple[Any, ...]) -> tuple[str, tuple[Any, ...]] | No
 def _arguments_compatible(
     p_cls: type, p_args: tuple[Any, ...], c_cls: type, c_args: tuple[Any, ...]
 ) -> bool:
+    """Whether the type arguments of two overlapping generic classes may agree."""
     if p_cls is abc.Callable or c_cls is abc.Callable:
         return True  # parameter lists: not worth deciding here
     p_shape = _shape(p_cls, p_args)
@@ -282,8 +298,14 @@ def _arguments_compatible(
         if p_cls is c_cls and len(p_args) == len(c_args):  # a user generic: Box[int] vs Box[str]
             return all(compatible(a, b) for a, b in zip(p_args, c_args))
         return True
-    p_kind, p_types = p_shape
-    c_kind, c_types = c_shape
+    return _shapes_compatible(*p_shape, *c_shape)
+
+
+def _shapes_compatible(
+    p_kind: str, p_types: tuple[Any, ...], c_kind: str, c_types: tuple[Any, ...]
+) -> bool:
+    """Whether two :func:`_shape` results may agree: the same kind argument by argument, else
+    what iterating each yields (a ``type[...]`` against anything else: undecided)."""
     if p_kind == c_kind == "fixed":
         return len(p_types) == len(c_types) and all(map(compatible, p_types, c_types))
     if p_kind == c_kind and p_kind in ("map", "type", "items"):
@@ -308,16 +330,13 @@ def element_type(hint: Any) -> Any:
 
 
 def _element_type(hint: Any) -> Any:
+    """:func:`element_type`, which turns what this raises into ``_UNKNOWN``."""
     hint = _normalize(hint)
     if hint is _UNKNOWN:
         return _UNKNOWN
     origin = typing.get_origin(hint)
     if origin in _UNIONS:
-        items = [element_type(m) for m in typing.get_args(hint)]
-        items = [t for t in items if t is not _NOT_ITERABLE]
-        if not items:
-            return _NOT_ITERABLE
-        return _union_of(items)
+        return _union_element_type(hint)
     if origin is Literal:
         return _UNKNOWN
     cls, args = _split(hint)
@@ -325,6 +344,20 @@ def _element_type(hint: Any) -> Any:
         return _UNKNOWN
     if _is_protocol(cls) or not issubclass(cls, abc.Iterable):
         return _UNKNOWN if _maybe_iterable(cls) else _NOT_ITERABLE
+    return _shape_element_type(cls, args)
+
+
+def _union_element_type(hint: Any) -> Any:
+    """The element type of a union: the union of its iterable members' element types."""
+    items = [element_type(m) for m in typing.get_args(hint)]
+    items = [t for t in items if t is not _NOT_ITERABLE]
+    if not items:
+        return _NOT_ITERABLE
+    return _union_of(items)
+
+
+def _shape_element_type(cls: type, args: tuple[Any, ...]) -> Any:
+    """The element type of the iterable class ``cls[args]``, from its :func:`_shape`."""
     shape = _shape(cls, args) if args else None
     if shape is None:
         return _UNKNOWN
@@ -419,37 +452,44 @@ class _Checker:
     def expected(self, item: Any, name: str) -> list[_End]:
         """The annotated types that ``item`` takes its input ``name`` as (one per inner reader)."""
         if isinstance(item, Node):
-            hints = self.hints(item)
-            if not hints:
-                return []
-            inputs = item.inputs
-            param = name if inputs is item.parameters else item.parameters[inputs.index(name)]
-            hint = hints.get(param)
-            if hint is None:
-                return []
-            return [_End(hint, f"node {item.name!r}", 0, param if param != name else None)]
+            return self._node_expected(item, name)
         pipeline = getattr(item, "pipeline", None)
         if pipeline is None:
             return []
         inner_name = next((i for i, o in item.input_to_outer.items() if o == name), None)
         if inner_name is None:
             return []
-        mapped = inner_name in item._inner_map_over
         found = []
         for reader in pipeline.pgraph.nodes:
             if inner_name in reader.inputs:
-                for end in self.expected(reader, inner_name):
-                    param = end.param or (inner_name if inner_name != name else None)
-                    found.append(
-                        _End(
-                            end.hint,
-                            f"{end.who} of nested pipeline {item.name!r}",
-                            end.depth + mapped,
-                            param,
-                            item.name if mapped else end.mapper,
-                        )
-                    )
+                found.extend(self._nested_expected(item, reader, inner_name, name))
         return found
+
+    def _node_expected(self, item: Node, name: str) -> list[_End]:
+        """The annotated type node ``item`` takes its input ``name`` as, if any (a list of one)."""
+        hints = self.hints(item)
+        if not hints:
+            return []
+        inputs = item.inputs
+        param = name if inputs is item.parameters else item.parameters[inputs.index(name)]
+        hint = hints.get(param)
+        if hint is None:
+            return []
+        return [_End(hint, f"node {item.name!r}", 0, param if param != name else None)]
+
+    def _nested_expected(self, item: Any, reader: Any, inner_name: str, name: str) -> list[_End]:
+        """What ``reader``, inside nested pipeline ``item``, takes the outer ``name`` as."""
+        mapped = inner_name in item._inner_map_over
+        return [
+            _End(
+                end.hint,
+                f"{end.who} of nested pipeline {item.name!r}",
+                end.depth + mapped,
+                end.param or (inner_name if inner_name != name else None),
+                item.name if mapped else end.mapper,
+            )
+            for end in self.expected(reader, inner_name)
+        ]
 
 
 def check_pipeline(pipeline: Any, mode: str) -> None:
@@ -457,11 +497,46 @@ def check_pipeline(pipeline: Any, mode: str) -> None:
     checker = _Checker()
     if not _worth_checking(pipeline.pgraph.nodes, checker):
         return
-    memo_get = checker.memo.get
+    for name, produced, expected, problem in _mismatches(pipeline.pgraph.edges, checker):
+        message = _message(pipeline.label, name, produced, expected, problem)
+        if mode == "warn":
+            warnings.warn(message, TypeMismatchWarning, stacklevel=3)
+            continue
+        raise TypeMismatchError(
+            message,
+            producer=produced.who,
+            consumer=expected.who,
+            name=name,
+            produced=produced.hint,
+            expected=expected.hint,
+        )
+
+
+def _mismatches(
+    edges: Mapping[tuple[Any, Any], Sequence[str]], checker: _Checker
+) -> Iterator[tuple[str, _End, _End, str]]:
+    """``(name, produced, expected, problem)`` for each mismatched connection, in edge order."""
+    for src, dst, names in _unsettled(edges, checker.memo.get):
+        for name in names:
+            produced = checker.produced(src, name)
+            if produced is None:
+                continue
+            for expected in checker.expected(dst, name):
+                problem = _mismatch(produced, expected)
+                if problem is not None:
+                    yield name, produced, expected, problem
+
+
+def _unsettled(
+    edges: Mapping[tuple[Any, Any], Sequence[str]], memo_get: Callable[[Any], Any]
+) -> Iterator[tuple[Any, Any, Sequence[str]]]:
+    """The edges ``(src, dst, names)`` that the quick node-to-node test leaves to the full check.
+
+    The common case, node to node, is decided here without building anything: a 100k-node
+    chain is checked in a few hundredths of a second (hints were read by _worth_checking).
+    """
     plain = Node
-    # The common case, node to node, is decided here without building anything: a 100k-node
-    # chain is checked in a few hundredths of a second (hints were read by _worth_checking).
-    for (src, dst), names in pipeline.pgraph.edges.items():
+    for (src, dst), names in edges.items():
         if type(src) is plain and type(dst) is plain:
             try:
                 produced_hints = memo_get(src.func)
@@ -480,26 +555,7 @@ def check_pipeline(pipeline: Any, mode: str) -> None:
                             break
                     else:
                         continue  # unannotated parameters, or the very same type object
-        for name in names:
-            produced = checker.produced(src, name)
-            if produced is None:
-                continue
-            for expected in checker.expected(dst, name):
-                problem = _mismatch(produced, expected)
-                if problem is None:
-                    continue
-                message = _message(pipeline.label, name, produced, expected, problem)
-                if mode == "warn":
-                    warnings.warn(message, TypeMismatchWarning, stacklevel=3)
-                    continue
-                raise TypeMismatchError(
-                    message,
-                    producer=produced.who,
-                    consumer=expected.who,
-                    name=name,
-                    produced=produced.hint,
-                    expected=expected.hint,
-                )
+        yield src, dst, names
 
 
 def node_hints(node: Node) -> Mapping[str, Any]:
@@ -518,17 +574,22 @@ def node_hints(node: Node) -> Mapping[str, Any]:
             per_item[name] = element
     ret = hints.get("return")
     if ret is not None:
-        count = len(node.outputs)
-        if count == 1:
-            element = element_type(ret)
-            if element is not _UNKNOWN and element is not _NOT_ITERABLE:
-                per_item["return"] = element
-        else:
-            parts = [_tuple_item(ret, i, count) for i in range(count)]
-            elements = [Any if p is None else element_type(p) for p in parts]
-            elements = [Any if e in (_UNKNOWN, _NOT_ITERABLE) else e for e in elements]
-            per_item["return"] = tuple[tuple(elements)]  # type: ignore[misc]
+        element = _return_element(ret, len(node.outputs))
+        if element is not _UNKNOWN:
+            per_item["return"] = element
     return per_item
+
+
+def _return_element(ret: Any, count: int) -> Any:
+    """What one call of a batch-only node's function returns per item, for ``count`` outputs:
+    the element type (``_UNKNOWN`` when unknown), or a ``tuple[...]`` of them for several."""
+    if count == 1:
+        element = element_type(ret)
+        return _UNKNOWN if element is _NOT_ITERABLE else element
+    parts = [_tuple_item(ret, i, count) for i in range(count)]
+    elements = [Any if p is None else element_type(p) for p in parts]
+    elements = [Any if e in (_UNKNOWN, _NOT_ITERABLE) else e for e in elements]
+    return tuple[tuple(elements)]  # type: ignore[misc]
 
 
 def _worth_checking(items: Sequence[Any], checker: _Checker) -> bool:
