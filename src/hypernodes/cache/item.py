@@ -28,7 +28,14 @@ import xxhash
 
 from .base import CacheWriteError, warn_once
 from .keys import Unhashable, value_token
-from .signatures import NESTED, CallInfo, cache_plan, output_suffix, warn_unhashable_input
+from .signatures import (
+    NESTED,
+    CachePlan,
+    CallInfo,
+    cache_plan,
+    output_suffix,
+    warn_unhashable_input,
+)
 
 if TYPE_CHECKING:
     from collections.abc import Sequence
@@ -127,9 +134,7 @@ def steps_for(
         status: Any = None  # every step is a signed, cacheable step
         wanted: Any = cp.pick_requested(keys)
     else:
-        item = ItemState(cache, call, cp, values, seen)
-        keys, status = _sign_generic(plan, cp, call, values, item)
-        wanted = [keys[j] for j in cp.requested if keys[j] is not None]
+        item, keys, status, wanted = _signed_generic(plan, cp, call, values, cache, seen)
     requested = cp.requested
     found = _lookup(cache, wanted, signed, fetched)
     names = cp.names
@@ -141,17 +146,32 @@ def steps_for(
     if item is None:
         item = ItemState(cache, call, cp, values, seen)
     item.keys = keys
-    if reuse is not None and reuse.call is call:
-        reuse.state = item
-        item_ctx = reuse
-    else:
-        item_ctx = ctx.with_state(item)
+    item_ctx = _item_context(ctx, item, reuse)
     if status is None and not found and cp.complete:
         # A cold item that asks for every output: everything runs, nothing more to look up.
         return plan.steps, item_ctx
     steps = plan.steps
     run = _walk_back(item, status, found, set(wanted))
     return [steps[i] for i in reversed(run)], item_ctx
+
+
+def _signed_generic(
+    plan: Plan, cp: CachePlan, call: CallInfo, values: dict[str, Any], cache: Any, seen: int
+) -> tuple[ItemState, Any, Any, list[bytes]]:
+    """An item whose steps are not all signed ahead (uncacheable steps, or keys that depend on
+    computed values): its state, keys, per-step status and the requested keys that exist."""
+    item = ItemState(cache, call, cp, values, seen)
+    keys, status = _sign_generic(plan, cp, call, values, item)
+    return item, keys, status, [keys[j] for j in cp.requested if keys[j] is not None]
+
+
+def _item_context(ctx: RunContext, item: ItemState, reuse: RunContext | None) -> RunContext:
+    """The context an item's steps run in: ``reuse`` (a loop's context handed back item after
+    item) when it belongs to this call, else a new one holding the item's state."""
+    if reuse is not None and reuse.call is ctx.call:
+        reuse.state = item
+        return reuse
+    return ctx.with_state(item)
 
 
 def _lookup(

@@ -327,13 +327,7 @@ def _generic(enc: _Encoder, obj: Any) -> None:
         _enc_str(enc, obj.name)
         return
     if dataclasses.is_dataclass(obj) and not isinstance(obj, type):
-        enc.tag(b"D", obj)
-        fields = dataclasses.fields(obj)
-        enc.write(b"%d(" % len(fields))
-        for field in fields:
-            _enc_str(enc, field.name)
-            enc.encode(getattr(obj, field.name))
-        enc.write(b")")
+        _enc_dataclass(enc, obj)
         return
     if isinstance(obj, tuple) and hasattr(kind, "_fields"):  # named tuple
         enc.tag(b"n", obj)
@@ -347,15 +341,32 @@ def _generic(enc: _Encoder, obj: Any) -> None:
             _enc_extra_state(enc, obj)  # attributes a subclass instance carries
             return
     if isinstance(obj, (FunctionType, MethodType, BuiltinFunctionType, type, functools.partial)):
-        enc.write(b"C")
-        enc.write(CALLABLE_DIGEST[0](obj))
-        func = obj.__func__ if isinstance(obj, MethodType) else obj
-        if isinstance(func, FunctionType):
-            _enc_function_data(enc, func)
+        _enc_callable(enc, obj)
         return
     if isinstance(obj, type(sys)):
         raise Unhashable("module")
     _enc_object_state(enc, obj)
+
+
+def _enc_dataclass(enc: _Encoder, obj: Any) -> None:
+    """A dataclass instance by its fields, in declaration order."""
+    enc.tag(b"D", obj)
+    fields = dataclasses.fields(obj)
+    enc.write(b"%d(" % len(fields))
+    for field in fields:
+        _enc_str(enc, field.name)
+        enc.encode(getattr(obj, field.name))
+    enc.write(b")")
+
+
+def _enc_callable(enc: _Encoder, obj: Any) -> None:
+    """A function, method, class or partial passed as a value: its code digest, and for a
+    function the data it carries (see :func:`_enc_function_data`)."""
+    enc.write(b"C")
+    enc.write(CALLABLE_DIGEST[0](obj))
+    func = obj.__func__ if isinstance(obj, MethodType) else obj
+    if isinstance(func, FunctionType):
+        _enc_function_data(enc, func)
 
 
 def _enc_function_data(enc: _Encoder, func: FunctionType) -> None:

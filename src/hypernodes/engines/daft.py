@@ -358,14 +358,7 @@ class _Source:
     @classmethod
     def of(cls, items: Iterable[dict[str, Any]]) -> _Source:
         if isinstance(items, MapItems):
-            names, seqs = items.names, items.seqs
-            if items.mode == "zip" or len(names) == 1:
-                lists = [list(seq) for seq in seqs]
-            else:
-                combos = list(itertools.product(*seqs))
-                lists = [list(values) for values in zip(*combos)] if combos else [[] for _ in names]
-            fixed = {k: v for k, v in items.base.items() if k not in names}
-            return cls(fixed, dict(zip(names, lists)), len(lists[0]))
+            return cls.of_spec(items)
         rows = list(items)
         if not rows:
             return cls({}, {}, 0)
@@ -376,6 +369,18 @@ class _Source:
         fixed = {k: v for k, v in first.items() if k not in varying}
         columns = {k: [row[k] for row in rows] for k in varying}
         return cls(fixed, columns, len(rows))
+
+    @classmethod
+    def of_spec(cls, items: MapItems) -> _Source:
+        """The columns of a map's own items, without building one dict per item."""
+        names, seqs = items.names, items.seqs
+        if items.mode == "zip" or len(names) == 1:
+            lists = [list(seq) for seq in seqs]
+        else:
+            combos = list(itertools.product(*seqs))
+            lists = [list(values) for values in zip(*combos)] if combos else [[] for _ in names]
+        fixed = {k: v for k, v in items.base.items() if k not in names}
+        return cls(fixed, dict(zip(names, lists)), len(lists[0]))
 
 
 _EXACT = {int: "int64", float: "float64", str: "string", bool: "bool", bytes: "binary"}
@@ -441,21 +446,10 @@ def layout(plan: Plan, mapped: tuple[str, ...], label: str) -> list[Stage]:
 
 
 def _layout(plan: Plan, mapped: tuple[str, ...], label: str) -> list[Stage]:
-    groups: list[tuple[Mapping[str, Any] | None, list[Step]]] = []
-    alone = False  # whether the last group is a stage of its own
-    for step in plan.steps:
-        hints = getattr(step.node, "resources", None)
-        # a node with hints, or a batch node (a batch UDF of its own), is a stage of its own
-        own = bool(hints) or step.batch is not None
-        if own or not groups or alone:
-            groups.append((hints, [step]))
-        else:
-            groups[-1][1].append(step)
-        alone = own
+    groups = _groups(plan.steps)
     if len(groups) <= 1:
         hints = groups[0][0] if groups else None
         return [Stage(0, _label(plan.steps), plan, hints or {}, mapped, (), None)]
-
     reads_of = [{k for step in steps for k in step.arg_keys} for _, steps in groups]
     wanted = set(plan.output_names)
     stages: list[Stage] = []
@@ -464,29 +458,69 @@ def _layout(plan: Plan, mapped: tuple[str, ...], label: str) -> list[Stage]:
         own = [name for step in steps for name in step.store]
         later = set().union(*reads_of[number + 1 :])
         outputs = tuple(name for name in own if name in wanted or name in later)
-        outside = reads_of[number] - set(own)
-        reads: dict[int, list[str]] = {}
-        for name in sorted(outside):
-            if name in producer:
-                reads.setdefault(producer[name], []).append(name)
-        earlier = {name for names in reads.values() for name in names}
-        pgraph = PipelineGraph([step.node for step in steps], label)
-        provided = frozenset(plan.provided | earlier)
-        stage_plan = compile_plan(pgraph, outputs, provided, label, plan.resources)
         stages.append(
-            Stage(
+            _stage(
+                plan,
                 number,
-                _label(steps),
-                stage_plan,
-                hints or {},
-                tuple(name for name in mapped if name in outside),
-                tuple((k, tuple(names)) for k, names in sorted(reads.items())),
-                frozenset(outside - earlier - set(mapped)),
+                hints,
+                steps,
+                outputs,
+                reads_of[number] - set(own),
+                producer,
+                mapped,
+                label,
             )
         )
-        for name in own:
-            producer[name] = number
+        producer.update(dict.fromkeys(own, number))
     return stages
+
+
+def _groups(steps: Sequence[Step]) -> list[tuple[Mapping[str, Any] | None, list[Step]]]:
+    """Consecutive steps grouped into stages: a step with resource hints, or a batch step (a batch
+    UDF of its own), is a group of its own."""
+    groups: list[tuple[Mapping[str, Any] | None, list[Step]]] = []
+    alone = False  # whether the last group is a stage of its own
+    for step in steps:
+        hints = getattr(step.node, "resources", None)
+        own = bool(hints) or step.batch is not None
+        if own or not groups or alone:
+            groups.append((hints, [step]))
+        else:
+            groups[-1][1].append(step)
+        alone = own
+    return groups
+
+
+def _stage(
+    plan: Plan,
+    number: int,
+    hints: Mapping[str, Any] | None,
+    steps: list[Step],
+    outputs: tuple[str, ...],
+    outside: set[str],
+    producer: dict[str, int],
+    mapped: tuple[str, ...],
+    label: str,
+) -> Stage:
+    """One stage compiled on its own: it reads ``outside`` names from earlier stages (by their
+    ``producer``), from the mapped inputs or from the shared values."""
+    reads: dict[int, list[str]] = {}
+    for name in sorted(outside):
+        if name in producer:
+            reads.setdefault(producer[name], []).append(name)
+    earlier = {name for names in reads.values() for name in names}
+    pgraph = PipelineGraph([step.node for step in steps], label)
+    provided = frozenset(plan.provided | earlier)
+    stage_plan = compile_plan(pgraph, outputs, provided, label, plan.resources)
+    return Stage(
+        number,
+        _label(steps),
+        stage_plan,
+        hints or {},
+        tuple(name for name in mapped if name in outside),
+        tuple((k, tuple(names)) for k, names in sorted(reads.items())),
+        frozenset(outside - earlier - set(mapped)),
+    )
 
 
 def _label(steps: Sequence[Step]) -> str:
@@ -609,19 +643,8 @@ def run_stage(call: _StageCall, index: list[int], columns: list[list[Any]]) -> l
         item = dict(call.fixed)
         for name, column in zip(call.mapped, mapped):
             item[name] = column[p]
-        ready = True
-        failed: list[str] = []
-        for names, column in zip(call.reads, earlier):
-            cell = column[p]
-            if type(cell) is Head:
-                cell = cell.row
-            if cell is None:  # an earlier stage did not run this item (it raised before it)
-                ready = False
-                break
-            for name in names:
-                value = item[name] = cell[name]
-                if type(value) is ItemError:
-                    failed.append(name)
+        failed = _read_earlier(call, item, earlier, p)
+        ready = failed is not None
         if run and (not ready or failed or index[p] != index[p - 1] + 1):
             _run(call, cells, run, first, index[first])
             run = []
@@ -636,6 +659,25 @@ def run_stage(call: _StageCall, index: list[int], columns: list[list[Any]]) -> l
     if run:
         _run(call, cells, run, first, index[first])
     return cells
+
+
+def _read_earlier(
+    call: _StageCall, item: dict[str, Any], earlier: list[list[Any]], p: int
+) -> list[str] | None:
+    """Put row ``p`` of the earlier stages' cells into ``item``; the names among them that hold
+    an ``ItemError``, or None when an earlier stage did not run this item (it raised before)."""
+    failed: list[str] = []
+    for names, column in zip(call.reads, earlier):
+        cell = column[p]
+        if type(cell) is Head:
+            cell = cell.row
+        if cell is None:
+            return None
+        for name in names:
+            value = item[name] = cell[name]
+            if type(value) is ItemError:
+                failed.append(name)
+    return failed
 
 
 def _plain_items(
@@ -863,28 +905,38 @@ def merge_item_events(parts: list[list[Any]], path: tuple[str, ...]) -> list[Any
     if len(ran) <= 1:
         return ran[0] if ran else []
 
-    def item_event(event: Any, hook: str) -> bool:
-        return event[0] == hook and event[1] == path
-
-    cached = all(any(item_event(e, "on_map_item_cached") for e in events) for events in parts)
-    ends = [e for events in ran for e in events if item_event(e, "on_map_item_end")]
-    duration = sum(e[4].get("duration", 0.0) for e in ends)
+    cached = all(_has(events, "on_map_item_cached", path) for events in parts)
+    duration = sum(
+        e[4].get("duration", 0.0)
+        for events in ran
+        for e in events
+        if e[0] == "on_map_item_end" and e[1] == path
+    )
     last = len(ran) - 1
-    merged = []
+    merged: list[Any] = []
     for k, events in enumerate(ran):
         for event in events:
-            if event[0] in _ITEM_HOOKS and event[1] == path:
-                hook = event[0]
-                if (hook == "on_map_item_start" and k) or (
-                    hook != "on_map_item_start" and k != last
-                ):
-                    continue
-                if hook == "on_map_item_cached" and not cached:
-                    continue
-                if hook == "on_map_item_end":
+            if event[0] not in _ITEM_HOOKS or event[1] != path:
+                merged.append(event)
+            elif _kept(event[0], first=k == 0, last=k == last, cached=cached):
+                if event[0] == "on_map_item_end":
                     event = (*event[:4], {**event[4], "duration": duration})
-            merged.append(event)
+                merged.append(event)
     return merged
+
+
+def _has(events: list[Any], hook: str, path: tuple[str, ...]) -> bool:
+    return any(e[0] == hook and e[1] == path for e in events)
+
+
+def _kept(hook: str, *, first: bool, last: bool, cached: bool) -> bool:
+    """Whether one stage's map-item event stays in the merged run: the first stage's start, the
+    last stage's end and error, and the last stage's cached mark only when every stage hit."""
+    if hook == "on_map_item_start":
+        return first
+    if hook == "on_map_item_cached":
+        return last and cached
+    return last
 
 
 # ---------------------------------------------------------------------------------------------

@@ -293,6 +293,15 @@ class Batches:
         self.exhausted = True
         return pairs
 
+    def settle(self, slot: _Slot, future: Future | asyncio.Future[Any]) -> None:
+        """Record a done batch from its future: cancelled (no rows), the executor itself failed
+        (a broken pool: the error), or the batch's own outcome."""
+        if future.cancelled():
+            self.finished(slot, ([], None, 0.0, 0.0))
+            return
+        exc = future.exception()
+        self.finished(slot, ([], exc, 0.0, 0.0) if exc is not None else future.result())
+
     def finished(self, slot: _Slot, outcome: Outcome) -> None:
         """Record what a batch returned: rows, a failure, and the items it gave back."""
         rows, error, seconds, cpu = outcome
@@ -404,15 +413,7 @@ def stream_batched(
             pause = 0 if batches.more else POLL_SECONDS
             done, _ = wait(running, timeout=pause, return_when=FIRST_COMPLETED)
             for future in done:
-                slot = running.pop(future)
-                if future.cancelled():
-                    batches.finished(slot, ([], None, 0.0, 0.0))
-                    continue
-                exc = future.exception()
-                if exc is not None:  # the executor itself failed (a broken pool)
-                    batches.finished(slot, ([], exc, 0.0, 0.0))
-                else:
-                    batches.finished(slot, future.result())
+                batches.settle(running.pop(future), future)
     except Exception:
         failed = True
         raise
@@ -458,15 +459,7 @@ async def astream_batched(
                 running, timeout=pause, return_when=asyncio.FIRST_COMPLETED
             )
             for task in done:
-                slot = running.pop(task)
-                if task.cancelled():
-                    batches.finished(slot, ([], None, 0.0, 0.0))
-                    continue
-                exc = task.exception()
-                if exc is not None:
-                    batches.finished(slot, ([], exc, 0.0, 0.0))
-                else:
-                    batches.finished(slot, task.result())
+                batches.settle(running.pop(task), task)
     except Exception:
         failed = True
         raise
