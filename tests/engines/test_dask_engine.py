@@ -85,14 +85,14 @@ def engine(engines):
 
 def chunk_tasks(stream) -> list[str]:
     """The keys of the chunk tasks a ``get_task_stream`` block recorded."""
-    return [row["key"] for row in stream.data if str(row["key"]).startswith("hypernodes-chunk")]
+    return [row["key"] for row in stream.data if "-hypernodes-" in str(row["key"])]
 
 
 def scheduler_chunk_keys(client) -> list[str]:
     """Chunk tasks the scheduler still holds (none once a map has returned or stopped)."""
 
     def keys(dask_scheduler):
-        return [str(k) for k in dask_scheduler.tasks if str(k).startswith("hypernodes-chunk")]
+        return [str(k) for k in dask_scheduler.tasks if "-hypernodes-" in str(k)]
 
     return client.run_on_scheduler(keys)
 
@@ -251,6 +251,16 @@ def test_one_task_per_chunk_counted_on_the_scheduler(dask_client):
         rows = pipeline.map({"x": range(1000)}, map_over="x")
     assert rows == [{"a": x + 1, "b": 2 * (x + 1)} for x in range(1000)]
     assert 0 < len(chunk_tasks(stream)) <= math.ceil(1000 / 64)
+
+
+def test_tasks_are_named_after_the_pipeline_and_its_nodes(dask_client):
+    from dask.utils import key_split
+
+    pipeline = Pipeline([add_one, double], engine=DaskEngine(client=dask_client), name="etl")
+    with get_task_stream(dask_client) as stream:
+        pipeline.map({"x": range(20)}, map_over="x")
+    names = {key_split(key) for key in chunk_tasks(stream)}
+    assert names == {"etl.add_one+double-hypernodes"}  # what the dashboard groups them by
 
 
 def test_the_default_chunk_size_adapts_to_items_and_threads(engine, dask_client):
