@@ -37,9 +37,7 @@ class DaskProcesses:
         config = root / "dask-config"  # empty: Dask's built-in defaults only
         config.mkdir(parents=True, exist_ok=True)
         self.env = {k: v for k, v in os.environ.items() if not k.startswith("DASK_")}
-        self.env.update(
-            DASK_CONFIG=str(config), PYTHONPATH=str(SRC), PYTHONDONTWRITEBYTECODE="1"
-        )
+        self.env.update(DASK_CONFIG=str(config), PYTHONPATH=str(SRC), PYTHONDONTWRITEBYTECODE="1")
         self.env.pop("PYTHONSTARTUP", None)
         self.address = ""
 

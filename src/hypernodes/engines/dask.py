@@ -27,7 +27,13 @@ from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 from typing import Any
 
-from ..exceptions import ClusterLostError, ExecutorError, NoWorkersError, WorkerCrashedError
+from ..exceptions import (
+    ClusterLostError,
+    ExecutorError,
+    HyperNodesError,
+    NoWorkersError,
+    WorkerCrashedError,
+)
 from ..execution.context import MapCall, RunContext
 from ..execution.driver import Backend, drive, first_line, warm_prefix
 from ..execution.executors import Executor
@@ -387,6 +393,8 @@ class _Health:
         self.asked = 0.0
         self.disconnected: float | None = None
         self.unserved: float | None = None
+        #: the named error one check found: the others raise it too
+        self.fatal: HyperNodesError | None = None
 
     @property
     def address(self) -> str:
@@ -406,6 +414,8 @@ class _Health:
         """Raise the named error when the tasks cannot finish any more (see the class)."""
         now = time.monotonic()
         with self.lock:
+            if self.fatal is not None:
+                raise self.fatal  # every waiting relay thread raises what one found
             if now - self.asked < WATCH_EVERY:
                 return
             self.asked = now
@@ -413,7 +423,8 @@ class _Health:
             if self.client.status != "running":
                 self.disconnected = self.disconnected or now
                 if now - self.disconnected > self.cluster.connect_timeout:
-                    raise self._lost(now - self.disconnected)
+                    self.fatal = self._lost(now - self.disconnected)
+                    raise self.fatal
                 return
             self.disconnected = None
             self._check_workers(now)
@@ -438,9 +449,8 @@ class _Health:
         self.unserved = self.unserved or now
         waited = now - self.unserved
         if waited > self.cluster.no_worker_timeout:
-            self.chunks.stop()
-            what = f"a worker offering {wanted}" if wanted else "a worker"
-            raise NoWorkersError(
+            what = f"worker offering {wanted}" if wanted else "worker at all"
+            self.fatal = NoWorkersError(
                 f"the Dask cluster at {self.address} has had no {what} for {waited:.0f} s "
                 f"(no_worker_timeout={self.cluster.no_worker_timeout:g}), so the map's tasks "
                 "cannot run: start workers (with those resources), or raise no_worker_timeout "
@@ -448,6 +458,7 @@ class _Health:
                 self.address,
                 wanted,
             )
+            raise self.fatal
 
 
 def _offers(info: dict[str, Any], wanted: dict[str, float]) -> bool:

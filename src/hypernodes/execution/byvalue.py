@@ -99,6 +99,16 @@ def _registered(cloudpickle: Any, name: str) -> bool:
     return name in registered
 
 
+def shipped(module: str | None) -> bool:
+    """Whether objects of ``module`` are being pickled by value right now (in a
+    :func:`shipped_by_value` block, or registered by the user with cloudpickle): a node or
+    resource factory defined there must then travel by value too, not as a reference."""
+    if not module or "cloudpickle" not in sys.modules:
+        return False
+    registered = getattr(sys.modules["cloudpickle"].cloudpickle, "_PICKLE_BY_VALUE_MODULES", ())
+    return any(module == name or module.startswith(name + ".") for name in registered)
+
+
 def dumps(obj: Any) -> bytes:
     """cloudpickle ``obj`` with the user's modules by value (see the module), or by reference
     when something in it cannot be pickled by value."""
