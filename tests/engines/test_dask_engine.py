@@ -291,6 +291,16 @@ def test_imap_streams_indexed_rows_in_order_or_as_completed(engine):
     assert sorted(unordered, key=lambda pair: pair[0]) == ordered
 
 
+def test_chunks_of_an_iterator_of_unknown_length_grow(engine, dask_client):
+    """A long stream is not one task per 256 items: 20k items are 7 tasks (256, 512, ... 8192,
+    then the rest), where fixed 256-item chunks made 79."""
+    pipeline = Pipeline([add_one], engine=engine)
+    with get_task_stream(dask_client) as stream:
+        count = sum(1 for _ in pipeline.imap({"x": iter(range(20_000))}, map_over="x"))
+    assert count == 20_000
+    assert 0 < len(chunk_tasks(stream)) <= 8
+
+
 def test_pipeline_imap_streams_an_iterator_of_unknown_length(engine, dask_client):
     from hypernodes.engines.dask import UNKNOWN_COUNT_CHUNK
 

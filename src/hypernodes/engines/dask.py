@@ -35,7 +35,7 @@ from ..exceptions import (
     WorkerCrashedError,
 )
 from ..execution.context import MapCall, RunContext
-from ..execution.driver import Backend, drive, first_line, warm_prefix
+from ..execution.driver import Backend, drive, first_line, growing_sizes, warm_prefix
 from ..execution.executors import Executor
 from ..execution.loops import ObservedItems
 from ..execution.plan import Plan, chunk_size_for
@@ -48,7 +48,8 @@ _WHERE = "a Dask worker of DaskEngine"
 #: most items in one Dask task by default (a task costs milliseconds, an item microseconds)
 MAX_CHUNK = 10_000
 
-#: items per task when the number of items is not known in advance (a streamed iterator)
+#: items in the first task when the number of items is not known in advance (a streamed
+#: iterator); each next task takes twice as many, up to :data:`MAX_CHUNK`
 UNKNOWN_COUNT_CHUNK = 256
 
 #: compiled plan specs kept scattered on the workers per engine, most recently used last
@@ -213,7 +214,7 @@ class DaskEngine:
         with self._cluster.lease():
             client = self._cluster.client()
             threads = self._cluster.threads(client)
-            size = self.chunk_size or chunk_size_for(plan, default_chunk_size(left, threads), None)
+            size = self.chunk_size or _sizes(plan, left, threads)
             window = self.max_in_flight or 2 * threads
             chunks = _Chunks(self._cluster, client, spec, self._isolating)
             chunks.resources = task_resources(plan, client)
@@ -255,6 +256,15 @@ def task_resources(plan: Plan, client: Any) -> dict[str, float] | None:
                 found[name] = amount
                 break
     return found or None
+
+
+def _sizes(plan: Plan, count: int | None, threads: int) -> int | Iterator[int]:
+    """The default chunk sizes: :func:`default_chunk_size`, or for an unknown count chunks that
+    grow from :data:`UNKNOWN_COUNT_CHUNK` to :data:`MAX_CHUNK` items (whole batches)."""
+    if count is None:
+        first = chunk_size_for(plan, UNKNOWN_COUNT_CHUNK, None)
+        return growing_sizes(first, chunk_size_for(plan, MAX_CHUNK, None))
+    return chunk_size_for(plan, default_chunk_size(count, threads), None)
 
 
 def default_chunk_size(count: int | None, threads: int) -> int:

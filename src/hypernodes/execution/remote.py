@@ -162,12 +162,12 @@ class PlanSpec:
     def chunks(
         self,
         items: Iterable[dict[str, Any]],
-        size: int,
+        size: int | Iterable[int],
         tokens: dict[str, bytes] | None = None,
         first: int = 0,
     ) -> Iterator[tuple[int, bytes]]:
-        """``(start index, pickled items)`` chunks of at most ``size`` items, made lazily and
-        numbered from ``first``.
+        """``(start index, pickled items)`` chunks of at most ``size`` items (or of the sizes
+        it gives, see :func:`split`), made lazily and numbered from ``first``.
 
         ``tokens`` are the cache tokens of the inputs every item shares (see :func:`tokens_of`).
         """
@@ -250,14 +250,16 @@ def merge_replies(replies: Sequence[Reply]) -> Reply:
 
 
 def split(
-    items: Iterable[dict[str, Any]], size: int, first: int = 0
+    items: Iterable[dict[str, Any]], size: int | Iterable[int], first: int = 0
 ) -> Iterator[tuple[int, list[dict[str, Any]]]]:
-    """``(start index, items)`` chunks of at most ``size`` items, numbered from ``first`` (their
-    values hold the user's names only: nothing to strip before they travel)."""
+    """``(start index, items)`` chunks of at most ``size`` items (or of the successive sizes
+    ``size`` gives), numbered from ``first`` (their values hold the user's names only: nothing
+    to strip before they travel)."""
     source = iter(items)
+    sizes = itertools.repeat(size) if isinstance(size, int) else iter(size)
     start = first
     while True:
-        chunk = list(itertools.islice(source, size))
+        chunk = list(itertools.islice(source, next(sizes)))
         if not chunk:
             return
         yield start, chunk
