@@ -62,6 +62,9 @@ _RESCATTERS = 3
 #: a plan spec up to this many bytes travels inside every chunk's task; a larger one is scattered
 CARRY_LIMIT = 256 * 1024
 
+#: a chunk of more pickled bytes than this is scattered to a worker rather than put in its task
+SCATTER_LIMIT = 1 << 20
+
 #: how often a relay thread waiting on a task checks that the cluster can still run it (seconds)
 WATCH_EVERY = 1.0
 
@@ -342,6 +345,7 @@ class _Chunks(Backend):
     def _submit(self, chunk: bytes, start: int) -> Any:
         from concurrent.futures import CancelledError
 
+        data = self._scatter(chunk) if len(chunk) > SCATTER_LIMIT else chunk
         with self.lock:
             if self.stopped:
                 raise CancelledError
@@ -349,7 +353,7 @@ class _Chunks(Backend):
                 run_chunk,
                 self.spec.token,
                 self.blob,
-                chunk,
+                data,
                 start,
                 key=f"{self.prefix}-{next(self.numbers)}",
                 pure=False,
@@ -357,6 +361,14 @@ class _Chunks(Backend):
             )
             self.futures.add(future)
         return future
+
+    def _scatter(self, chunk: bytes) -> Any:
+        """A large chunk goes straight to a worker (the task refers to it), never through the
+        scheduler, whose memory would otherwise grow with the items in flight."""
+        try:
+            return self.client.scatter(chunk, direct=True, hash=False)
+        except Exception:  # workers this client cannot reach: through the scheduler after all
+            return self.client.scatter(chunk, hash=False)
 
     def _wait(self, future: Any) -> bytes:
         """The task's reply, checking every :data:`WATCH_EVERY` s that it can still come."""
