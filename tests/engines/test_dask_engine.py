@@ -253,6 +253,33 @@ def test_one_task_per_chunk_counted_on_the_scheduler(dask_client):
     assert 0 < len(chunk_tasks(stream)) <= math.ceil(1000 / 64)
 
 
+@node(output_name="size")
+def size_of(blob: bytes) -> int:
+    return len(blob)
+
+
+def test_a_large_chunk_goes_to_a_worker_directly_not_through_the_scheduler(
+    dask_client, monkeypatch
+):
+    from hypernodes.engines.dask import SCATTER_LIMIT
+
+    scattered: list[int] = []
+    scatter = dask_client.scatter
+
+    def spy(data, **options):
+        scattered.append(len(data))
+        return scatter(data, **options)
+
+    monkeypatch.setattr(dask_client, "scatter", spy)
+    blobs = [bytes([i]) * (SCATTER_LIMIT // 2 + 1) for i in range(4)]
+    engine = DaskEngine(client=dask_client, chunk_size=2)
+    rows = Pipeline([size_of], engine=engine).map({"blob": blobs}, map_over="blob")
+    assert rows == [{"size": SCATTER_LIMIT // 2 + 1}] * 4
+    assert len(scattered) == 2 and min(scattered) > SCATTER_LIMIT  # the two chunks, not the spec
+    small = Pipeline([size_of], engine=engine).map({"blob": [b"x"] * 4}, map_over="blob")
+    assert small == [{"size": 1}] * 4 and len(scattered) == 2  # small chunks stay in the task
+
+
 def test_tasks_are_named_after_the_pipeline_and_its_nodes(dask_client):
     from dask.utils import key_split
 
