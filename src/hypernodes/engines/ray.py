@@ -28,6 +28,9 @@ from .hypernodes import HypernodesEngine, make_executor
 
 _WHERE = "a Ray worker of RayEngine"
 
+#: most items in one Ray task by default (a task costs a millisecond or more, an item microseconds)
+MAX_CHUNK = 10_000
+
 
 class RayEngine:
     """Runs the items of ``Pipeline.map`` as Ray tasks, in chunks (``pip install
@@ -37,7 +40,8 @@ class RayEngine:
       ``ray[client]``), passed to ``ray.init``.  ``None``: the Ray this process already
       initialised, else a local Ray on the loopback interface with ``num_cpus`` CPUs, started on
       the first map and stopped by :meth:`shutdown`.
-    - ``chunk_size`` items per task (default: about four chunks per CPU, at most 1024);
+    - ``chunk_size`` items per task (default: about four chunks per CPU, at most
+      :data:`MAX_CHUNK`; growing chunks for an iterator of unknown length);
       ``max_in_flight`` chunks at once (default: twice the cluster's CPUs).
     - ``max_retries``: times Ray runs a task again after its worker process died; then the
       chunk's items run one per task, so that only an item that kills its worker fails
@@ -107,7 +111,9 @@ class RayEngine:
         ray = self._ray()
         cpus = max(1, int(ray.cluster_resources().get("CPU", 1)))
         plan, size = call.plan, self.chunk_size
-        if size is None and plan.segments is not None:  # whole batches of the batch nodes
+        if size is None and count is not None:  # a task costs a millisecond or more
+            size = chunk_size_for(plan, max(1, min(MAX_CHUNK, -(-count // (4 * cpus)))), None)
+        elif size is None and plan.segments is not None:  # whole batches of the batch nodes
             size = chunk_size_for(plan, default_chunk_size(count, cpus), None)
         backend = _Tasks(ray, self._isolating, task_options(plan, ray, self.max_retries))
         yield from remote_map(
