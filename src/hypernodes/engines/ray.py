@@ -160,7 +160,8 @@ class RayEngine:
 
 class _Tasks(Backend):
     """Chunks as Ray tasks: the spec put in the object store once, a dead worker's task run
-    again by Ray (``max_retries``) and then item by item by the driver, a lost head named."""
+    again by Ray (``max_retries``) and then item by item by the driver, a lost cluster that Ray
+    reports named (a lost head makes Ray end the process after 60 s, see docs/ray.md)."""
 
     def __init__(self, ray: Any, isolating: threading.Lock, options: dict[str, Any]) -> None:
         super().__init__(isolating)
