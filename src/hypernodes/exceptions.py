@@ -141,6 +141,49 @@ class WorkerCrashedError(HyperNodesError, RuntimeError):
         return (type(self), (str(self), self.items), self.__dict__)
 
 
+class ClusterLostError(HyperNodesError, RuntimeError):
+    """The cluster a map ran on went away: its scheduler (or head) cannot be reached any more.
+
+    ``address`` is the cluster's address.  Rows yielded before it (``imap``) are kept; the map
+    stops, since no item can run.
+    """
+
+    def __init__(self, message: str, address: str | None = None) -> None:
+        super().__init__(message)
+        self.address = address
+
+    def __reduce__(self) -> tuple[object, ...]:
+        return (type(self), (str(self), self.address), self.__dict__)
+
+
+class NoWorkersError(HyperNodesError, RuntimeError):
+    """No worker of the cluster can run a map's tasks, and none came back within the engine's
+    ``no_worker_timeout``: every worker is gone, or none offers the resources (``GPU``) the tasks
+    need any more.  ``address`` is the cluster's, ``resources`` what the tasks asked for."""
+
+    def __init__(
+        self, message: str, address: str | None = None, resources: dict | None = None
+    ) -> None:
+        super().__init__(message)
+        self.address = address
+        self.resources = resources or {}
+
+    def __reduce__(self) -> tuple[object, ...]:
+        return (type(self), (str(self), self.address, self.resources), self.__dict__)
+
+
+class WorkerImportError(HyperNodesError, ImportError):
+    """A worker process cannot import a module the pipeline needs (``module``): the message says
+    to install it on the workers (or, on Dask, ``client.upload_file``)."""
+
+    def __init__(self, message: str, module: str | None = None) -> None:
+        super().__init__(message, name=module)
+        self.module = module
+
+    def __reduce__(self) -> tuple[object, ...]:
+        return (type(self), (str(self), self.module), self.__dict__)
+
+
 class TypeMismatchError(HyperNodesError, TypeError):
     """A node's annotated output type cannot be what the node reading it takes (raised when the
     pipeline is built), or a value a node returned is not of its annotated type

@@ -182,6 +182,19 @@ def test_collect_false_surfaces_a_node_error_when_collected():
         frame.to_pydict()
 
 
+@node(output_name="n")
+def says_many(x: int) -> int:
+    return "many" if x == 2 else x  # type: ignore[return-value]
+
+
+def test_a_value_that_does_not_fit_its_annotated_column_is_an_error_not_a_null():
+    frame = Pipeline([says_many], engine=DaftEngine(collect=False)).map(
+        {"x": [1, 2, 3]}, map_over="x"
+    )
+    with pytest.raises(Exception, match=r"output 'n' is annotated as a Daft Int64.*'many'"):
+        frame.to_pydict()
+
+
 # ---------------------------------------------------------------------------------------------
 # Stages and resources
 

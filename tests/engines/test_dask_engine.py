@@ -85,14 +85,14 @@ def engine(engines):
 
 def chunk_tasks(stream) -> list[str]:
     """The keys of the chunk tasks a ``get_task_stream`` block recorded."""
-    return [row["key"] for row in stream.data if str(row["key"]).startswith("hypernodes-chunk")]
+    return [row["key"] for row in stream.data if "-hypernodes-" in str(row["key"])]
 
 
 def scheduler_chunk_keys(client) -> list[str]:
     """Chunk tasks the scheduler still holds (none once a map has returned or stopped)."""
 
     def keys(dask_scheduler):
-        return [str(k) for k in dask_scheduler.tasks if str(k).startswith("hypernodes-chunk")]
+        return [str(k) for k in dask_scheduler.tasks if "-hypernodes-" in str(k)]
 
     return client.run_on_scheduler(keys)
 
@@ -253,6 +253,43 @@ def test_one_task_per_chunk_counted_on_the_scheduler(dask_client):
     assert 0 < len(chunk_tasks(stream)) <= math.ceil(1000 / 64)
 
 
+@node(output_name="size")
+def size_of(blob: bytes) -> int:
+    return len(blob)
+
+
+def test_a_large_chunk_goes_to_a_worker_directly_not_through_the_scheduler(
+    dask_client, monkeypatch
+):
+    from hypernodes.engines.dask import SCATTER_LIMIT
+
+    scattered: list[int] = []
+    scatter = dask_client.scatter
+
+    def spy(data, **options):
+        scattered.append(len(data))
+        return scatter(data, **options)
+
+    monkeypatch.setattr(dask_client, "scatter", spy)
+    blobs = [bytes([i]) * (SCATTER_LIMIT // 2 + 1) for i in range(4)]
+    engine = DaskEngine(client=dask_client, chunk_size=2)
+    rows = Pipeline([size_of], engine=engine).map({"blob": blobs}, map_over="blob")
+    assert rows == [{"size": SCATTER_LIMIT // 2 + 1}] * 4
+    assert len(scattered) == 2 and min(scattered) > SCATTER_LIMIT  # the two chunks, not the spec
+    small = Pipeline([size_of], engine=engine).map({"blob": [b"x"] * 4}, map_over="blob")
+    assert small == [{"size": 1}] * 4 and len(scattered) == 2  # small chunks stay in the task
+
+
+def test_tasks_are_named_after_the_pipeline_and_its_nodes(dask_client):
+    from dask.utils import key_split
+
+    pipeline = Pipeline([add_one, double], engine=DaskEngine(client=dask_client), name="etl")
+    with get_task_stream(dask_client) as stream:
+        pipeline.map({"x": range(20)}, map_over="x")
+    names = {key_split(key) for key in chunk_tasks(stream)}
+    assert names == {"etl.add_one+double-hypernodes"}  # what the dashboard groups them by
+
+
 def test_the_default_chunk_size_adapts_to_items_and_threads(engine, dask_client):
     from hypernodes.engines.dask import default_chunk_size
 
@@ -279,6 +316,16 @@ def test_imap_streams_indexed_rows_in_order_or_as_completed(engine):
     assert ordered == [(i, {"a": i + 1}) for i in range(100)]
     unordered = list(small.imap(plan, iter(items), 100, ctx, ordered=False))
     assert sorted(unordered, key=lambda pair: pair[0]) == ordered
+
+
+def test_chunks_of_an_iterator_of_unknown_length_grow(engine, dask_client):
+    """A long stream is not one task per 256 items: 20k items are 7 tasks (256, 512, ... 8192,
+    then the rest), where fixed 256-item chunks made 79."""
+    pipeline = Pipeline([add_one], engine=engine)
+    with get_task_stream(dask_client) as stream:
+        count = sum(1 for _ in pipeline.imap({"x": iter(range(20_000))}, map_over="x"))
+    assert count == 20_000
+    assert 0 < len(chunk_tasks(stream)) <= 8
 
 
 def test_pipeline_imap_streams_an_iterator_of_unknown_length(engine, dask_client):

@@ -56,6 +56,38 @@ def test_local_functions_and_closures_run_in_workers(engine):
     assert rows == [{"shifted": 1001, "squared": 1001**2}, {"shifted": 1002, "squared": 1002**2}]
 
 
+def test_a_module_the_workers_cannot_import_travels_by_value(engine, tmp_path, monkeypatch):
+    """A module loaded from a file that is not on sys.path (as a notebook or a runner might):
+    the workers could not import it by name, so its nodes and classes travel by value."""
+    import importlib.util
+
+    source = tmp_path / "loose_steps.py"
+    source.write_text(
+        textwrap.dedent(
+            """
+            from hypernodes import node
+
+            class Box:
+                def __init__(self, value):
+                    self.value = value
+
+            @node(output_name="box")
+            def boxed(x: int) -> Box:
+                return Box(x * 7)
+            """
+        ),
+        encoding="utf-8",
+    )
+    spec = importlib.util.spec_from_file_location("loose_steps_for_parallel", source)
+    module = importlib.util.module_from_spec(spec)
+    monkeypatch.setitem(sys.modules, spec.name, module)
+    spec.loader.exec_module(module)
+    rows = Pipeline([module.boxed], engine=engine).map({"x": [1, 2, 3]}, map_over="x")
+    assert [type(row["box"]) for row in rows] == [module.Box] * 3  # the caller's class
+    assert [row["box"].value for row in rows] == [7, 14, 21]
+    assert pickle.loads(pickle.dumps(module.boxed)) is module.boxed  # by reference elsewhere
+
+
 def test_items_are_spread_over_worker_processes(engine):
     rows = Pipeline([pid_of], engine=engine).map({"x": range(64)}, map_over="x")
     pids = {row["pid"] for row in rows}

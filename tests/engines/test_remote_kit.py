@@ -152,3 +152,12 @@ def test_an_error_travels_in_the_reply_with_its_type_and_item():
     assert info.value.__notes__ == [
         "hypernodes: raised by node 'fails_on_three' of pipeline p[item 11]; inputs: x=3"
     ]
+
+
+def test_chunks_of_a_map_of_unknown_length_double_up_to_the_cap():
+    from hypernodes.execution.driver import growing_sizes
+
+    sizes = [len(chunk) for _, chunk in remote.split(iter(range(5000)), growing_sizes(64, 1024))]
+    assert sizes == [64, 128, 256, 512, 1024, 1024, 1024, 968]
+    starts = [start for start, _ in remote.split(range(300), growing_sizes(100, 150), 7)]
+    assert starts == [7, 107, 257]

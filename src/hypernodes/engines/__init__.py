@@ -1,8 +1,8 @@
 """Engines that execute pipelines, and the executors that schedule their work.
 
-``DaskEngine`` and ``DaftEngine`` are extras (``pip install 'hypernodes[dask]'``,
-``'hypernodes[daft]'``): each is imported on first access, so importing this package never
-imports dask or Daft.
+``DaskEngine``, ``DaftEngine`` and ``RayEngine`` are extras (``pip install 'hypernodes[dask]'``,
+``'hypernodes[daft]'``, ``'hypernodes[ray]'``): each is imported on first access, so importing
+this package never imports dask, Daft or Ray.
 """
 
 from typing import Any
@@ -27,6 +27,7 @@ __all__ = [
     "Executor",
     "HypernodesEngine",
     "ParallelExecutor",
+    "RayEngine",
     "SequentialExecutor",
     "ThreadedExecutor",
 ]
@@ -41,4 +42,8 @@ def __getattr__(name: str) -> Any:
         from .dask import DaskEngine
 
         return DaskEngine
+    if name == "RayEngine":
+        from .ray import RayEngine
+
+        return RayEngine
     raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

@@ -959,15 +959,35 @@ def _output_udf(name: str, dtype: Any) -> Any:
                 cell = cell.row
             values.append(None if cell is None else cell[name])
         try:
-            return Series.from_pylist(values, dtype=dtype)
+            series = Series.from_pylist(values, dtype=dtype)
         except Exception as exc:
             raise TypeError(
                 f"hypernodes: output {name!r} does not fit the Daft type {dtype} its node's return "
                 f"annotation gives ({exc}); fix the annotation or leave it out"
             ) from exc
+        if series.count().to_pylist()[0] != len(values) - values.count(None):
+            raise TypeError(_misfit(name, values, dtype))  # Daft made a value null
+        return series
 
     output.__name__ = output.__qualname__ = f"output[{name}]"
     return daft.func.batch(return_dtype=dtype)(output)
+
+
+def _misfit(name: str, values: list[Any], dtype: Any) -> str:
+    """The message for a value of output ``name`` that Daft would turn into a null of ``dtype``
+    (``"many"`` returned by a node annotated ``-> int``)."""
+    from daft import Series
+
+    bad = next(
+        (v for v in values if v is not None and Series.from_pylist([v], dtype=dtype).count()
+         .to_pylist()[0] == 0),
+        None,
+    )  # fmt: skip
+    return (
+        f"hypernodes: output {name!r} is annotated as a Daft {dtype} column, but its node "
+        f"returned {bad!r} ({type(bad).__name__}), which Daft would store as a null; fix the "
+        "node or its return annotation (or leave the annotation out: a Python column)"
+    )
 
 
 def _constant_udf(value: Any) -> Any:

@@ -17,7 +17,9 @@ import atexit
 import contextlib
 import itertools
 import pickle
+import re
 import threading
+import time
 import uuid
 import weakref
 from collections import OrderedDict
@@ -25,9 +27,15 @@ from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 from typing import Any
 
-from ..exceptions import ExecutorError, WorkerCrashedError
+from ..exceptions import (
+    ClusterLostError,
+    ExecutorError,
+    HyperNodesError,
+    NoWorkersError,
+    WorkerCrashedError,
+)
 from ..execution.context import MapCall, RunContext
-from ..execution.driver import Backend, drive, first_line, warm_prefix
+from ..execution.driver import Backend, drive, first_line, growing_sizes, warm_prefix
 from ..execution.executors import Executor
 from ..execution.loops import ObservedItems
 from ..execution.plan import Plan, chunk_size_for
@@ -40,14 +48,25 @@ _WHERE = "a Dask worker of DaskEngine"
 #: most items in one Dask task by default (a task costs milliseconds, an item microseconds)
 MAX_CHUNK = 10_000
 
-#: items per task when the number of items is not known in advance (a streamed iterator)
+#: items in the first task when the number of items is not known in advance (a streamed
+#: iterator); each next task takes twice as many, up to :data:`MAX_CHUNK`
 UNKNOWN_COUNT_CHUNK = 256
 
 #: compiled plan specs kept scattered on the workers per engine, most recently used last
 _KEEP_BLOBS = 16
 
-#: times a chunk is sent again after the spec it needs was lost with every worker that held it
+#: times a chunk is sent again after its task was cancelled (the spec it needs was lost with
+#: every worker that held it, the cluster was restarted)
 _RESCATTERS = 3
+
+#: a plan spec up to this many bytes travels inside every chunk's task; a larger one is scattered
+CARRY_LIMIT = 256 * 1024
+
+#: a chunk of more pickled bytes than this is scattered to a worker rather than put in its task
+SCATTER_LIMIT = 1 << 20
+
+#: how often a relay thread waiting on a task checks that the cluster can still run it (seconds)
+WATCH_EVERY = 1.0
 
 
 def _distributed() -> Any:
@@ -81,6 +100,12 @@ class DaskEngine:
 
     ``run`` runs in the calling process; maps nested in it are distributed.  A map nested inside a
     distributed item runs in that worker, on a ``HypernodesEngine`` with the same node executor.
+
+    Failures (see docs/reliability.md): an item that kills its worker fails alone (its row's
+    :class:`~hypernodes.exceptions.WorkerCrashedError`); a scheduler the client cannot reach for
+    ``connect_timeout`` seconds raises :class:`~hypernodes.exceptions.ClusterLostError`; tasks
+    that no worker can run (every worker gone, or none offering the ``num_gpus`` they need) for
+    ``no_worker_timeout`` seconds raise :class:`~hypernodes.exceptions.NoWorkersError`.
     """
 
     def __init__(
@@ -93,6 +118,7 @@ class DaskEngine:
         max_in_flight: int | None = None,
         node_executor: str | Any = "sequential",
         connect_timeout: float = 10.0,
+        no_worker_timeout: float = 30.0,
     ) -> None:
         _distributed()
         if client is not None and address is not None:
@@ -106,7 +132,9 @@ class DaskEngine:
         self._node: Executor = make_executor(node_executor, "node_executor", None)
         self._local = HypernodesEngine(node_executor=self._node)
         self._isolating = threading.Lock()
-        self._cluster = _Cluster(client, address, n_workers, threads_per_worker, connect_timeout)
+        self._cluster = _Cluster(
+            client, address, n_workers, threads_per_worker, connect_timeout, no_worker_timeout
+        )
         # The cluster this engine started stops when the engine is collected, or at exit.
         self._finalizer = weakref.finalize(self, self._cluster.close)
 
@@ -189,10 +217,11 @@ class DaskEngine:
         with self._cluster.lease():
             client = self._cluster.client()
             threads = self._cluster.threads(client)
-            size = self.chunk_size or chunk_size_for(plan, default_chunk_size(left, threads), None)
+            size = self.chunk_size or _sizes(plan, left, threads)
             window = self.max_in_flight or 2 * threads
             chunks = _Chunks(self._cluster, client, spec, self._isolating)
             chunks.resources = task_resources(plan, client)
+            chunks.name(ctx.path[-1] if ctx.path else "pipeline", plan)
             yield from drive(
                 chunks, spec, rest, left, threads, ctx, call.ordered, size, window, first
             )
@@ -232,6 +261,15 @@ def task_resources(plan: Plan, client: Any) -> dict[str, float] | None:
     return found or None
 
 
+def _sizes(plan: Plan, count: int | None, threads: int) -> int | Iterator[int]:
+    """The default chunk sizes: :func:`default_chunk_size`, or for an unknown count chunks that
+    grow from :data:`UNKNOWN_COUNT_CHUNK` to :data:`MAX_CHUNK` items (whole batches)."""
+    if count is None:
+        first = chunk_size_for(plan, UNKNOWN_COUNT_CHUNK, None)
+        return growing_sizes(first, chunk_size_for(plan, MAX_CHUNK, None))
+    return chunk_size_for(plan, default_chunk_size(count, threads), None)
+
+
 def default_chunk_size(count: int | None, threads: int) -> int:
     """About four chunks per worker thread (uneven items even out), at most :data:`MAX_CHUNK`;
     :data:`UNKNOWN_COUNT_CHUNK` when the number of items is not known."""
@@ -248,10 +286,13 @@ class _Chunks(Backend):
     """Runs the chunks of one map as Dask tasks, for the remote driver's relay threads.
 
     Dask re-runs a task whose worker died on another worker (up to
-    ``distributed.scheduler.allowed-failures`` times) and then gives up with ``KilledWorker``:
-    the driver then runs the chunk one item per task, so that only the item that kills its
-    worker fails.  When the workers that held the scattered spec all died, the spec is scattered
-    again and the chunk re-sent.
+    ``distributed.scheduler.allowed-failures`` times, 3 by default) and then gives up with
+    ``KilledWorker``: the driver then runs the chunk one item per task, so that only the item
+    that kills its worker fails.  A spec of at most :data:`CARRY_LIMIT` bytes travels inside
+    every task, so no worker's death can lose it; a larger one is scattered to the workers and
+    scattered again when a task was cancelled for want of it.  While a relay thread waits, the
+    :class:`_Health` watch turns a lost scheduler or a cluster without a worker that can run the
+    task into a named error.
     """
 
     def __init__(
@@ -264,59 +305,89 @@ class _Chunks(Backend):
         self.cluster = cluster
         self.client = client
         self.spec = spec
-        self.blob = cluster.blob(client, spec)
-        self.prefix = f"hypernodes-chunk-{uuid.uuid4().hex}"
+        self.carried = len(spec.blob) <= CARRY_LIMIT
+        self.blob = spec.blob if self.carried else cluster.blob(client, spec)
+        self.prefix = f"hypernodes-{uuid.uuid4().hex}"
         self.numbers = itertools.count()
         self.lock = threading.Lock()
         self.futures: set[Any] = set()
         self.stopped = False
         #: Dask worker resources each chunk task asks for (see :func:`task_resources`)
         self.resources: dict[str, float] | None = None
+        self.health = _Health(client, cluster, self)
+
+    def name(self, label: str, plan: Plan) -> None:
+        """Name the tasks after the pipeline and its nodes (what the dashboard shows)."""
+        nodes = "+".join(step.node.name for step in plan.steps)
+        readable = re.sub(r"[^A-Za-z0-9_.+]", "_", f"{label}.{nodes}")[:80]
+        self.prefix = f"{readable}-hypernodes-{uuid.uuid4().hex}"
 
     def once(self, token: str, blob: Any, chunk: bytes, start: int) -> bytes:
-        return self._once(chunk, start)
-
-    def _once(self, chunk: bytes, start: int) -> bytes:
         """Run ``chunk`` as one Dask task and wait for its reply."""
         from concurrent.futures import CancelledError
 
         for attempt in range(_RESCATTERS + 1):
-            with self.lock:
-                if self.stopped:
-                    raise CancelledError
-                future = self.client.submit(
-                    run_chunk,
-                    self.spec.token,
-                    self.blob,
-                    chunk,
-                    start,
-                    key=f"{self.prefix}-{next(self.numbers)}",
-                    pure=False,
-                    resources=self.resources,
-                )
-                self.futures.add(future)
+            future = self._submit(chunk, start)
             try:
-                return future.result()
+                return self._wait(future)
             except CancelledError as exc:
                 if self.stopped:
                     raise
-                if attempt == _RESCATTERS or not self._rescatter():
+                self.health.check_client()
+                if attempt == _RESCATTERS:
                     raise _cancelled(exc, chunk, start) from exc
+                self._rescatter()
             finally:
                 with self.lock:
                     self.futures.discard(future)
         raise AssertionError("unreachable")
 
-    def _rescatter(self) -> bool:
-        """Send the spec to the workers again if every copy was lost with its worker (the tasks
-        that needed it were cancelled); False when that was not why."""
-        if self.blob.status == "finished":
-            return False
+    def _submit(self, chunk: bytes, start: int) -> Any:
+        from concurrent.futures import CancelledError
+
+        data = self._scatter(chunk) if len(chunk) > SCATTER_LIMIT else chunk
+        with self.lock:
+            if self.stopped:
+                raise CancelledError
+            future = self.client.submit(
+                run_chunk,
+                self.spec.token,
+                self.blob,
+                data,
+                start,
+                key=f"{self.prefix}-{next(self.numbers)}",
+                pure=False,
+                resources=self.resources,
+            )
+            self.futures.add(future)
+        return future
+
+    def _scatter(self, chunk: bytes) -> Any:
+        """A large chunk goes straight to a worker (the task refers to it), never through the
+        scheduler, whose memory would otherwise grow with the items in flight."""
         try:
+            return self.client.scatter(chunk, direct=True, hash=False)
+        except Exception:  # workers this client cannot reach: through the scheduler after all
+            return self.client.scatter(chunk, hash=False)
+
+    def _wait(self, future: Any) -> bytes:
+        """The task's reply, checking every :data:`WATCH_EVERY` s that it can still come."""
+        while True:
+            try:
+                return future.result(timeout=WATCH_EVERY)
+            except TimeoutError:
+                if future.done():
+                    continue
+                self.health.check()
+
+    def _rescatter(self) -> None:
+        """Send a scattered spec to the workers again (every copy may have died with its
+        worker); a carried spec needs nothing."""
+        if self.carried:
+            return
+        with contextlib.suppress(Exception):
+            self.cluster.forget(self.spec)
             self.blob = self.cluster.blob(self.client, self.spec)
-        except Exception:
-            return False
-        return True
 
     def stop(self) -> None:
         """Cancel the tasks not done (the map ended early: an error, Ctrl-C, a consumer that
@@ -329,13 +400,102 @@ class _Chunks(Backend):
                 self.client.cancel(futures)
 
 
+class _Health:
+    """Whether a map's tasks can still finish: the client is connected to its scheduler (else
+    :class:`~hypernodes.exceptions.ClusterLostError` after ``connect_timeout`` seconds), and some
+    worker offers what the tasks need (else :class:`~hypernodes.exceptions.NoWorkersError` after
+    ``no_worker_timeout`` seconds).  The relay threads share it; it asks the scheduler at most
+    once per :data:`WATCH_EVERY` seconds."""
+
+    def __init__(self, client: Any, cluster: _Cluster, chunks: _Chunks) -> None:
+        self.client = client
+        self.cluster = cluster
+        self.chunks = chunks
+        self.lock = threading.Lock()
+        self.asked = 0.0
+        self.disconnected: float | None = None
+        self.unserved: float | None = None
+        #: the named error one check found: the others raise it too
+        self.fatal: HyperNodesError | None = None
+
+    @property
+    def address(self) -> str:
+        return self.cluster.address or str(getattr(self.client.scheduler, "address", "?"))
+
+    def check_client(self) -> None:
+        """Raise ClusterLostError if the client is no longer connected (it gave up)."""
+        if self.client.status in ("closing", "closed"):
+            raise ClusterLostError(
+                f"DaskEngine lost the Dask scheduler at {self.address} (the client is "
+                f"{self.client.status}): the map stopped. Rows yielded before stay valid; check "
+                "the scheduler and run the map again (a cache makes the finished items hits)",
+                self.address,
+            )
+
+    def check(self) -> None:
+        """Raise the named error when the tasks cannot finish any more (see the class)."""
+        now = time.monotonic()
+        with self.lock:
+            if self.fatal is not None:
+                raise self.fatal  # every waiting relay thread raises what one found
+            if now - self.asked < WATCH_EVERY:
+                return
+            self.asked = now
+            self.check_client()
+            if self.client.status != "running":
+                self.disconnected = self.disconnected or now
+                if now - self.disconnected > self.cluster.connect_timeout:
+                    self.fatal = self._lost(now - self.disconnected)
+                    raise self.fatal
+                return
+            self.disconnected = None
+            self._check_workers(now)
+
+    def _lost(self, waited: float) -> ClusterLostError:
+        return ClusterLostError(
+            f"DaskEngine lost the Dask scheduler at {self.address}: not reconnected within "
+            f"{waited:.0f} s (connect_timeout={self.cluster.connect_timeout:g}); the map "
+            "stopped. Check the scheduler and run the map again",
+            self.address,
+        )
+
+    def _check_workers(self, now: float) -> None:
+        try:
+            workers = self.client.scheduler_info(n_workers=-1).get("workers", {})
+        except Exception:  # the scheduler is going away: the client's status will say so
+            return
+        wanted = self.chunks.resources or {}
+        if any(_offers(info, wanted) for info in workers.values()):
+            self.unserved = None
+            return
+        self.unserved = self.unserved or now
+        waited = now - self.unserved
+        if waited > self.cluster.no_worker_timeout:
+            what = f"worker offering {wanted}" if wanted else "worker at all"
+            self.fatal = NoWorkersError(
+                f"the Dask cluster at {self.address} has had no {what} for {waited:.0f} s "
+                f"(no_worker_timeout={self.cluster.no_worker_timeout:g}), so the map's tasks "
+                "cannot run: start workers (with those resources), or raise no_worker_timeout "
+                "to wait longer",
+                self.address,
+                wanted,
+            )
+            raise self.fatal
+
+
+def _offers(info: dict[str, Any], wanted: dict[str, float]) -> bool:
+    """Whether a worker (as ``scheduler_info`` describes it) has the resources ``wanted``."""
+    have = info.get("resources") or {}
+    return all(have.get(name, 0) >= amount for name, amount in wanted.items())
+
+
 def _cancelled(exc: BaseException, chunk: bytes, start: int) -> WorkerCrashedError:
     items = list(range(start, start + len(pickle.loads(chunk)[0])))
     span = f"{items[0]}-{items[-1]}" if len(items) > 1 else f"{items[0]}"
     return WorkerCrashedError(
-        f"the Dask task running map items {span} was cancelled before it sent its results back "
-        "(the connection to the scheduler was lost, or the cluster was closed, restarted, or "
-        f"told to cancel it): {first_line(exc)}",
+        f"the Dask task running map items {span} was cancelled {_RESCATTERS + 1} times before it "
+        "sent its results back (the cluster was restarted, or told to cancel it): "
+        f"{first_line(exc)}",
         items,
     )
 
@@ -356,12 +516,14 @@ class _Cluster:
         n_workers: int | None,
         threads_per_worker: int,
         connect_timeout: float,
+        no_worker_timeout: float = 30.0,
     ) -> None:
         self.user_client = client
         self.address = address
         self.n_workers = n_workers
         self.threads_per_worker = threads_per_worker
         self.connect_timeout = connect_timeout
+        self.no_worker_timeout = no_worker_timeout
         self.lock = threading.RLock()
         self.own_client: Any = None
         self.local_cluster: Any = None
@@ -449,6 +611,12 @@ class _Cluster:
             while len(self.blobs) > _KEEP_BLOBS:
                 self.blobs.popitem(last=False)
             return future
+
+    def forget(self, spec: PlanSpec) -> None:
+        """Drop the scattered copy of ``spec`` (lost with its workers): the next
+        :meth:`blob` scatters it again."""
+        with self.lock:
+            self.blobs.pop(spec.token, None)
 
     @contextmanager
     def lease(self) -> Iterator[None]:

@@ -108,7 +108,7 @@ def remote_map(
     workers: int,
     backend: Backend | None = None,
     submit: Any = None,
-    chunk_size: int | None = None,
+    chunk_size: int | Iterator[int] | None = None,
     window: int | None = None,
 ) -> Rows:
     """Run the items of ``call`` on a :class:`Backend` (or through a plain ``submit``) in chunks
@@ -184,7 +184,7 @@ def drive(
     workers: int,
     ctx: RunContext,
     ordered: bool = True,
-    chunk_size: int | None = None,
+    chunk_size: int | Iterator[int] | None = None,
     window: int | None = None,
     first: int = 0,
 ) -> Rows:
@@ -214,7 +214,7 @@ def remote_items(
     workers: int,
     ctx: RunContext,
     ordered: bool = True,
-    chunk_size: int | None = None,
+    chunk_size: int | Iterator[int] | None = None,
     window: int | None = None,
     first: int = 0,
 ) -> Rows:
@@ -225,9 +225,13 @@ def remote_items(
 
     At most ``window`` chunks (default ``2 * workers``) are in flight, so a long map holds only
     that many; the default chunk size spreads ``count`` items over about four chunks per worker,
-    at most :data:`MAX_CHUNK` items each.
+    at most :data:`MAX_CHUNK` items each; for an unknown count the chunks grow (see
+    :func:`growing_sizes`).  ``chunk_size`` may also be an iterator of successive sizes.
     """
-    size = chunk_size or default_chunk_size(count, workers)
+    if chunk_size is None and count is None:
+        size: int | Iterator[int] = growing_sizes(UNKNOWN_FIRST, MAX_CHUNK)
+    else:
+        size = chunk_size or default_chunk_size(count, workers)
     chunks = spec.chunks(items, size, tokens_of(ctx), first)
     tasks = ((run_chunk, spec.token, spec.blob, blob, start) for start, blob in chunks)
     starts: list[int] = []
@@ -244,6 +248,21 @@ def remote_items(
             yield start + offset, row
         if error is not None:
             raise error
+
+
+#: the first chunk of a map of unknown length (an iterator): small, so the first rows come soon
+UNKNOWN_FIRST = 64
+
+
+def growing_sizes(first: int, cap: int) -> Iterator[int]:
+    """Chunk sizes for a map of unknown length: ``first`` items, then twice as many each chunk
+    up to ``cap``.  Small chunks first give early rows and keep a short stream short; large ones
+    later keep a long stream from paying one task per few hundred items (a multiple of a batch
+    size stays one)."""
+    size = first
+    while True:
+        yield size
+        size = min(cap, size * 2) if size < cap else size
 
 
 def default_chunk_size(count: int | None, workers: int) -> int:

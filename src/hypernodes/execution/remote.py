@@ -37,6 +37,7 @@ from ..cache.signatures import CallInfo, cache_plan
 from ..exceptions import HyperNodesError, UnpicklableError, WorkerCrashedError
 from ..model.graph import PipelineGraph
 from ..observe.callbacks import EventRecorder
+from . import byvalue
 from .context import RunContext
 from .item_error import ItemError
 from .loops import run_chunk_items
@@ -105,8 +106,6 @@ class PlanSpec:
     def __init__(
         self, plan: Plan, ctx: RunContext, node_executor: Any, on_error: str, where: str
     ) -> None:
-        import cloudpickle
-
         self.outputs = plan.output_names
         self.tolerant = on_error == "continue"
         self.where = where
@@ -127,9 +126,7 @@ class PlanSpec:
             _statics(plan, ctx),
         )
         try:
-            self.blob = cloudpickle.dumps(
-                (payload, on_error == "continue", _process_id()), protocol=pickle.HIGHEST_PROTOCOL
-            )
+            self.blob = byvalue.dumps((payload, on_error == "continue", _process_id()))
         except Exception as exc:
             raise unpicklable_payload(nodes, worker_ctx, exc, where) from exc
         self.token = uuid.uuid4().hex
@@ -165,12 +162,12 @@ class PlanSpec:
     def chunks(
         self,
         items: Iterable[dict[str, Any]],
-        size: int,
+        size: int | Iterable[int],
         tokens: dict[str, bytes] | None = None,
         first: int = 0,
     ) -> Iterator[tuple[int, bytes]]:
-        """``(start index, pickled items)`` chunks of at most ``size`` items, made lazily and
-        numbered from ``first``.
+        """``(start index, pickled items)`` chunks of at most ``size`` items (or of the sizes
+        it gives, see :func:`split`), made lazily and numbered from ``first``.
 
         ``tokens`` are the cache tokens of the inputs every item shares (see :func:`tokens_of`).
         """
@@ -182,10 +179,8 @@ class PlanSpec:
     ) -> bytes:
         """The pickled values of ``chunk`` (with the ``tokens`` of its shared inputs, so that
         a worker need not hash them again); an unpicklable input is named with its item index."""
-        import cloudpickle
-
         try:
-            return cloudpickle.dumps((chunk, tokens), protocol=pickle.HIGHEST_PROTOCOL)
+            return byvalue.dumps((chunk, tokens))
         except Exception as exc:
             raise unpicklable_values(chunk, start, exc, "input", f"sent to {self.where}") from exc
 
@@ -255,14 +250,16 @@ def merge_replies(replies: Sequence[Reply]) -> Reply:
 
 
 def split(
-    items: Iterable[dict[str, Any]], size: int, first: int = 0
+    items: Iterable[dict[str, Any]], size: int | Iterable[int], first: int = 0
 ) -> Iterator[tuple[int, list[dict[str, Any]]]]:
-    """``(start index, items)`` chunks of at most ``size`` items, numbered from ``first`` (their
-    values hold the user's names only: nothing to strip before they travel)."""
+    """``(start index, items)`` chunks of at most ``size`` items (or of the successive sizes
+    ``size`` gives), numbered from ``first`` (their values hold the user's names only: nothing
+    to strip before they travel)."""
     source = iter(items)
+    sizes = itertools.repeat(size) if isinstance(size, int) else iter(size)
     start = first
     while True:
-        chunk = list(itertools.islice(source, size))
+        chunk = list(itertools.islice(source, next(sizes)))
         if not chunk:
             return
         yield start, chunk
@@ -300,7 +297,7 @@ class _WorkerPlan:
     __slots__ = ("plan", "ctx", "node", "tolerant", "lock", "caller", "statics")
 
     def __init__(self, blob: bytes) -> None:
-        payload, tolerant, caller = pickle.loads(blob)
+        payload, tolerant, caller = byvalue.loads(blob, "the pipeline")
         nodes, outputs, provided, label, ctx, node, resources, statics = payload
         #: the process that made the spec (this one, for an in-process cluster's threads)
         self.caller: str = caller
@@ -391,7 +388,7 @@ def run_chunk(token: str, blob: bytes, chunk: bytes, start: int) -> bytes:
     global _WORKER_PROCESS
     if compiled(token, blob).caller != _process_id():
         _WORKER_PROCESS = True  # maps nested in this process's items run right here
-    items, tokens = pickle.loads(chunk)
+    items, tokens = byvalue.loads(chunk, "the map's items")
     reply = run_items(token, blob, items, start, tokens)
     return dump_reply(reply, start)
 

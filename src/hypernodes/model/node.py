@@ -12,6 +12,7 @@ from collections.abc import Callable, Mapping
 from typing import Any, overload
 
 from ..exceptions import InvalidNodeError
+from ..execution.byvalue import shipped
 from .signature import code_flags, read_signature
 
 _VARIADIC = (inspect.Parameter.VAR_POSITIONAL, inspect.Parameter.VAR_KEYWORD)
@@ -356,9 +357,10 @@ def _check_batch_func(func: Any, item_node: Node) -> Callable[..., Any]:
 
 
 def importable(module: str | None, qualname: str) -> Any:
-    """The object found at ``module.qualname`` in an imported module other than ``__main__``."""
+    """The object found at ``module.qualname`` in an imported module other than ``__main__``
+    (and other than a module being shipped by value, see :mod:`hypernodes.execution.byvalue`)."""
     mod = sys.modules.get(module) if module and module != "__main__" else None
-    if mod is None or "<locals>" in qualname:
+    if mod is None or "<locals>" in qualname or shipped(module):
         return None
     found: Any = mod
     for part in qualname.split("."):
