@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import tempfile
+
 from bench_core import _a, _b, _c
 from common import Result, Workload, best_of, fmt_s
 
 from hypernodes import Pipeline, PipelineCallback
 from hypernodes.observe.callbacks import HOOKS
+from hypernodes.telemetry.runlog import RunLog
 
 N = 5000
 
@@ -53,8 +56,50 @@ def every_hook(quick: bool) -> Result:
     )
 
 
+class SameHooks(PipelineCallback):
+    """A callback on the hooks the run log handles, doing nothing: what the events cost."""
+
+    def on_map_start(self, **kwargs):
+        pass
+
+    def on_map_end(self, **kwargs):
+        pass
+
+    def on_node_end(self, **kwargs):
+        pass
+
+    def on_map_item_end(self, **kwargs):
+        pass
+
+
+def run_log(quick: bool) -> Result:
+    """The run log's own cost per event: a map with ``RunLog`` (rows written to SQLite, the
+    final write inside the timing) against the same map with a no-op callback on the same hooks
+    (so the events both need are not counted); also shown against no callback at all."""
+    xs = list(range(N))
+    with tempfile.TemporaryDirectory() as folder:
+        log = RunLog(folder)
+        logged = Pipeline([_a, _b, _c], callbacks=[log])
+        same = Pipeline([_a, _b, _c], callbacks=[SameHooks()])
+        repeat = 3 if quick else 7
+        ours = best_of(lambda: logged.map({"x": xs}, map_over="x"), repeat) / N
+        events_only = best_of(lambda: same.map({"x": xs}, map_over="x"), repeat) / N
+        log.close()
+    bare = _per_item(None, quick)
+    per_event = (ours - events_only) / 4  # 3 on_node_end and 1 on_map_item_end per item
+    return Result(
+        "run log (SQLite), 3 nodes x 5000 items",
+        fmt_s(ours) + "/item",
+        fmt_s(events_only) + "/item (no-op on the same hooks)",
+        f"{per_event * 1e6:.2f} µs/event ({(ours - bare) / 4 * 1e6:.2f} over no callback)",
+        "≤ 3 µs/event",
+        per_event <= 3e-6,
+    )
+
+
 def workloads() -> list[Workload]:
     return [
         Workload("no-op callback, 3 nodes x 5000 items", no_op),
         Workload("callback handling all 13 hooks, 5000 items", every_hook),
+        Workload("run log (SQLite), 3 nodes x 5000 items", run_log),
     ]

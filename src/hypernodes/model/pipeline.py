@@ -18,7 +18,8 @@ from ..execution.context import RunContext
 from ..execution.failure import add_failure_note
 from ..execution.plan import Plan, compile_plan
 from ..observe import events
-from ..observe.callbacks import dispatcher_for
+from ..observe.callbacks import RunOrigin, dispatcher_for
+from ..telemetry import env as run_log_env
 from ..viz import repr_svg, visualize
 from .checks import (
     check_cache,
@@ -413,10 +414,14 @@ class Pipeline:
     # -- internals shared with nested pipelines and engines ----------------------------------
 
     def _root_context(self) -> RunContext:
+        engine = self.engine if self.engine is not None else default_engine()
+        callbacks = self.callbacks
+        if run_log_env.PATH is not None:  # HYPERNODES_RUN_LOG: every call goes to the run log
+            callbacks = run_log_env.with_run_log(callbacks)
         return RunContext(
-            engine=self.engine if self.engine is not None else default_engine(),
+            engine=engine,
             cache=self.cache,
-            dispatcher=dispatcher_for(self.callbacks),
+            dispatcher=dispatcher_for(callbacks, RunOrigin(self, engine)) if callbacks else None,
             path=(self.label,),
             items=(None,),
         )

@@ -25,6 +25,18 @@ from .hooks import HOOKS
 #: an event recorded in a worker: (hook, path, items, time.time(), keyword arguments)
 Event = tuple[str, tuple[str, ...], tuple[int | None, ...], float, dict[str, Any]]
 
+#: the key of ``CallbackContext.state`` under which a top-level call keeps its :class:`RunOrigin`
+ORIGIN_KEY = "hypernodes.origin"
+
+
+@dataclass(frozen=True, slots=True)
+class RunOrigin:
+    """What the user called: the top-level ``Pipeline`` and the engine running it (for callbacks
+    that record a run's structure and set-up, such as the run log)."""
+
+    pipeline: Any
+    engine: Any
+
 
 class CallbackWarning(RuntimeWarning):
     """A callback raised; it was disabled for the rest of the run."""
@@ -60,6 +72,12 @@ class CallbackContext:
     def event_time(self) -> float:
         """When the event happened: ``timestamp`` for relayed events, else now."""
         return self.timestamp if self.timestamp is not None else time.time()
+
+    @property
+    def origin(self) -> RunOrigin | None:
+        """The pipeline and engine of the top-level call (None where not known, e.g. under a
+        nested pipeline that has callbacks of its own)."""
+        return self.state.get(ORIGIN_KEY)
 
     @property
     def depth(self) -> int:
@@ -216,9 +234,9 @@ class Dispatcher:
     skips building an event that nobody handles.
     """
 
-    def __init__(self, callbacks: Sequence[Any]) -> None:
+    def __init__(self, callbacks: Sequence[Any], origin: RunOrigin | None = None) -> None:
         self.callbacks = list(callbacks)
-        self.state: dict[str, Any] = {}
+        self.state: dict[str, Any] = {} if origin is None else {ORIGIN_KEY: origin}
         self._lock = threading.RLock()
         self.listeners: dict[str, list[tuple[Any, Any]]] = {}
         self._listen(self.callbacks)
@@ -327,12 +345,14 @@ __all__ = [
     "Dispatcher",
     "EventRecorder",
     "PipelineCallback",
+    "RunOrigin",
 ]
 
 
-def dispatcher_for(callbacks: Any) -> Dispatcher | None:
-    """A dispatcher for ``callbacks``, or None when none of them handles any event."""
+def dispatcher_for(callbacks: Any, origin: RunOrigin | None = None) -> Dispatcher | None:
+    """A dispatcher for ``callbacks``, or None when none of them handles any event.  ``origin``
+    (the top-level call's pipeline and engine) is what ``CallbackContext.origin`` gives."""
     if not callbacks:
         return None
-    dispatcher = Dispatcher(callbacks)
+    dispatcher = Dispatcher(callbacks, origin)
     return dispatcher if dispatcher.active else None
