@@ -205,11 +205,11 @@ def list_runs(conn: sqlite3.Connection, limit: int | None = None) -> list[RunInf
 
 def find_run(conn: sqlite3.Connection, run: str | None) -> RunInfo:
     """The run named ``run``: an id, a unique prefix of one, ``last`` or None (the newest), or
-    ``-N`` (the N-th newest).  Raises :class:`RunLogError` if there is no such run."""
+    ``last-N`` (N runs before the newest).  Raises :class:`RunLogError` if there is no such run."""
     if run is None or run == "last":
         row = conn.execute("SELECT * FROM runs ORDER BY started DESC LIMIT 1").fetchone()
-    elif run.startswith("-") and run[1:].isdigit():
-        offset = int(run[1:]) - 1
+    elif run.startswith("last-") and run[5:].isdigit():
+        offset = int(run[5:])
         row = conn.execute(
             "SELECT * FROM runs ORDER BY started DESC LIMIT 1 OFFSET ?", (offset,)
         ).fetchone()
