@@ -124,12 +124,14 @@ class _Run:
     """What the log keeps about one top-level call while it runs: its id, how many node calls
     failed, and the status of map items that did not simply run (cached, failed)."""
 
-    __slots__ = ("run_id", "failed", "marks")
+    __slots__ = ("run_id", "failed", "marks", "errors")
 
     def __init__(self, run_id: str) -> None:
         self.run_id = run_id
         self.failed = 0
         self.marks: dict[tuple[Any, ...], str] = {}
+        #: the errors recorded so far (the last few), so that one error is one failure
+        self.errors: deque[BaseException] = deque(maxlen=64)
 
 
 _LOGS: weakref.WeakSet[RunLog] = weakref.WeakSet()
@@ -310,9 +312,12 @@ class RunLog(PipelineCallback):
         run = context.state.get(self._key)
         if run is None:
             return
-        run.failed += 1
         for depth in range(len(context.path)):  # the item fails, and the items it is nested in
             run.marks[(context.path[: depth + 1], context.items[: depth + 1])] = "failed"
+        if any(seen is error for seen in run.errors):
+            return  # a nested pipeline step passing on the error of a node inside it
+        run.errors.append(error)
+        run.failed += 1
         status = _error_status(error)
         row = (run.run_id, context.path, context.items, node or "", status, context.event_time)
         self._nodes.append((*row, None, None, error))
