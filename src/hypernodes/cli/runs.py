@@ -226,9 +226,11 @@ def _progress_line(conn: Any, info: store.RunInfo) -> str:
     cached = sum(s.cached for s in nodes)
     parts = [f"{info.run_id} {info.pipeline} ({info.kind}): {summary['status']}"]
     if info.kind != "run":
-        parts.append(f"{summary['items']} items")
-        parts.append(f"{counts.get('failed', 0)} failed, {counts.get('cached', 0)} cached")
-    parts.append(f"{calls} node calls, {cached} cached, {summary['failed']} failed calls")
+        parts.append(
+            f"{summary['items']} items, {counts.get('failed', 0)} failed, "
+            f"{counts.get('cached', 0)} cached"
+        )
+    parts.append(f"{calls} node calls, {cached} cached, {summary['failed']} failed")
     parts.append(seconds_text(info.duration))
     return " · ".join(parts)
 
