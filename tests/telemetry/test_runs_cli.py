@@ -75,54 +75,54 @@ def test_a_missing_run_log_or_run_is_one_line_with_what_to_do(tmp_path, capsys):
 
 _SLOW_MAP = """
 import sys, time
+from pathlib import Path
 from hypernodes import Pipeline, node
 from hypernodes.telemetry import RunLog
 
 @node(output_name="y")
-def slow(x: int) -> int:
+def slow(x: int, go: str) -> int:
+    while x == 0 and not Path(go).exists():  # the first item waits for the watcher
+        time.sleep(0.02)
     time.sleep(0.1)
     return x
 
 log = RunLog(sys.argv[1], flush_interval=0.1)
-Pipeline([slow], callbacks=[log], name="slowmap").map({"x": list(range(30))}, map_over="x")
+pipeline = Pipeline([slow], callbacks=[log], name="slowmap")
+pipeline.map({"x": list(range(30)), "go": sys.argv[2]}, map_over="x")
 """
 
 
 def test_watch_follows_a_map_running_in_another_process(tmp_path):
     env = {**os.environ, "PYTHONPATH": SRC}
+    go = tmp_path / "go"
     runner = subprocess.Popen(
-        [sys.executable, "-c", textwrap.dedent(_SLOW_MAP), str(tmp_path)],
+        [sys.executable, "-c", textwrap.dedent(_SLOW_MAP), str(tmp_path), str(go)],
         env=env,
         stderr=subprocess.PIPE,
         text=True,
     )
+    command = [sys.executable, "-m", "hypernodes", "runs", "watch", str(tmp_path)]
+    watch = subprocess.Popen(
+        [*command, "--interval", "0.2"], env=env, stdout=subprocess.PIPE, text=True
+    )
     try:
-        watch = subprocess.run(
-            [
-                sys.executable,
-                "-m",
-                "hypernodes",
-                "runs",
-                "watch",
-                str(tmp_path),
-                "--interval",
-                "0.2",
-            ],
-            env=env,
-            capture_output=True,
-            text=True,
-            timeout=120,
-        )
+        first = watch.stdout.readline()  # the map has started and waits on its first item
+        assert "slowmap (map): running" in first and "0/30 items" in first, first
+        go.touch()
+        rest, _ = watch.communicate(timeout=120)
     finally:
+        go.touch()
         _, err = runner.communicate(timeout=120)
+        watch.kill()
+        watch.wait(10)
     assert runner.returncode == 0, err
-    assert watch.returncode == 0, watch.stderr
-    lines = watch.stdout.splitlines()
+    assert watch.returncode == 0
+    lines = [first.strip(), *rest.splitlines()]
     done = [int(m.group(1)) for line in lines if (m := re.search(r"(\d+)/30 items", line))]
-    assert len(set(done)) >= 3, lines  # it saw the map move
-    assert any("running" in line and n < 30 for line, n in zip(lines, done))
-    assert "slowmap (map): ok" in lines[-1] and "30/30 items" in lines[-1]
+    assert len(done) == len(lines)
+    assert len(set(done)) >= 4, lines  # it saw the map move
     assert done == sorted(done)
+    assert "slowmap (map): ok" in lines[-1] and "30/30 items" in lines[-1]
 
 
 def test_the_report_of_a_failing_map_is_one_offline_page(tmp_path, capsys):

@@ -25,10 +25,6 @@ from .hooks import HOOKS
 #: an event recorded in a worker: (hook, path, items, time.time(), keyword arguments)
 Event = tuple[str, tuple[str, ...], tuple[int | None, ...], float, dict[str, Any]]
 
-#: the key of ``CallbackContext.state`` under which a top-level call keeps its :class:`RunOrigin`
-ORIGIN_KEY = "hypernodes.origin"
-
-
 @dataclass(frozen=True, slots=True)
 class RunOrigin:
     """What the user called: the top-level ``Pipeline`` and the engine running it (for callbacks
@@ -59,6 +55,9 @@ class CallbackContext:
     state: dict[str, Any] = field(default_factory=dict, compare=False, repr=False)
     #: when a relayed event happened (``time.time()``); None for live events, which happen now
     timestamp: float | None = None
+    #: the pipeline and engine of the top-level call (None where not known, e.g. under a nested
+    #: pipeline that has callbacks of its own)
+    origin: RunOrigin | None = field(default=None, compare=False, repr=False)
 
     def get(self, key: str, default: Any = None) -> Any:
         """The value kept under ``key`` in the shared ``state`` (``default`` if none)."""
@@ -72,12 +71,6 @@ class CallbackContext:
     def event_time(self) -> float:
         """When the event happened: ``timestamp`` for relayed events, else now."""
         return self.timestamp if self.timestamp is not None else time.time()
-
-    @property
-    def origin(self) -> RunOrigin | None:
-        """The pipeline and engine of the top-level call (None where not known, e.g. under a
-        nested pipeline that has callbacks of its own)."""
-        return self.state.get(ORIGIN_KEY)
 
     @property
     def depth(self) -> int:
@@ -236,7 +229,8 @@ class Dispatcher:
 
     def __init__(self, callbacks: Sequence[Any], origin: RunOrigin | None = None) -> None:
         self.callbacks = list(callbacks)
-        self.state: dict[str, Any] = {} if origin is None else {ORIGIN_KEY: origin}
+        self.state: dict[str, Any] = {}
+        self.origin = origin
         self._lock = threading.RLock()
         self.listeners: dict[str, list[tuple[Any, Any]]] = {}
         self._listen(self.callbacks)
@@ -253,7 +247,7 @@ class Dispatcher:
         self, path: tuple[str, ...], items: tuple[int | None, ...], timestamp: float | None = None
     ) -> CallbackContext:
         """A context for events at ``path``/``items`` (``timestamp`` only for replayed events)."""
-        return CallbackContext(path, items, self.state, timestamp)
+        return CallbackContext(path, items, self.state, timestamp, self.origin)
 
     def emit(self, hook: str, **kwargs: Any) -> None:
         """Call ``hook`` on every callback that handles it, under the dispatcher's lock."""
