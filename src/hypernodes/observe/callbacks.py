@@ -25,6 +25,7 @@ from .hooks import HOOKS
 #: an event recorded in a worker: (hook, path, items, time.time(), keyword arguments)
 Event = tuple[str, tuple[str, ...], tuple[int | None, ...], float, dict[str, Any]]
 
+
 @dataclass(frozen=True, slots=True)
 class RunOrigin:
     """What the user called: the top-level ``Pipeline`` and the engine running it (for callbacks

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from typing import Any
 
-__all__ = ["ProgressCallback", "RunLog", "TelemetryCallback"]
+__all__ = ["ProfileCallback", "ProgressCallback", "RunLog", "TelemetryCallback"]
 
 
 def __getattr__(name: str) -> Any:
@@ -14,6 +14,10 @@ def __getattr__(name: str) -> Any:
         from .progress import ProgressCallback
 
         return ProgressCallback
+    if name == "ProfileCallback":
+        from .profile import ProfileCallback
+
+        return ProfileCallback
     if name == "RunLog":
         from .runlog import RunLog
 
