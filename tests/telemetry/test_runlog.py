@@ -252,3 +252,14 @@ def test_an_unknown_folder_or_run_says_what_to_do(tmp_path):
     Pipeline([checked], callbacks=[log]).run({"x": 1})
     with store.reading(tmp_path) as conn, pytest.raises(store.RunLogError, match="runs list"):
         store.find_run(conn, "nosuchrun")
+
+
+def test_an_imap_closed_early_is_a_stopped_run(tmp_path):
+    log = RunLog(tmp_path)
+    pipeline = Pipeline([plus_one], callbacks=[log], name="early")
+    rows = pipeline.imap({"y": list(range(10))}, map_over="y")
+    assert next(rows) == (0, {"z": 1})
+    rows.close()
+    run, stats = _one_run(tmp_path)
+    assert (run.status, run.total) == ("stopped", 10)
+    assert run.ended is not None and stats["plus_one"].ran < 10

@@ -39,6 +39,7 @@ h1 { font-size: 20px; margin: 0 0 4px; } h2 { font-size: 16px; margin: 28px 0 8p
 .badge { display: inline-block; padding: 1px 8px; border-radius: 10px; font-size: 12px;
          font-weight: 600; }
 .ok { background: #d6f2d3; } .failed { background: #f8d0d0; } .running { background: #d9e8fb; }
+.stopped, .abandoned { background: #f6e27f; }
 table { border-collapse: collapse; margin: 6px 0; }
 th, td { padding: 3px 10px; border-bottom: 1px solid #e3e6eb; text-align: left;
          vertical-align: top; }

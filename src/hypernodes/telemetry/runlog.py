@@ -124,11 +124,14 @@ class _Run:
     """What the log keeps about one top-level call while it runs: its id, how many node calls
     failed, and the status of map items that did not simply run (cached, failed)."""
 
-    __slots__ = ("run_id", "failed", "marks", "errors")
+    __slots__ = ("run_id", "failed", "marks", "errors", "total", "done")
 
-    def __init__(self, run_id: str) -> None:
+    def __init__(self, run_id: str, total: int | None) -> None:
         self.run_id = run_id
         self.failed = 0
+        #: the top-level map's items, and how many of them finished
+        self.total = total
+        self.done = 0
         self.marks: dict[tuple[Any, ...], str] = {}
         #: the errors recorded so far (the last few), so that one error is one failure
         self.errors: deque[BaseException] = deque(maxlen=64)
@@ -194,7 +197,7 @@ class RunLog(PipelineCallback):
     def _begin(self, context: CallbackContext, kind: str, pipeline: str, total: int | None) -> None:
         if context.depth != 0 or self._key in context.state:
             return
-        run = context.state[self._key] = _Run(new_run_id())
+        run = context.state[self._key] = _Run(new_run_id(), total)
         origin = context.origin
         structure = engine = None
         if origin is not None:
@@ -238,6 +241,8 @@ class RunLog(PipelineCallback):
             return
         ended = context.event_time
         status = "failed" if run.failed else "ok"
+        if not run.failed and run.total is not None and run.done < run.total:
+            status = "stopped"  # interrupted, or an imap closed before its end
         self._meta.append(
             (
                 "UPDATE runs SET ended = ?, status = ?, updated = ? WHERE run_id = ?",
@@ -333,6 +338,8 @@ class RunLog(PipelineCallback):
         run = context.state.get(self._key)
         if run is not None:
             status = run.marks.pop((context.path, context.items), "ok")
+            if context.depth == 0:
+                run.done += 1
             end = context.event_time
             self._items.append((run.run_id, context.path, context.items, status, end, duration))
 

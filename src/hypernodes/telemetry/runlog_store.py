@@ -6,7 +6,8 @@ is used.  Tables:
 
 - ``runs``: one row per top-level call (``run``, ``map``, ``imap`` ...): id, pipeline name,
   kind, items total, the pipeline's structure (JSON), engine, versions, host and pid, start, end,
-  status (``running``, ``ok``, ``failed``) and ``updated`` (the last write, a heartbeat);
+  status (``running``, ``ok``, ``failed``: a node call failed, ``stopped``: the map ended before
+  all its items, as on Ctrl-C or an ``imap`` closed early) and ``updated`` (the last write, a heartbeat);
 - ``node_batches``: the node calls that ran or were cached, one row per run, pipeline path,
   node and status for each write (about every half second): ``count``, ``seconds`` (their total
   time) and ``slowest``, then per call, packed as little-endian arrays, the top-level item index
