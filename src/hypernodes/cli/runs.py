@@ -19,6 +19,7 @@ import click
 
 from ..telemetry import runlog_store as store
 from ..telemetry.report import inputs_text, seconds_text, write_report
+from ..telemetry.ui import serve
 
 _RUNS_EXAMPLES = """\b
 Examples:
@@ -36,6 +37,7 @@ def register(cli: click.Group) -> None:
     """Add ``runs`` and ``report`` to the ``hypernodes`` command."""
     cli.add_command(runs)
     cli.add_command(report)
+    cli.add_command(ui)
 
 
 @click.group(epilog=_RUNS_EXAMPLES)
@@ -251,6 +253,25 @@ def report(folder: Path, run: str, output: Path) -> None:
     table, failures with inputs, timeline); it needs no network to view."""
     run_id = write_report(os.fspath(folder), run, os.fspath(output))
     click.echo(f"wrote {output} (run {run_id})")
+
+
+@click.command(epilog="\b\nExamples:\n  hypernodes ui runs/\n  hypernodes ui runs/ --port 0\n")
+@_folder_argument
+@click.option(
+    "--port",
+    type=int,
+    default=8765,
+    show_default=True,
+    help="The port on 127.0.0.1 (0: any free one).",
+)
+def ui(folder: Path, port: int) -> None:
+    """Serve a local web page (127.0.0.1 only) that lists FOLDER's runs and shows each one as the
+    report does, following runs in progress.  Needs pip install "hypernodes[ui]"."""
+
+    def ready(url: str) -> None:
+        click.echo(f"serving the run log of {folder} on {url} (Ctrl-C to stop)")
+
+    serve(os.fspath(folder), port, on_ready=ready)
 
 
 def _when(stamp: float | None) -> str:

@@ -83,16 +83,23 @@ def load(folder: str, run: str | None) -> ReportData:
 def render_html(data: ReportData) -> str:
     """The report page as one string of HTML."""
     run = data.run
+    return (
+        "<!DOCTYPE html><html lang='en'><head><meta charset='utf-8'>"
+        f"<title>{escape(run.pipeline)} · {escape(run.run_id)}</title>"
+        f"<style>{_CSS}</style></head><body>{render_body(data)}</body></html>"
+    )
+
+
+def render_body(data: ReportData) -> str:
+    """The report's content, without the page around it (the UI swaps it in as a run goes)."""
+    run = data.run
     parts = [
-        "<!DOCTYPE html><html lang='en'><head><meta charset='utf-8'>",
-        f"<title>{escape(run.pipeline)} · {escape(run.run_id)}</title>",
-        f"<style>{_CSS}</style></head><body>",
         _header(data),
         "<h2>Graph</h2>",
         f"<div class='graph'>{graph_svg(data)}</div>",
         _legend(),
         "<h2>Nodes</h2>",
-        node_table(data.nodes, run.duration),
+        node_table(data.nodes, node_seconds(data.nodes)),
         "<h2>Failures</h2>",
         failure_table(data.failures, data.failure_total),
     ]
@@ -103,7 +110,6 @@ def render_html(data: ReportData) -> str:
         "<p class='meta'>Each row is a node; each cell a slice of the run, darker the more "
         "of it the node's calls filled (red ticks: failures). Hover a row for its totals.</p>",
         timeline_svg(data.spans, data.failures, run),
-        "</body></html>",
     ]
     return "".join(parts)
 
@@ -155,11 +161,20 @@ def _legend() -> str:
         f"<span class='swatch' style='background:{color}'></span>{escape(name)} &nbsp; "
         for name, color in STATUS_COLORS.items()
     )
-    return f"<p class='meta'>{cells}(thicker border: more of the run's time)</p>"
+    return (
+        f"<p class='meta'>{cells}(share: of the time of all node calls; thicker border: "
+        "a larger share)</p>"
+    )
+
+
+def node_seconds(nodes: Sequence[store.NodeStats]) -> float:
+    """The time of every node call of the run, added up (what a node's share is of)."""
+    return sum(s.seconds for s in nodes)
 
 
 def node_table(nodes: Sequence[store.NodeStats], total: float) -> str:
-    """The per-node table: counts by status, time, mean and slowest call."""
+    """The per-node table: counts by status, time, its share of all node time (``total``),
+    mean and slowest call."""
     head = (
         "<tr><th>node</th><th>ran</th><th>cached</th><th>failed</th><th>retried</th>"
         "<th>timed out</th><th>time</th><th>share</th><th>mean</th><th>slowest</th></tr>"
@@ -235,7 +250,7 @@ def graph_svg(data: ReportData) -> str:
         stats = {(s.path, s.node): s for s in data.nodes}
         digraph = graphviz.Digraph(graph_attr={"rankdir": "TB", "fontname": "Helvetica"})
         digraph.attr("node", fontname="Helvetica", fontsize="11")
-        _draw(digraph, structure, structure["name"], stats, data.run.duration, "")
+        _draw(digraph, structure, structure["name"], stats, node_seconds(data.nodes), "")
         svg = render(digraph, "svg").decode("utf-8")
     except HyperNodesError as exc:
         return f"<p class='note'>Graph not drawn: {escape(str(exc))}</p>"
