@@ -263,3 +263,29 @@ def test_an_imap_closed_early_is_a_stopped_run(tmp_path):
     run, stats = _one_run(tmp_path)
     assert (run.status, run.total) == ("stopped", 10)
     assert run.ended is not None and stats["plus_one"].ran < 10
+
+
+def test_a_forked_child_logs_through_its_own_connection(tmp_path):
+    log = RunLog(tmp_path)
+    pipeline = Pipeline([checked], callbacks=[log], name="forked")
+    pipeline.run({"x": 1})  # the parent's connection is open now
+    with log._write_lock:  # fork while the parent's writer is in the middle of a write
+        pid = os.fork()
+        if pid == 0:  # the child: a run of its own, then out without the parent's atexit
+            try:
+                pipeline.run({"x": 2})
+            finally:
+                os._exit(0)
+    deadline = time.monotonic() + 30
+    while os.waitpid(pid, os.WNOHANG) == (0, 0):
+        if time.monotonic() > deadline:
+            os.kill(pid, 9)
+            os.waitpid(pid, 0)
+            pytest.fail("the forked child hung on the parent's run log")
+        time.sleep(0.05)
+    pipeline.run({"x": 4})
+    with store.reading(tmp_path) as conn:
+        runs = store.list_runs(conn)
+        assert conn.execute("PRAGMA integrity_check").fetchone()[0] == "ok"
+    assert len(runs) == 3 and {r.pid for r in runs} == {os.getpid(), pid}
+    assert all(r.status == "ok" for r in runs)

@@ -147,6 +147,15 @@ def _flush_all() -> None:
         log.flush(final=True)
 
 
+def _after_fork() -> None:
+    """In a forked child: the parent's connection, locks and writer thread are not ours."""
+    for log in list(_LOGS):
+        log._reset()
+
+
+os.register_at_fork(after_in_child=_after_fork)
+
+
 def new_run_id() -> str:
     """A run id that sorts by start time: ``20260101-120000-1a2b3c``."""
     return time.strftime("%Y%m%d-%H%M%S") + "-" + secrets.token_hex(3)
@@ -188,6 +197,19 @@ class RunLog(PipelineCallback):
         self._thread: threading.Thread | None = None
         self._host = socket.gethostname()
         _LOGS.add(self)
+
+    def _reset(self) -> None:
+        """Start afresh (a forked child): no queue, connection, writer or call in flight."""
+        self._nodes.clear()
+        self._items.clear()
+        self._meta.clear()
+        self._held = []
+        self._write_lock = threading.Lock()
+        self._thread_lock = threading.Lock()
+        self._conn = None  # the parent's: never used (nor closed) here
+        self._active = 0
+        self._wake = threading.Event()
+        self._thread = None
 
     def __repr__(self) -> str:
         return f"RunLog({os.fspath(self.folder)!r})"
