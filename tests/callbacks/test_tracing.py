@@ -102,11 +102,43 @@ def test_cached_and_error_attributes(traced):
 def test_waterfall_chart(traced):
     callback, _ = traced
     nested(callback).run({"xs": [1, 2, 3]})
+    figure = callback.get_waterfall_chart(group_by="span")  # one row per span
+    rows = [label for bar in figure.data for label in bar.y]
+    assert len(rows) == len(set(rows)) == len(callback.records) > 0
+    assert any("double" in label for label in rows)
+    assert all(width > 0 for bar in figure.data for width in bar.x)
+
+
+def _draw_many(callback, items: int) -> None:
+    Pipeline([double], callbacks=[callback], name="many").map({"x": list(range(items))}, "x")
+
+
+def test_waterfall_groups_spans_by_node_and_by_item(traced):
+    callback, _ = traced
+    _draw_many(callback, 50)
+    by_node = callback.get_waterfall_chart()
+    assert list(by_node.layout.yaxis.categoryarray) == [
+        "map many",
+        "\u2003items of many",
+        "\u2003\u2003double",
+    ]
+    doubles = next(bar for bar in by_node.data if bar.name == "node")
+    assert len(doubles.x) == 50 and set(doubles.y) == {"\u2003\u2003double"}
+    assert by_node.layout.xaxis.side == "top"  # the time axis stays in view
+    by_item = callback.get_waterfall_chart(group_by="item")
+    rows = list(by_item.layout.yaxis.categoryarray)
+    assert len(rows) == 2 + 50 and rows[2].endswith("many item 0")
+    with pytest.raises(ValueError, match="group_by must be one of"):
+        callback.get_waterfall_chart(group_by="nodes")
+
+
+def test_a_waterfall_of_20000_spans_stays_small():
+    callback = TelemetryCallback()
+    _draw_many(callback, 10_000)  # 10,000 item spans and 10,000 node spans
+    assert len(callback.records) == 20_001
     figure = callback.get_waterfall_chart()
-    bar = figure.data[0]
-    assert len(bar.y) == len(callback.records) > 0
-    assert any("double" in label for label in bar.y)
-    assert all(width > 0 for width in bar.x)
+    assert len(figure.layout.yaxis.categoryarray) == 3
+    assert len(figure.to_html(include_plotlyjs=False)) < 3_000_000
 
 
 NO_PROVIDER = """
@@ -125,7 +157,7 @@ names = sorted(r.name for r in telemetry.records)
 assert names == ["double"] * 3 + ["item 0", "item 1", "item 2", "map p"], names
 assert all(r.end >= r.start for r in telemetry.records)
 figure = telemetry.get_waterfall_chart()
-assert len(figure.data[0].y) == 7
+assert sum(len(bar.y) for bar in figure.data) == 7
 print("ok")
 """
 

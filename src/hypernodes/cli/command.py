@@ -41,6 +41,7 @@ from .io import (
     parse_assignment,
     read_inputs_file,
 )
+from .runs import register as register_runs
 
 EXIT_FAILURE = 1
 EXIT_USAGE = 2
@@ -57,6 +58,7 @@ Examples:
   hypernodes describe examples/cli_pipelines.py:corpus
   hypernodes viz examples/cli_pipelines.py:corpus -o corpus.svg --depth 2
   hypernodes cache info .cache/hypernodes
+  hypernodes runs show runs/ last
 """
 
 
@@ -701,6 +703,9 @@ def _usage_like(exc: BaseException) -> bool:
 def _report(message: str, code: int) -> int:
     click.echo(f"hypernodes: error: {message}", err=True)
     return code
+
+
+register_runs(cli)  # `runs list/show/watch` and `report`, in cli/runs.py
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -18,8 +18,11 @@ from ..execution.context import RunContext
 from ..execution.failure import add_failure_note
 from ..execution.plan import Plan, compile_plan
 from ..observe import events
-from ..observe.callbacks import dispatcher_for
+from ..observe.callbacks import RunOrigin, dispatcher_for
+from ..telemetry import env as run_log_env
 from ..viz import repr_svg, visualize
+from ..viz.widget import ENGINES as WIDGET_ENGINES
+from ..viz.widget import GraphWidget
 from .checks import (
     check_cache,
     check_callbacks,
@@ -148,8 +151,9 @@ class Pipeline:
         style: str | Style | Mapping[str, Any] = "default",
         show_legend: bool = False,
         return_type: Literal["auto", "graphviz", "svg", "html"] = "auto",
+        engine: Literal["graphviz", "widget", "js"] = "graphviz",
     ) -> Any:
-        """Draw the pipeline with graphviz.
+        """Draw the pipeline with graphviz, or as an interactive widget.
 
         ``filename`` also writes the picture, in the format its extension names (``.svg``,
         ``.png``, ``.pdf``; ``.dot``/``.gv`` write the DOT source).  ``orient`` is the direction
@@ -162,7 +166,24 @@ class Pipeline:
         the ``graphviz.Digraph`` (Jupyter shows it as a picture), ``"svg"`` the SVG text,
         ``"html"`` an ``IPython.display.HTML`` of it.  Needs ``pip install "hypernodes[viz]"``
         and the graphviz ``dot`` program to render.
+
+        ``engine="widget"`` (or ``"js"``, the original HyperNodes' name) returns instead a
+        :class:`hypernodes.viz.widget.GraphWidget`: an interactive graph drawn in the browser
+        (pan, zoom, expand nested pipelines, a node's details on click, light/dark theme), shown
+        as HTML in Jupyter; ``depth=None`` (or above 1) opens nested pipelines, ``style="dark"``
+        starts it dark, and a ``filename`` ending in ``.html`` saves it.  It needs no graphviz.
         """
+        if engine in WIDGET_ENGINES:
+            widget = GraphWidget(
+                self,
+                theme="dark" if style == "dark" else "light",
+                expanded=depth is None or depth > 1,
+            )
+            if filename is not None:
+                widget.save(filename)
+            return widget
+        if engine != "graphviz":
+            raise HyperNodesError(f"engine must be 'graphviz', 'widget' or 'js', got {engine!r}")
 
         loop = nesting_cycle(self.label, self.pgraph)
         if loop is not None:
@@ -413,10 +434,14 @@ class Pipeline:
     # -- internals shared with nested pipelines and engines ----------------------------------
 
     def _root_context(self) -> RunContext:
+        engine = self.engine if self.engine is not None else default_engine()
+        callbacks = self.callbacks
+        if run_log_env.PATH is not None:  # HYPERNODES_RUN_LOG: every call goes to the run log
+            callbacks = run_log_env.with_run_log(callbacks)
         return RunContext(
-            engine=self.engine if self.engine is not None else default_engine(),
+            engine=engine,
             cache=self.cache,
-            dispatcher=dispatcher_for(self.callbacks),
+            dispatcher=dispatcher_for(callbacks, RunOrigin(self, engine)) if callbacks else None,
             path=(self.label,),
             items=(None,),
         )

@@ -26,6 +26,15 @@ from .hooks import HOOKS
 Event = tuple[str, tuple[str, ...], tuple[int | None, ...], float, dict[str, Any]]
 
 
+@dataclass(frozen=True, slots=True)
+class RunOrigin:
+    """What the user called: the top-level ``Pipeline`` and the engine running it (for callbacks
+    that record a run's structure and set-up, such as the run log)."""
+
+    pipeline: Any
+    engine: Any
+
+
 class CallbackWarning(RuntimeWarning):
     """A callback raised; it was disabled for the rest of the run."""
 
@@ -47,6 +56,9 @@ class CallbackContext:
     state: dict[str, Any] = field(default_factory=dict, compare=False, repr=False)
     #: when a relayed event happened (``time.time()``); None for live events, which happen now
     timestamp: float | None = None
+    #: the pipeline and engine of the top-level call (None where not known, e.g. under a nested
+    #: pipeline that has callbacks of its own)
+    origin: RunOrigin | None = field(default=None, compare=False, repr=False)
 
     def get(self, key: str, default: Any = None) -> Any:
         """The value kept under ``key`` in the shared ``state`` (``default`` if none)."""
@@ -216,9 +228,10 @@ class Dispatcher:
     skips building an event that nobody handles.
     """
 
-    def __init__(self, callbacks: Sequence[Any]) -> None:
+    def __init__(self, callbacks: Sequence[Any], origin: RunOrigin | None = None) -> None:
         self.callbacks = list(callbacks)
         self.state: dict[str, Any] = {}
+        self.origin = origin
         self._lock = threading.RLock()
         self.listeners: dict[str, list[tuple[Any, Any]]] = {}
         self._listen(self.callbacks)
@@ -235,7 +248,7 @@ class Dispatcher:
         self, path: tuple[str, ...], items: tuple[int | None, ...], timestamp: float | None = None
     ) -> CallbackContext:
         """A context for events at ``path``/``items`` (``timestamp`` only for replayed events)."""
-        return CallbackContext(path, items, self.state, timestamp)
+        return CallbackContext(path, items, self.state, timestamp, self.origin)
 
     def emit(self, hook: str, **kwargs: Any) -> None:
         """Call ``hook`` on every callback that handles it, under the dispatcher's lock."""
@@ -327,12 +340,14 @@ __all__ = [
     "Dispatcher",
     "EventRecorder",
     "PipelineCallback",
+    "RunOrigin",
 ]
 
 
-def dispatcher_for(callbacks: Any) -> Dispatcher | None:
-    """A dispatcher for ``callbacks``, or None when none of them handles any event."""
+def dispatcher_for(callbacks: Any, origin: RunOrigin | None = None) -> Dispatcher | None:
+    """A dispatcher for ``callbacks``, or None when none of them handles any event.  ``origin``
+    (the top-level call's pipeline and engine) is what ``CallbackContext.origin`` gives."""
     if not callbacks:
         return None
-    dispatcher = Dispatcher(callbacks)
+    dispatcher = Dispatcher(callbacks, origin)
     return dispatcher if dispatcher.active else None

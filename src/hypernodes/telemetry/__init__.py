@@ -1,10 +1,11 @@
-"""Seeing what a pipeline does: progress bars and OpenTelemetry tracing, built on callbacks."""
+"""Seeing what a pipeline does: progress bars, the run log and OpenTelemetry tracing, built on
+callbacks."""
 
 from __future__ import annotations
 
 from typing import Any
 
-__all__ = ["ProgressCallback", "TelemetryCallback"]
+__all__ = ["ProfileCallback", "ProgressCallback", "RunLog", "TelemetryCallback"]
 
 
 def __getattr__(name: str) -> Any:
@@ -13,6 +14,14 @@ def __getattr__(name: str) -> Any:
         from .progress import ProgressCallback
 
         return ProgressCallback
+    if name == "ProfileCallback":
+        from .profile import ProfileCallback
+
+        return ProfileCallback
+    if name == "RunLog":
+        from .runlog import RunLog
+
+        return RunLog
     if name == "TelemetryCallback":
         from .tracing import TelemetryCallback
 

@@ -4,7 +4,8 @@ Spans carry the node, item index, cache and error status as attributes, and use 
 timestamps, so events relayed from worker processes land at the time they happened.  Any OTel
 exporter works: pass a ``TracerProvider`` (or a tracer) or use the globally configured one.  The
 callback keeps its own record of every span (``records``) whether or not a provider is set up, so
-``get_waterfall_chart()`` draws the calls seen so far as a plotly timeline even with no exporter.
+``get_waterfall_chart()`` draws the calls seen so far as a plotly timeline even with no exporter,
+grouped by node (or by item) so that large maps stay readable.
 """
 
 from __future__ import annotations
@@ -229,8 +230,9 @@ class TelemetryCallback(PipelineCallback):
 
     # -- chart --------------------------------------------------------------------------------
 
-    def get_waterfall_chart(self, title: str = "HyperNodes run") -> Any:
-        """A plotly figure: one bar per span, in start order, indented by depth."""
+    def get_waterfall_chart(self, title: str = "HyperNodes run", group_by: str = "node") -> Any:
+        """A plotly timeline of the spans so far: by default one row per node (every call of it
+        a bar on that row), ``group_by="item"`` one row per map item, ``"span"`` one per span."""
         from .waterfall import waterfall_figure
 
-        return waterfall_figure(list(self.records), title=title)
+        return waterfall_figure(list(self.records), title=title, group_by=group_by)
