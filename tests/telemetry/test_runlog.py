@@ -166,11 +166,13 @@ def test_rows_are_written_while_the_map_runs(tmp_path):
         deadline = time.monotonic() + 20
         while seen < 5 and time.monotonic() < deadline:
             time.sleep(0.05)
-            if store.database_path(tmp_path).exists():
+            try:
                 with store.reading(tmp_path) as conn:
                     run = store.find_run(conn, None)
                     seen = sum(store.item_counts(conn, run).values())
                     assert run.status == "running" and run.ended is None
+            except store.RunLogError:  # not created yet, or no run in it yet
+                continue
         assert seen == 5  # items 0-4 are in the file while item 5 waits
     finally:
         gate.set()
@@ -289,3 +291,11 @@ def test_a_forked_child_logs_through_its_own_connection(tmp_path):
         assert conn.execute("PRAGMA integrity_check").fetchone()[0] == "ok"
     assert len(runs) == 3 and {r.pid for r in runs} == {os.getpid(), pid}
     assert all(r.status == "ok" for r in runs)
+
+
+def test_a_run_log_still_being_created_is_a_named_error(tmp_path):
+    import sqlite3
+
+    sqlite3.connect(store.database_path(tmp_path)).close()  # the file, before its tables
+    with pytest.raises(store.RunLogError, match="being created"), store.reading(tmp_path):
+        pass

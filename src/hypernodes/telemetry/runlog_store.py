@@ -147,9 +147,18 @@ def reading(folder: str | os.PathLike[str]) -> Iterator[sqlite3.Connection]:
     conn = sqlite3.connect(path, timeout=30.0, isolation_level=None)
     conn.row_factory = sqlite3.Row
     try:
+        if not _has_runs_table(conn):  # the first writer made the file, not yet its tables
+            raise RunLogError(
+                f"the run log in {os.fspath(folder)!r} is being created; try again in a moment"
+            )
         yield conn
     finally:
         conn.close()
+
+
+def _has_runs_table(conn: sqlite3.Connection) -> bool:
+    sql = "SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'runs'"
+    return conn.execute(sql).fetchone() is not None
 
 
 # -- reading -----------------------------------------------------------------------------------
