@@ -185,8 +185,10 @@ class HypernodesEngine:
     def __enter__(self) -> HypernodesEngine:
         return self
 
-    def __exit__(self, *exc_info: object) -> None:
-        self.shutdown()
+    def __exit__(self, exc_type: type[BaseException] | None, *exc_info: object) -> None:
+        # After Ctrl-C (or SystemExit) do not wait for items that may never return.
+        interrupted = exc_type is not None and not issubclass(exc_type, Exception)
+        self.shutdown(wait=not interrupted)
 
     def __reduce__(self) -> tuple[Any, ...]:
         # A copy for a worker process: same configuration, no workers.

@@ -21,7 +21,7 @@ import asyncio
 import os
 import threading
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Iterator
-from concurrent.futures import Future, ThreadPoolExecutor
+from concurrent.futures import Future
 from contextlib import aclosing, contextmanager
 from functools import partial
 from typing import Any
@@ -41,6 +41,7 @@ from .loops import (
     run_items,
 )
 from .plan import Plan
+from .pool import DaemonPool
 from .streams import arun_one, astream_batched, run_batch, stream_batched
 
 Rows = Iterator[tuple[int, dict[str, Any]]]
@@ -243,22 +244,23 @@ class SequentialExecutor(Executor):
 
 
 class LevelPools:
-    """Thread pools of one executor, one per scheduling level, started on first use."""
+    """Thread pools of one executor, one per scheduling level, started on first use (daemon
+    threads: see :mod:`.pool`)."""
 
     def __init__(self, workers: int, prefix: str) -> None:
         self.workers = workers
         self.prefix = prefix
         self._lock = threading.Lock()
-        self._pools: dict[int, ThreadPoolExecutor] = {}
+        self._pools: dict[int, DaemonPool] = {}
 
-    def get(self, level: int) -> ThreadPoolExecutor:
+    def get(self, level: int) -> DaemonPool:
         pool = self._pools.get(level)
         if pool is None:
             with self._lock:
                 pool = self._pools.get(level)
                 if pool is None:
-                    pool = self._pools[level] = ThreadPoolExecutor(
-                        max_workers=self.workers,
+                    pool = self._pools[level] = DaemonPool(
+                        self.workers,
                         thread_name_prefix=f"{self.prefix}-L{level}",
                         initializer=_enter_level,
                         initargs=(level,),
