@@ -92,7 +92,7 @@ def _check_retry_on(retry_on: Any, where: str) -> tuple[type[BaseException], ...
 
 
 def _check_number(value: Any, what: str, where: str, positive: bool = False) -> float:
-    if type(value) is float and value > 0:  # the common case, at once
+    if type(value) is float and 0 < value < math.inf:  # the common case, at once
         return value
     ok = isinstance(value, (int, float)) and not isinstance(value, bool)
     if not ok or not math.isfinite(value) or value < 0 or (positive and value == 0):
