@@ -9,7 +9,8 @@ defaults, resources, and for batch nodes the call that runs many items at once.
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Awaitable, Callable, Mapping, Sequence
+from collections.abc import Set as AbstractSet
 from dataclasses import dataclass
 from operator import itemgetter
 from typing import TYPE_CHECKING, Any
@@ -304,9 +305,9 @@ def one_item(
     def call_one(*args: Any) -> Any:
         result = call(*[[a] if wrap else a for a, wrap in zip(args, listed)])
         if n_outputs == 1:
-            return _column(result, 1, name, None)[0]
+            return next(iter(_column(result, 1, name, None)))  # by position, not label
         columns = _columns(result, n_outputs, 1, name)
-        return tuple(column[0] for column in columns)
+        return tuple(next(iter(column)) for column in columns)
 
     return call_one
 
@@ -362,18 +363,40 @@ def batch_runner(
 
 
 def _column(result: Any, n: int, name: str, output: str | None) -> Any:
-    """``result`` checked to be a sequence of ``n`` values (a list, tuple, array, ...)."""
+    """``result`` checked to be an ordered sequence of ``n`` values (a list, tuple, array,
+    Series, ...), whose values are read in iteration order."""
     try:
         size = len(result)
     except TypeError:
         size = -1
-    if size != n or isinstance(result, (str, bytes, dict)):
+    if size != n or _unordered(result):
         what = f"output {output!r} of batch node {name!r}" if output else f"batch node {name!r}"
         kind = unfinished_kind(result)
-        advice = unfinished_hint(kind) if kind else "return a list with one value per item"
+        advice = unfinished_hint(kind) if kind else _column_advice(result)
         shown = f"{type(result).__name__}" + ("" if size < 0 else f" of length {size}")
         raise OutputShapeError(f"{what} got {n} item(s) but returned {shown}; {advice}")
     return result
+
+
+def _unordered(result: Any) -> bool:
+    """Whether ``result`` has a length but no per-item order to read values by: a set or a
+    mapping has no row order, a string is one value, a table iterates over its columns."""
+    return isinstance(result, (str, bytes, AbstractSet, Mapping)) or _is_table(result)
+
+
+def _is_table(result: Any) -> bool:
+    return hasattr(result, "columns") and not hasattr(result, "dtype")  # not a Series/array
+
+
+def _column_advice(result: Any) -> str:
+    if isinstance(result, AbstractSet):
+        return "a set has no order, so its values cannot be matched to the items; return a list"
+    if _is_table(result):
+        return (
+            "a table cannot be split into items by position; return a list with one value per "
+            "item (df.to_dict('records') for one dict per row, df['col'].tolist() for one column)"
+        )
+    return "return a list with one value per item"
 
 
 def _columns(result: Any, n_outputs: int, n: int, name: str) -> Sequence[Any]:
