@@ -57,9 +57,11 @@ ITEMS = [3, 1, 2, 9, 7]
 )
 @pytest.mark.parametrize("executor", ["sequential", "threaded"])
 def test_an_unordered_or_wrong_length_batch_return_is_refused(fn, says, executor):
-    with HypernodesEngine(map_executor=executor) as engine:
-        with pytest.raises(OutputShapeError, match=f"batch node '{fn.name}'") as info:
-            Pipeline([fn], engine=engine).map({"x": ITEMS}, map_over="x")
+    with (
+        HypernodesEngine(map_executor=executor) as engine,
+        pytest.raises(OutputShapeError, match=f"batch node '{fn.name}'") as info,
+    ):
+        Pipeline([fn], engine=engine).map({"x": ITEMS}, map_over="x")
     assert says in str(info.value)
     assert isinstance(info.value, HyperNodesError)
 
