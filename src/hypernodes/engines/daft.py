@@ -36,7 +36,7 @@ from ..execution.step import Step
 from ..model.graph import PipelineGraph
 from ..model.mapspec import MapItems
 from ..model.node import Node
-from ..model.resources import close_resources
+from ..model.resources import release_resources
 from .base import is_tolerant
 from .hypernodes import HypernodesEngine, make_executor
 
@@ -179,7 +179,7 @@ class DaftEngine:
 
         _stop_ray(self._ray)
         self._ready = False
-        close_resources()
+        release_resources()
 
     def __enter__(self) -> DaftEngine:
         return self

@@ -20,13 +20,14 @@ from ..execution.executors import (
     LevelPools,
     SequentialExecutor,
     ThreadedExecutor,
+    check_workers,
     current_level,
     offloaded_items,
 )
 from ..execution.loops import ObservedItems, Offload, iter_batched, map_batched, run_item, run_items
 from ..execution.plan import Plan, batch_size_for
 from ..execution.remote import in_worker
-from ..model.resources import close_resources
+from ..model.resources import release_resources
 from .base import is_tolerant
 from .parallel import ParallelExecutor
 
@@ -65,6 +66,7 @@ class HypernodesEngine:
         ):
             raise ExecutorError(f"batch_size must be a whole number >= 1, got {batch_size!r}")
         self.batch_size = batch_size
+        check_workers(max_workers, "HypernodesEngine")
         self._node: Executor = make_executor(node_executor, "node_executor", max_workers)
         self._map: Executor = make_executor(map_executor, "map_executor", max_workers)
         self.node_executor = node_executor
@@ -180,7 +182,7 @@ class HypernodesEngine:
         self._node.shutdown(wait)
         self._map.shutdown(wait)
         self._aio.close(wait)
-        close_resources()
+        release_resources()
 
     def __enter__(self) -> HypernodesEngine:
         return self

@@ -29,6 +29,7 @@ from ..execution.driver import default_chunk_size, remote_map
 from ..execution.executors import Executor
 from ..execution.plan import Plan, chunk_size_for
 from ..execution.remote import run_chunk
+from ..model.checks import check_seconds
 
 _WHERE = "a worker process of map_executor='parallel'"
 
@@ -60,7 +61,7 @@ class ParallelExecutor(Executor):
         super().__init__(max_workers)
         if backend not in ("auto", "loky", "process"):
             raise ExecutorError(f"backend must be 'auto', 'loky' or 'process', got {backend!r}")
-        self.idle_timeout = idle_timeout
+        self.idle_timeout = check_seconds(idle_timeout, "idle_timeout", "ParallelExecutor")
         self.backend = backend
         self.workers = max_workers or _cpu_count()
         self._pool: FuturesExecutor | None = None

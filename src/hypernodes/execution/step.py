@@ -189,15 +189,30 @@ def store_outputs(
         n = len(result)
     except TypeError:
         n = -1
-    if n != len(outputs):
-        kind = unfinished_kind(result)
-        advice = unfinished_hint(kind) if kind else f"return a tuple of {len(outputs)} values"
-        raise OutputShapeError(
-            f"node {name!r} declares {len(outputs)} outputs {outputs} but returned "
-            f"{type(result).__name__}{'' if n < 0 else f' of length {n}'}; {advice}"
-        )
+    if n != len(outputs) or (type(result) is not tuple and _unordered(result)):
+        raise _outputs_error(result, n, name, outputs)
     for i, out in pairs:
         values[out] = result[i]
+
+
+def _outputs_error(result: Any, n: int, name: str, outputs: tuple[str, ...]) -> OutputShapeError:
+    kind = unfinished_kind(result)
+    if kind:
+        advice = unfinished_hint(kind)
+    elif isinstance(result, Mapping):
+        picked = ", ".join(f"d[{o!r}]" for o in outputs)
+        advice = (
+            f"a mapping is not read by name; return the values as a tuple in the order of "
+            f"output_name {outputs}: return {picked}"
+        )
+    elif isinstance(result, AbstractSet):
+        advice = f"a set has no order; return a tuple of {len(outputs)} values in order {outputs}"
+    else:
+        advice = f"return a tuple of {len(outputs)} values"
+    return OutputShapeError(
+        f"node {name!r} declares {len(outputs)} outputs {outputs} but returned "
+        f"{type(result).__name__}{'' if n < 0 else f' of length {n}'}; {advice}"
+    )
 
 
 def async_node_runner(

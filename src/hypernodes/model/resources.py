@@ -24,10 +24,11 @@ import functools
 import inspect
 import threading
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from typing import Any, Generic, TypeVar, overload
 
 from ..cache.keys import Unhashable, value_token
+from ..exceptions import InvalidSettingError, ResourceError
 from ..execution.aio import run_sync
 from .node import importable, node_at
 
@@ -51,9 +52,14 @@ class ResourceFactory(Generic[T]):
         cache_key: Any = None,
     ) -> None:
         if not callable(func):
-            raise TypeError(f"@resource needs a function, got {func!r}")
+            raise InvalidSettingError(
+                f"@resource needs a function that makes the resource, got {func!r}; decorate the "
+                "function itself (@resource or @resource(teardown=...) above def ...)"
+            )
         if teardown is not None and not callable(teardown):
-            raise TypeError(f"teardown must be callable, got {teardown!r}")
+            raise InvalidSettingError(
+                f"teardown must be a function taking the resource, got {teardown!r}"
+            )
         self.func = func
         self.teardown = teardown
         self.cache_key = cache_key
@@ -111,7 +117,11 @@ class Resource(Generic[T]):
 
     def __init__(self, factory: Callable[..., T], /, *args: Any, **kwargs: Any) -> None:
         if not callable(factory):
-            raise TypeError(f"Resource needs a factory function, got {factory!r}")
+            raise InvalidSettingError(
+                f"Resource needs a factory function, got {factory!r}; write Resource(make, *args) "
+                "with make a function that builds the value (Resource(lambda: value) for a value "
+                "made already)"
+            )
         self.factory = factory
         self.args = args
         self.kwargs = kwargs
@@ -234,7 +244,14 @@ def _make(recipe: Resource) -> tuple[Any, Callable[[], Any] | None]:
         func, teardown = factory.func, factory.teardown
     if inspect.isgeneratorfunction(func):
         generator = func(*recipe.args, **recipe.kwargs)
-        value = next(generator)
+        try:
+            value = next(generator)
+        except StopIteration:
+            raise ResourceError(
+                f"resource factory {getattr(func, '__qualname__', func)!r} is a generator "
+                "function that returned without yielding its value; yield the resource once "
+                "(yield client), and put the teardown code after the yield"
+            ) from None
         return value, functools.partial(_finish_generator, generator)
     value = func(*recipe.args, **recipe.kwargs)
     if inspect.isawaitable(value):
@@ -258,6 +275,41 @@ def _finish_generator(generator: Any) -> None:
         return
     generator.close()
     raise RuntimeError("a resource factory that is a generator must yield exactly once")
+
+
+#: calls (runs, maps) running now with resources among their inputs, and whether an engine's
+#: shutdown asked for a teardown while they ran
+_USERS = [0]
+_CLOSE_PENDING = [False]
+
+
+@contextlib.contextmanager
+def resources_in_use() -> Iterator[None]:
+    """Held by a run or map whose inputs include resources: an engine shut down meanwhile
+    (another engine, or this one from another thread) tears them down when the last such call
+    ends, not under its feet."""
+    with _LOCK:
+        _USERS[0] += 1
+    try:
+        yield
+    finally:
+        with _LOCK:
+            _USERS[0] -= 1
+            close = _USERS[0] == 0 and _CLOSE_PENDING[0]
+            if close:
+                _CLOSE_PENDING[0] = False
+        if close:
+            close_resources()
+
+
+def release_resources() -> list[Exception]:
+    """What an engine's ``shutdown()`` calls: :func:`close_resources` now, or, while runs or
+    maps that use resources are still running, when the last of them ends."""
+    with _LOCK:
+        if _USERS[0]:
+            _CLOSE_PENDING[0] = True
+            return []
+    return close_resources()
 
 
 def close_resources() -> list[Exception]:
