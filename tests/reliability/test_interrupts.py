@@ -21,10 +21,21 @@ from pathlib import Path
 
 import pytest
 
+import hypernodes
+
 pytestmark = [
     pytest.mark.timeout(180),
     pytest.mark.skipif(sys.platform == "win32", reason="sends SIGINT to a child process (POSIX)"),
 ]
+
+
+def _env(**extra: str) -> dict[str, str]:
+    """The environment of a child process: this checkout's hypernodes first on its path."""
+    src = str(Path(hypernodes.__file__).resolve().parents[1])
+    env = {**os.environ, **extra}
+    env["PYTHONPATH"] = os.pathsep.join([src, env.get("PYTHONPATH", "")])
+    return env
+
 
 PARALLEL_CHILD = """
 import os, sys, time
@@ -74,7 +85,7 @@ def test_sigint_to_the_parent_of_a_parallel_map_keeps_the_finished_items(tmp_pat
     script.write_text(textwrap.dedent(PARALLEL_CHILD))
     marks = tmp_path / "marks"
     marks.mkdir()
-    env = {**os.environ, "HN_MARKS": str(marks), "HN_ROUND": "1"}
+    env = _env(HN_MARKS=str(marks), HN_ROUND="1")
     cache = str(tmp_path / "cache")
     child = _child(script, env, cache, "parallel")
     try:
@@ -132,7 +143,7 @@ except KeyboardInterrupt:
 def test_ctrl_c_in_a_map_whose_item_never_returns_exits_promptly(executor, scope, tmp_path):
     script = tmp_path / "stuck_map.py"
     script.write_text(textwrap.dedent(STUCK_CHILD))
-    child = _child(script, dict(os.environ), executor, scope)
+    child = _child(script, _env(), executor, scope)
     try:
         assert child.stdout.readline().strip() == "started"
         time.sleep(0.3)

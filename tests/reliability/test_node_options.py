@@ -13,13 +13,16 @@ checks run where that holds: a child process (a sequential run) and ``"parallel"
 from __future__ import annotations
 
 import math
+import os
 import subprocess
 import sys
 import textwrap
 import time
+from pathlib import Path
 
 import pytest
 
+import hypernodes
 from hypernodes import HypernodesEngine, ItemError, Pipeline, node
 from hypernodes.exceptions import InvalidNodeError, NodeTimeoutError
 
@@ -34,6 +37,14 @@ def swallows(x: int) -> int:
         except Exception:  # what a careless retry loop does
             continue
     return x
+
+
+def _env(**extra: str) -> dict[str, str]:
+    """The environment of a child process: this checkout's hypernodes first on its path."""
+    src = str(Path(hypernodes.__file__).resolve().parents[1])
+    env = {**os.environ, **extra}
+    env["PYTHONPATH"] = os.pathsep.join([src, env.get("PYTHONPATH", "")])
+    return env
 
 
 CHILD = """
