@@ -18,7 +18,7 @@ from typing import TYPE_CHECKING, Any
 from ..exceptions import OutputShapeError
 from ..model.checks import unfinished_hint, unfinished_kind
 from ..model.node import Node, is_async
-from ..model.resources import Resource, resolving
+from ..model.resources import Resource, aresolving, resolving
 from .aio import run_sync
 from .layers import call_layers, runner_layers
 
@@ -110,24 +110,35 @@ def batch_node_runner(
 
 
 def _function_call(
-    node: Node, func: Callable[..., Any], wiring: list[tuple[str, str]]
+    node: Node,
+    func: Callable[..., Any],
+    wiring: list[tuple[str, str]],
+    whole: tuple[int, ...] = (),
 ) -> Callable[..., Any]:
     """``func`` (the node's function or its batch function) as a sync callable taking positional
-    arguments in wiring order, with the node's concurrency limit and timeout around it."""
+    arguments in wiring order, with the node's concurrency limit and timeout around it, and the
+    resources at positions ``whole`` resolved (for an ``async def`` function, on the loop that
+    runs it)."""
     layers = call_layers(node)
     if node.is_async if func is node.func else is_async(func):
         coroutine_function = func
         for layer in layers:
             coroutine_function = layer.awrap(coroutine_function, node)
+        if node.keyword_only:
+            coroutine_function = _keyword_adapter(coroutine_function, node, wiring)
+        if whole:  # resources resolved inside, on the loop that runs the call
+            coroutine_function = aresolving(coroutine_function, whole)
 
-        def func(*args: Any, **kwargs: Any) -> Any:
-            return run_sync(coroutine_function(*args, **kwargs))
+        def func(*args: Any) -> Any:
+            return run_sync(coroutine_function(*args))
 
-    else:
-        for layer in layers:
-            func = layer.wrap(func, node)
+        return func
+    for layer in layers:
+        func = layer.wrap(func, node)
     if node.keyword_only:
         func = _keyword_adapter(func, node, wiring)
+    if whole:
+        func = resolving(func, whole)
     return func
 
 
@@ -139,12 +150,12 @@ def _bare_runner(
     fixed: dict[int, Any] | None = None,
 ) -> Runner:
     if node.per_item:
-        func = _function_call(node, node.func, wiring)
+        func = _function_call(node, node.func, wiring, whole)
     else:  # a batch-only node runs one item as a batch of one
         call = _function_call(node, node.func, wiring)
         func = one_item(call, len(wiring), whole, len(node.outputs), node.name)
-    if whole:
-        func = resolving(func, whole)
+        if whole:
+            func = resolving(func, whole)
     if fixed:  # a batch-only node's wrapper lists its arguments: it must get them all
         func = _binding(func, len(wiring), fixed, own=node.per_item)
     keys = read_keys(wiring, fixed)
@@ -243,7 +254,7 @@ def _bare_async_runner(
     if node.keyword_only:
         func = _keyword_adapter(func, node, wiring)
     if whole:
-        func = resolving(func, whole)
+        func = aresolving(func, whole)
     if fixed:
         func = _binding(func, len(wiring), fixed)
     keys = read_keys(wiring, fixed)

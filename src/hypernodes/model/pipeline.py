@@ -471,18 +471,15 @@ class Pipeline:
         if self._bound:
             inputs = {**self._bound, **inputs}
         plan = self.plan(outputs, frozenset(inputs), resource_names(inputs))
-        if plan.resources and ctx.depth == 0:
-            with resources_in_use():
-                return self._execute(plan, inputs, ctx)
-        return self._execute(plan, inputs, ctx)
-
-    @staticmethod
-    def _execute(plan: Plan, inputs: dict[str, Any], ctx: RunContext) -> dict[str, Any]:
-        if ctx.dispatcher is None:
+        if ctx.dispatcher is None and not plan.resources:  # the common case, at once
             return ctx.engine.run(plan, plan.seed(inputs), ctx)
-        with events.observe_run(ctx, ctx.path[-1], inputs) as box:
-            box["outputs"] = result = ctx.engine.run(plan, plan.seed(inputs), ctx)
-        return result
+        using = resources_in_use() if plan.resources and ctx.depth == 0 else nullcontext()
+        with using:
+            if ctx.dispatcher is None:
+                return ctx.engine.run(plan, plan.seed(inputs), ctx)
+            with events.observe_run(ctx, ctx.path[-1], inputs) as box:
+                box["outputs"] = result = ctx.engine.run(plan, plan.seed(inputs), ctx)
+            return result
 
     def _prepared(
         self,

@@ -30,6 +30,7 @@ from typing import Any, Generic, TypeVar, overload
 from ..cache.keys import Unhashable, value_token
 from ..exceptions import InvalidSettingError, ResourceError
 from ..execution.aio import run_sync
+from .loop_resources import aget, close_loop_resources, is_async_factory
 from .node import importable, node_at
 
 T = TypeVar("T")
@@ -176,6 +177,17 @@ class Resource(Generic[T]):
             return entry.value
         return _build(self)
 
+    async def aget(self) -> T:
+        """The object for an ``async def`` node: for an async factory, the copy built on the
+        running event loop (see :mod:`hypernodes.model.loop_resources`), else :meth:`get`."""
+        factory = self.factory
+        func, teardown = factory, None
+        if isinstance(factory, ResourceFactory):
+            func, teardown = factory.func, factory.teardown
+        if not is_async_factory(func):
+            return self.get()
+        return await aget(self, func, teardown)
+
     def __repr__(self) -> str:
         factory = self.factory
         func = factory.func if isinstance(factory, ResourceFactory) else factory
@@ -242,6 +254,10 @@ def _make(recipe: Resource) -> tuple[Any, Callable[[], Any] | None]:
     func: Callable[..., Any] = factory
     if isinstance(factory, ResourceFactory):
         func, teardown = factory.func, factory.teardown
+    if inspect.isasyncgenfunction(func):  # used by a sync node: on this thread's loop
+        agen = func(*recipe.args, **recipe.kwargs)
+        value = run_sync(_first(agen))
+        return value, functools.partial(_finish_async_generator, agen)
     if inspect.isgeneratorfunction(func):
         generator = func(*recipe.args, **recipe.kwargs)
         try:
@@ -266,6 +282,18 @@ def _make(recipe: Resource) -> tuple[Any, Callable[[], Any] | None]:
 
 async def _awaited(awaitable: Any) -> Any:
     return await awaitable
+
+
+async def _first(agen: Any) -> Any:
+    return await agen.__anext__()
+
+
+def _finish_async_generator(agen: Any) -> None:
+    async def finish() -> None:
+        with contextlib.suppress(StopAsyncIteration):
+            await agen.__anext__()
+
+    run_sync(finish())
 
 
 def _finish_generator(generator: Any) -> None:
@@ -314,11 +342,12 @@ def release_resources() -> list[Exception]:
 
 def close_resources() -> list[Exception]:
     """Tear down every resource built in this process (newest first) and forget them; a later
-    use builds them again.  Returns the errors teardowns raised (each is also warned about)."""
+    use builds them again.  Returns the errors teardowns raised (each is also warned about).
+    Resources of async factories are torn down on the event loops they were built on."""
+    errors: list[Exception] = close_loop_resources()
     with _LOCK:
         entries = list(_BUILT.values())
         _BUILT.clear()
-    errors: list[Exception] = []
     for entry in reversed(entries):
         if entry.close is None:
             continue
@@ -357,6 +386,21 @@ def resource_names(values: dict[str, Any]) -> frozenset[str]:
 
 
 _NONE: frozenset[str] = frozenset()
+
+
+def aresolving(func: Callable[..., Any], positions: tuple[int, ...]) -> Callable[..., Any]:
+    """The coroutine function ``func`` called with the resources at argument ``positions``
+    replaced by their objects on the running loop (:meth:`Resource.aget`)."""
+
+    async def acall_with_resources(*args: Any) -> Any:
+        args_list = list(args)
+        for i in positions:
+            value = args_list[i]
+            if isinstance(value, Resource):
+                args_list[i] = await value.aget()
+        return await func(*args_list)
+
+    return acall_with_resources
 
 
 def resolving(func: Callable[..., Any], positions: tuple[int, ...]) -> Callable[..., Any]:
