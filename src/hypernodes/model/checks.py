@@ -314,7 +314,7 @@ def check_seconds(value: Any, what: str, where: str, none_ok: bool = False) -> f
             f"{where}: {what} must be a finite number of seconds > 0{none}, got {_describe(value)}"
             + (f"; write {what}={float(value):g}" if _is_number_text(value) else "")
         )
-    return float(value)
+    return value
 
 
 def _is_number_text(value: Any) -> bool:

@@ -123,21 +123,16 @@ class MapItems:
 def _zipped(seqs: list[Iterable[Any]], names: tuple[str, ...]) -> Iterator[tuple[Any, ...]]:
     """The columns zipped; a :class:`MapError` naming the inputs when one ends before another
     (a stream read as items start, whose length was not known in advance)."""
-    combos = zip(*seqs, strict=True)
-    while True:
-        try:
-            combo = next(combos)
-        except StopIteration:
-            return
-        except ValueError as exc:
-            if not str(exc).startswith("zip() argument"):
-                raise  # the user's own iterator raised it
-            raise MapError(
-                f"map_mode='zip' needs map_over inputs of one length, but {list(names)} are not "
-                f"({_zip_detail(str(exc), names)}); make them the same length, or use "
-                "map_mode='product' for every combination"
-            ) from None
-        yield combo
+    try:
+        yield from zip(*seqs, strict=True)
+    except ValueError as exc:
+        if not str(exc).startswith("zip() argument"):
+            raise  # the user's own iterator raised it
+        raise MapError(
+            f"map_mode='zip' needs map_over inputs of one length, but {list(names)} are not "
+            f"({_zip_detail(str(exc), names)}); make them the same length, or use "
+            "map_mode='product' for every combination"
+        ) from None
 
 
 def _zip_detail(message: str, names: tuple[str, ...]) -> str:
