@@ -200,7 +200,7 @@ def store_outputs(
         n = len(result)
     except TypeError:
         n = -1
-    if n != len(outputs) or (type(result) is not tuple and _unordered(result)):
+    if n != len(outputs) or (type(result) not in _SEQUENCES and _unordered(result)):
         raise _outputs_error(result, n, name, outputs)
     for i, out in pairs:
         values[out] = result[i]
@@ -395,13 +395,17 @@ def _column(result: Any, n: int, name: str, output: str | None) -> Any:
         size = len(result)
     except TypeError:
         size = -1
-    if size != n or _unordered(result):
+    if size != n or (type(result) not in _SEQUENCES and _unordered(result)):
         what = f"output {output!r} of batch node {name!r}" if output else f"batch node {name!r}"
         kind = unfinished_kind(result)
         advice = unfinished_hint(kind) if kind else _column_advice(result)
         shown = f"{type(result).__name__}" + ("" if size < 0 else f" of length {size}")
         raise OutputShapeError(f"{what} got {n} item(s) but returned {shown}; {advice}")
     return result
+
+
+#: what most functions return: ordered, no further check needed
+_SEQUENCES = (tuple, list)
 
 
 def _unordered(result: Any) -> bool:
