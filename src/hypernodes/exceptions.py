@@ -100,6 +100,13 @@ class InvalidSettingError(HyperNodesError, TypeError):
     (a string, a class instead of an instance, ...); the message names the argument."""
 
 
+class SettingValueError(InvalidSettingError, ValueError):
+    """A setting of a cache, engine or executor that is of the wrong kind or out of range
+    (``MemoryCache(max_entries="10")``, ``DiskCache(size_limit=-5)``, ``timeout="x"``, a key
+    too short); raised where the object is made, never later while a node runs.  Both a
+    ``TypeError`` and a ``ValueError``, so code written for either keeps catching it."""
+
+
 class CachePathError(HyperNodesError, NotADirectoryError):
     """``DiskCache(path)`` was pointed at something that is not a directory (an existing file)."""
 
@@ -116,6 +123,11 @@ class CallbackSignatureError(HyperNodesError, TypeError):
 class GraphvizNotFoundError(HyperNodesError, RuntimeError):
     """Drawing a pipeline needs the ``graphviz`` Python package or the ``dot`` program, and it is
     missing; the message says how to install it."""
+
+
+class ResourceError(HyperNodesError, RuntimeError):
+    """A :class:`~hypernodes.Resource` could not be built or used as declared (a generator
+    factory that never yields its value, ...); the message names the factory."""
 
 
 class UnpicklableError(HyperNodesError, TypeError):
@@ -224,11 +236,13 @@ __all__ = [
     "InputError",
     "InvalidNodeError",
     "InvalidSettingError",
+    "SettingValueError",
     "MapError",
     "MappingError",
     "MissingInputError",
     "NodeTimeoutError",
     "OutputShapeError",
+    "ResourceError",
     "UnknownInputError",
     "TypeMismatchError",
     "TypeMismatchWarning",

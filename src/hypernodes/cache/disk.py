@@ -34,7 +34,8 @@ from typing import Any
 
 import diskcache
 
-from ..exceptions import CachePathError
+from ..exceptions import CachePathError, SettingValueError
+from ..model.checks import check_seconds, check_whole
 from .base import (
     CacheTimeout,
     CacheWriteError,
@@ -179,9 +180,18 @@ class _OpenFailed(Exception):
 
 
 def _as_secret(key: bytes | str) -> bytes:
+    if not isinstance(key, (str, bytes, bytearray, memoryview)):
+        raise SettingValueError(
+            f"DiskCache: key= must be bytes or a string, got {type(key).__name__}; "
+            "generate one with secrets.token_bytes(32)"
+        )
     secret = key.encode() if isinstance(key, str) else bytes(key)
     if len(secret) < MIN_KEY_BYTES:
-        raise ValueError(f"a DiskCache key must have at least {MIN_KEY_BYTES} bytes")
+        raise SettingValueError(
+            f"DiskCache: key= must have at least {MIN_KEY_BYTES} bytes, got {len(secret)}: a "
+            "short key is easy to guess. Generate one with secrets.token_bytes(32) and keep it in "
+            "a file (key_file=...), or leave key= out to use your private key file"
+        )
     return secret
 
 
@@ -228,11 +238,15 @@ class DiskCache:
         key_file: str | os.PathLike[str] | None = None,
     ) -> None:
         if key is not None and key_file is not None:
-            raise ValueError("DiskCache takes key= or key_file=, not both")
+            raise SettingValueError(
+                "DiskCache takes key= or key_file=, not both: they would name two secrets. "
+                "Pass key_file= for a key kept in a file (shared by several machines), key= for "
+                "the bytes themselves"
+            )
         self.path = os.fspath(path)
         _check_directory(self.path)
-        self.size_limit = size_limit
-        self.timeout = timeout
+        self.size_limit = check_whole(size_limit, "size_limit", "DiskCache")
+        self.timeout = check_seconds(timeout, "timeout", "DiskCache")
         self._key = None if key is None else _as_secret(key)
         #: the file holding the secret (``None`` when ``key=`` was given)
         self.key_file: str | None = None

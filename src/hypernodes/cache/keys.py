@@ -31,6 +31,8 @@ from typing import Any, TypeVar
 
 import xxhash
 
+from ..exceptions import InvalidSettingError
+
 _new_hasher = xxhash.xxh3_128
 _digest_of = xxhash.xxh3_128_digest
 
@@ -74,13 +76,17 @@ def register_hasher(cls: type[_T], fn: Callable[[_T], Any] | None = None) -> Any
     overridden.  Usable as a decorator: ``@register_hasher(MyType)``.  Returns ``fn``.
     """
     if not isinstance(cls, type):
-        raise TypeError(f"register_hasher takes a class, got {cls!r}")
+        raise InvalidSettingError(f"register_hasher takes a class, got {cls!r}")
     if cls is object or cls in _ATOMS or cls in _BY_TYPE or cls in FAST_TOKENS:
-        raise TypeError(f"the cache's own encoding of {cls.__name__} cannot be overridden")
+        raise InvalidSettingError(
+            f"register_hasher({cls.__name__}, ...): the cache encodes {cls.__name__} itself "
+            "(exactly, and the same in every process), so that cannot be overridden; register a "
+            "hasher for a class of your own (a subclass or a wrapper of the value)"
+        )
     if fn is None:
         return functools.partial(register_hasher, cls)
     if not callable(fn):
-        raise TypeError(f"register_hasher needs a callable, got {fn!r}")
+        raise InvalidSettingError(f"register_hasher needs a callable, got {fn!r}")
     with _registry_lock:
         _HASHERS[cls] = fn
         _resolved.clear()

@@ -8,6 +8,7 @@ import threading
 from collections.abc import Sequence
 from typing import Any
 
+from ..model.checks import check_whole
 from .base import CacheWriteError
 
 # Immutable atoms are stored as they are; anything else as a pickled private copy, so that a node
@@ -45,7 +46,7 @@ class MemoryCache:
     """
 
     def __init__(self, max_entries: int | None = None) -> None:
-        self.max_entries = max_entries
+        self.max_entries = check_whole(max_entries, "max_entries", "MemoryCache")
         self._data: dict[bytes, Any] = {}
         self._lock = threading.Lock()
         self._journal: list[tuple[bytes, Any]] | None = None

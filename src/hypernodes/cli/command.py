@@ -29,7 +29,9 @@ from ..engines import HypernodesEngine
 from ..exceptions import HyperNodesError, MapError, MissingInputError, UnknownOutputError
 from ..model.node import Node
 from ..model.pipeline import Pipeline
+from ..model.typecheck import compatible, describe_type
 from ..telemetry.progress import ProgressCallback
+from ..viz.graphviz import FORMATS as PICTURE_FORMATS
 from .io import (
     CommandFailure,
     JsonEncoder,
@@ -38,6 +40,7 @@ from .io import (
     describe_pipeline,
     describe_text,
     format_bytes,
+    input_hints,
     parse_assignment,
     read_inputs_file,
 )
@@ -45,6 +48,7 @@ from .runs import register as register_runs
 
 EXIT_FAILURE = 1
 EXIT_USAGE = 2
+EXIT_INTERRUPTED = 130
 
 ENGINES = ("sequential", "threaded", "async", "parallel", "dask", "daft")
 FORMATS = ("json", "table", "jsonl")
@@ -199,6 +203,7 @@ def run(
         name, value = parse_assignment(text)
         inputs[name] = value
     _check_input_names(pipeline, inputs, map_over, outputs)
+    _check_text_inputs(pipeline, inputs, assignments, map_over)
     if on_error == "continue" and not map_over:
         raise UsageProblem("--on-error continue applies to maps: add --map-over NAME")
     output_name = list(outputs) or None
@@ -251,17 +256,9 @@ def _configure(
     if cache_dir is not None:
         pipeline = pipeline.with_cache(DiskCache(cache_dir))
     show = sys.stderr.isatty() if progress is None else progress
-    if show:
-        try:
-            callback = ProgressCallback()
-            import rich  # noqa: F401 - ProgressCallback draws with rich
-        except ImportError as exc:
-            if progress:
-                raise CommandFailure(
-                    "--progress needs the rich package: pip install 'hypernodes[progress]'"
-                ) from exc
-        else:
-            pipeline = pipeline.with_callbacks([*(pipeline.callbacks or []), callback])
+    if show:  # rich bars on a terminal; plain lines without rich or off a terminal
+        callback = ProgressCallback()
+        pipeline = pipeline.with_callbacks([*(pipeline.callbacks or []), callback])
     return pipeline, engine_object
 
 
@@ -312,6 +309,27 @@ def _check_input_names(
                 f"pipeline {pipeline.label!r} has no output {name!r}"
                 f"{_did_you_mean(name, pipeline.output_names)}; its outputs are: "
                 f"{', '.join(pipeline.output_names)}"
+            )
+
+
+def _check_text_inputs(
+    pipeline: Any, inputs: Mapping[str, Any], assignments: Sequence[str], map_over: Sequence[str]
+) -> None:
+    """Refuse a ``-i NAME=VALUE`` that was read as a plain string (it is not JSON) for an input
+    whose annotation a string cannot be (``list[str]``, ``int``, ...): it would run with the
+    wrong value."""
+    given = {text.partition("=")[0].strip() for text in assignments}
+    hints = input_hints(pipeline)
+    for name in given:
+        value, hint = inputs.get(name), hints.get(name)
+        if not isinstance(value, str) or hint is None or name in map_over:
+            continue
+        if not compatible(str, hint):
+            shown = describe_type(hint)
+            example = json.dumps([value]) if "list" in shown or "Sequence" in shown else "..."
+            raise UsageProblem(
+                f"-i {name}={value}: input {name!r} is {shown}, but {value!r} is not JSON, so it "
+                f"would be passed as a string; write the value as JSON, e.g. -i '{name}={example}'"
             )
 
 
@@ -445,6 +463,11 @@ class _Depth(click.ParamType):
 @_traceback_option
 def viz(target: str, output: Path, depth: int | None, orient: str, flatten: bool) -> None:
     """Draw the pipeline TARGET to a picture file."""
+    if output.suffix.lower() not in PICTURE_FORMATS:
+        raise UsageProblem(
+            f"-o {output}: cannot tell the picture format from {output.suffix or 'no extension'}; "
+            f"use one of the extensions {', '.join(sorted(PICTURE_FORMATS))}"
+        )
     pipeline = load_target(target)
     pipeline.visualize(filename=output, orient=orient.upper(), depth=depth, flatten=flatten)
     click.echo(f"wrote {output}")
@@ -550,11 +573,16 @@ def cache_clear(directory: Path, yes: bool) -> None:
             )
             try:
                 agreed = click.confirm(question, default=False, err=True)
-            except click.exceptions.Abort:  # no answer: stdin closed or Ctrl-C
+            except click.exceptions.Abort as exc:  # no answer: stdin closed, or Ctrl-C
                 click.echo(err=True)
-                agreed = False
-            if not agreed:
-                raise CommandFailure("nothing deleted (answer y, or pass --yes)")
+                if isinstance(exc.__context__, KeyboardInterrupt):
+                    raise KeyboardInterrupt from None
+                raise CommandFailure(
+                    "nothing deleted: no answer (answer y, or pass --yes)"
+                ) from None
+            if not agreed:  # "n" is an answer, not a failure
+                click.echo("nothing deleted", err=True)
+                return
         store.clear()
     finally:
         store.close()
@@ -627,7 +655,31 @@ def _call_factory(target: str, factory: Any) -> Any:
             f"{target} is a function that needs arguments ({', '.join(p.name for p in required)});"
             " a target must be a Pipeline or a function taking no arguments"
         )
+    if not _builds_pipeline(factory, signature):
+        raise UsageProblem(
+            f"{target} is a function that does not say it returns a Pipeline, and the command "
+            "does not call a function to find out; name a Pipeline, or annotate the function "
+            f"that builds one: def {getattr(factory, '__name__', 'build')}() -> Pipeline"
+        )
     return factory()
+
+
+def _builds_pipeline(factory: Any, signature: inspect.Signature | None) -> bool:
+    """Whether a function target says it returns a Pipeline: its return annotation names one,
+    or (not annotated) its code refers to ``Pipeline`` or to a pipeline of its module."""
+    returns = signature.return_annotation if signature is not None else inspect.Signature.empty
+    if returns is not inspect.Signature.empty:
+        if isinstance(returns, str):
+            return returns.rsplit(".", 1)[-1].strip("'\"") in ("Pipeline", "hypernodes.Pipeline")
+        return isinstance(returns, type) and issubclass(returns, Pipeline)
+    code = getattr(factory, "__code__", None)
+    if code is None:
+        return True  # a callable object: it says nothing, and the docs promise a call
+    names = set(code.co_names)
+    module_globals = getattr(factory, "__globals__", {})
+    return "Pipeline" in names or any(
+        isinstance(module_globals.get(name), Pipeline) for name in names
+    )
 
 
 def _pipelines_in(module: Any) -> str:
@@ -715,12 +767,14 @@ def main(argv: Sequence[str] | None = None) -> int:
     show_traceback = "--traceback" in args or os.environ.get("HYPERNODES_TRACEBACK") == "1"
     try:
         status = cli.main(args=args, prog_name="hypernodes", standalone_mode=False)
-    except click.exceptions.Abort:
+    except click.exceptions.Abort as exc:
+        if isinstance(exc.__context__, KeyboardInterrupt):  # click turns Ctrl-C into Abort
+            return _report("interrupted", EXIT_INTERRUPTED)
         return _report("aborted", EXIT_FAILURE)
     except click.ClickException as exc:
         return _click_error(exc, show_traceback)
     except KeyboardInterrupt:
-        return _report("interrupted", 130)
+        return _report("interrupted", EXIT_INTERRUPTED)
     except BrokenPipeError:  # `hypernodes run ... | head`: the reader left; say nothing more
         with contextlib.suppress(OSError):
             os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())

@@ -19,6 +19,7 @@ import click
 
 from ..execution.item_error import ItemError
 from ..model.node import Node
+from ..model.typecheck import node_hints
 from ..viz.hints import TypeHints
 
 
@@ -242,14 +243,38 @@ def _describe_item(item: Any, hints: Any) -> dict[str, Any]:
     }
 
 
+def input_hints(pipeline: Any) -> dict[str, Any]:
+    """The annotation of each input of ``pipeline`` that its own nodes read (the first node
+    that annotates it), by input name."""
+    found: dict[str, Any] = {}
+    roots = set(pipeline.root_args)
+    for item in pipeline.pgraph.nodes:
+        if not isinstance(item, Node):
+            continue
+        hints = node_hints(item)
+        for wire, param in zip(item.inputs, item.parameters):
+            if wire in roots and wire not in found and param in hints:
+                found[wire] = hints[param]
+    return found
+
+
 def _node_options(item: Any) -> dict[str, Any]:
     options = {k: getattr(item, k) for k in _OPTIONS if hasattr(item, k)}
+    if "retry_on" in options:  # what is retried, by name; nothing when nothing is
+        kinds = options["retry_on"] if options.get("retries") else ()
+        options["retry_on"] = [getattr(kind, "__name__", str(kind)) for kind in kinds]
     if getattr(item, "batch_func", None) is not None:  # True: batch-only; "dual": both functions
         options["batch"] = "dual" if item.per_item else True
     return options
 
 
-_DEFAULT_OPTIONS = {"cache": True, "cache_version": None, "retries": 0, "timeout": None}
+_DEFAULT_OPTIONS = {
+    "cache": True,
+    "cache_version": None,
+    "retries": 0,
+    "retry_on": [],
+    "timeout": None,
+}
 
 
 def describe_text(description: Mapping[str, Any], indent: str = "") -> str:

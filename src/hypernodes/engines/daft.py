@@ -26,7 +26,7 @@ from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from ..exceptions import ExecutorError
+from ..exceptions import ExecutorError, UnpicklableError
 from ..execution import remote
 from ..execution.context import Policy, RunContext
 from ..execution.executors import Executor
@@ -36,7 +36,7 @@ from ..execution.step import Step
 from ..model.graph import PipelineGraph
 from ..model.mapspec import MapItems
 from ..model.node import Node
-from ..model.resources import close_resources
+from ..model.resources import release_resources
 from .base import is_tolerant
 from .hypernodes import HypernodesEngine, make_executor
 
@@ -179,7 +179,7 @@ class DaftEngine:
 
         _stop_ray(self._ray)
         self._ready = False
-        close_resources()
+        release_resources()
 
     def __enter__(self) -> DaftEngine:
         return self
@@ -251,7 +251,11 @@ class DaftEngine:
             )
             args = [frame[INDEX], *(frame[n] for n in stage.mapped)]
             args += [frame[stages[k].column] for k, _ in stage.reads]
-            frame = frame.with_column(stage.column, _stage_udf(stage, call, self.batch_size)(*args))
+            try:
+                column = _stage_udf(stage, call, self.batch_size)(*args)
+            except ValueError as exc:  # Daft's "must be serializable"
+                raise _unserializable(exc, source.fixed) from exc
+            frame = frame.with_column(stage.column, column)
         job = _Job(plan, stages, specs, source, frame, tolerant, single)
         if self.show_plan:
             job.table().explain(show_all=True)
@@ -581,6 +585,24 @@ class _StageCall:
     node: Any
     #: the cache tokens of the inputs every item shares (computed once by the caller), or None
     tokens: dict[str, bytes] | None = None
+
+
+def _unserializable(exc: ValueError, fixed: Mapping[str, Any]) -> Exception:
+    """For Daft refusing a stage that cannot be pickled: an :class:`UnpicklableError` naming
+    the shared input that holds what cannot travel (a lock, an open file, a client), else
+    ``exc`` itself."""
+    if "serializable" not in str(exc):
+        return exc
+    for name, value in fixed.items():
+        problem = remote.pickles(value)
+        if problem is not None:
+            return UnpicklableError(
+                f"shared input {name!r} cannot be sent to {_WHERE}: {problem}. A DaftEngine map "
+                "copies the inputs every item shares to Daft's workers; pass a value that can "
+                "be pickled, make the object inside a node (or as a Resource, built where the "
+                "node runs), or use HypernodesEngine(map_executor='threaded')"
+            )
+    return UnpicklableError(f"the map cannot be sent to {_WHERE}: {exc}")
 
 
 def _stage_udf(stage: Stage, call: _StageCall, batch_size: int | None) -> Any:

@@ -40,6 +40,7 @@ from ..execution.executors import Executor
 from ..execution.loops import ObservedItems
 from ..execution.plan import Plan, chunk_size_for
 from ..execution.remote import PlanSpec, in_worker, run_chunk
+from ..model.checks import check_seconds, check_whole
 from .base import is_tolerant
 from .hypernodes import HypernodesEngine, make_executor
 
@@ -123,9 +124,12 @@ class DaskEngine:
         _distributed()
         if client is not None and address is not None:
             raise ExecutorError("DaskEngine takes a client or an address, not both")
-        for name, value in (("chunk_size", chunk_size), ("max_in_flight", max_in_flight)):
-            if value is not None and value < 1:
-                raise ExecutorError(f"{name} must be at least 1, got {value}")
+        counts = {"chunk_size": chunk_size, "max_in_flight": max_in_flight, "n_workers": n_workers}
+        for name, value in {**counts, "threads_per_worker": threads_per_worker}.items():
+            check_whole(value, name, "DaskEngine", 1)
+        check_seconds(connect_timeout, "connect_timeout", "DaskEngine")
+        if address is not None:
+            check_scheduler_address(address)
         self.chunk_size = chunk_size
         self.max_in_flight = max_in_flight
         self.node_executor = node_executor
@@ -500,6 +504,23 @@ def _cancelled(exc: BaseException, chunk: bytes, start: int) -> WorkerCrashedErr
     )
 
 
+def check_scheduler_address(address: Any) -> None:
+    """Refuse what cannot be a scheduler address (``"tcp://host:port"``) when the engine is
+    made, instead of failing inside ``distributed`` at the first map."""
+    from distributed.comm.registry import backends
+
+    text = address if isinstance(address, str) else ""
+    scheme, _, location = text.rpartition("://") if "://" in text else ("tcp", "", text)
+    if scheme in backends and location and not any(c.isspace() for c in text):
+        return
+    raise ExecutorError(
+        f"DaskEngine(address={address!r}) is not a Dask scheduler address; write it as "
+        f"'tcp://host:port' (e.g. 'tcp://127.0.0.1:8786', the scheduler's address), with a "
+        f"protocol among {sorted(backends)}; to use a cluster object, pass "
+        "client=distributed.Client(cluster)"
+    )
+
+
 # ---------------------------------------------------------------------------------------------
 # The cluster
 
@@ -541,6 +562,13 @@ class _Cluster:
     def client(self) -> Any:
         """The user's client, or ours (connecting, or starting the local cluster, on first use)."""
         if self.user_client is not None:
+            status = getattr(self.user_client, "status", "running")
+            if status in ("closing", "closed"):
+                raise ExecutorError(
+                    f"the Dask client given to DaskEngine is {status}: {self.user_client!r}. "
+                    "Keep the client open while the engine is used (close it after the last map), "
+                    "or give DaskEngine a new one"
+                )
             return self.user_client
         with self.lock:
             if self.own_client is None:

@@ -20,13 +20,14 @@ from ..execution.executors import (
     LevelPools,
     SequentialExecutor,
     ThreadedExecutor,
+    check_workers,
     current_level,
     offloaded_items,
 )
 from ..execution.loops import ObservedItems, Offload, iter_batched, map_batched, run_item, run_items
 from ..execution.plan import Plan, batch_size_for
 from ..execution.remote import in_worker
-from ..model.resources import close_resources
+from ..model.resources import release_resources
 from .base import is_tolerant
 from .parallel import ParallelExecutor
 
@@ -65,6 +66,7 @@ class HypernodesEngine:
         ):
             raise ExecutorError(f"batch_size must be a whole number >= 1, got {batch_size!r}")
         self.batch_size = batch_size
+        check_workers(max_workers, "HypernodesEngine")
         self._node: Executor = make_executor(node_executor, "node_executor", max_workers)
         self._map: Executor = make_executor(map_executor, "map_executor", max_workers)
         self.node_executor = node_executor
@@ -180,13 +182,15 @@ class HypernodesEngine:
         self._node.shutdown(wait)
         self._map.shutdown(wait)
         self._aio.close(wait)
-        close_resources()
+        release_resources()
 
     def __enter__(self) -> HypernodesEngine:
         return self
 
-    def __exit__(self, *exc_info: object) -> None:
-        self.shutdown()
+    def __exit__(self, exc_type: type[BaseException] | None, *exc_info: object) -> None:
+        # After Ctrl-C (or SystemExit) do not wait for items that may never return.
+        interrupted = exc_type is not None and not issubclass(exc_type, Exception)
+        self.shutdown(wait=not interrupted)
 
     def __reduce__(self) -> tuple[Any, ...]:
         # A copy for a worker process: same configuration, no workers.

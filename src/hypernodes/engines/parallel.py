@@ -11,10 +11,13 @@ bytes).  Without loky the standard library's ``ProcessPoolExecutor`` is used.
 
 from __future__ import annotations
 
+import contextlib
 import os
+import signal
 import threading
 import time
 from collections.abc import Iterable, Iterator
+from concurrent.futures import FIRST_COMPLETED, Future, wait
 from concurrent.futures import Executor as FuturesExecutor
 from concurrent.futures.process import BrokenProcessPool
 from typing import Any, Literal
@@ -26,6 +29,7 @@ from ..execution.driver import default_chunk_size, remote_map
 from ..execution.executors import Executor
 from ..execution.plan import Plan, chunk_size_for
 from ..execution.remote import run_chunk
+from ..model.checks import check_seconds
 
 _WHERE = "a worker process of map_executor='parallel'"
 
@@ -57,7 +61,7 @@ class ParallelExecutor(Executor):
         super().__init__(max_workers)
         if backend not in ("auto", "loky", "process"):
             raise ExecutorError(f"backend must be 'auto', 'loky' or 'process', got {backend!r}")
-        self.idle_timeout = idle_timeout
+        self.idle_timeout = check_seconds(idle_timeout, "idle_timeout", "ParallelExecutor")
         self.backend = backend
         self.workers = max_workers or _cpu_count()
         self._pool: FuturesExecutor | None = None
@@ -141,18 +145,29 @@ class _Chunks(RemoteBackend):
         super().__init__(executor._isolating)
         self.executor = executor
         self.stopped = False
+        #: the chunks sent to the workers and not yet back
+        self.running: set[Future] = set()
 
     def interrupt(self) -> None:
-        """Ctrl-C: cancel queued chunks and kill the workers at once."""
+        """Ctrl-C: cancel queued chunks, interrupt the workers, and kill them once the chunks
+        they ran have stored what they finished (see :func:`interrupt_workers`)."""
         self.stopped = True
-        self.executor._kill(self.executor._pool)
+        pool = self.executor._pool
+        if pool is not None:
+            interrupt_workers(pool, list(self.running))
+        self.executor._kill(pool)
 
     def once(self, token: str, blob: Any, chunk: bytes, start: int) -> bytes:
         if self.stopped:
             raise KeyboardInterrupt
         pool = self.executor._get_pool()
         try:
-            return pool.submit(run_chunk, token, blob, chunk, start).result()
+            future = pool.submit(run_chunk, token, blob, chunk, start)
+            self.running.add(future)
+            try:
+                return future.result()
+            finally:
+                self.running.discard(future)
         except BrokenProcessPool:
             if self.stopped:
                 raise KeyboardInterrupt from None
@@ -218,6 +233,43 @@ def watch_parent(parent: int, every: float = 1.0) -> None:
     threading.Thread(target=watch, name="hypernodes-watch-parent", daemon=True).start()
 
 
+#: how long interrupted workers get to unwind and store their finished items before being killed
+INTERRUPT_GRACE = 5.0
+
+
+def interrupt_workers(
+    pool: FuturesExecutor, running: list[Future], grace: float = INTERRUPT_GRACE
+) -> None:
+    """After Ctrl-C reached only this process (Jupyter's "interrupt" signals the kernel, not its
+    workers): cancel the chunks not started, send ``SIGINT`` to the workers so that their items
+    stop as Ctrl-C stops them (a ``DiskCache`` writes the items a chunk finished as it unwinds),
+    and wait up to ``grace`` seconds for the running chunks to end."""
+    for future in running:
+        future.cancel()
+    started = [future for future in running if not future.done()]
+    processes = _processes(pool)
+    if not started or not processes:
+        return
+    for process in processes:
+        with contextlib.suppress(OSError, ValueError, AttributeError):
+            os.kill(process.pid, signal.SIGINT)
+    # A pool queues a few chunks beyond its workers; once each worker has answered for the
+    # chunk it was running, what it starts next began after the signal.
+    answers = min(len(started), len(processes))
+    deadline = time.monotonic() + grace
+    pending = set(started)
+    while len(started) - len(pending) < answers and pending:
+        left = deadline - time.monotonic()
+        if left <= 0:
+            return
+        _, pending = wait(pending, timeout=left, return_when=FIRST_COMPLETED)
+
+
+def _processes(pool: FuturesExecutor) -> list[Any]:
+    """The live worker processes of a loky or standard library pool."""
+    return list((getattr(pool, "_processes", None) or {}).values())
+
+
 def _kill_pool(pool: FuturesExecutor) -> None:
     try:
         import loky
@@ -226,7 +278,7 @@ def _kill_pool(pool: FuturesExecutor) -> None:
     if loky is not None and isinstance(pool, loky.ProcessPoolExecutor):
         pool.shutdown(wait=True, kill_workers=True)
         return
-    processes = list((getattr(pool, "_processes", None) or {}).values())
+    processes = _processes(pool)
     pool.shutdown(wait=False, cancel_futures=True)
     for process in processes:
         process.kill()

@@ -21,12 +21,13 @@ import asyncio
 import os
 import threading
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Iterator
-from concurrent.futures import Future, ThreadPoolExecutor
+from concurrent.futures import Future
 from contextlib import aclosing, contextmanager
 from functools import partial
 from typing import Any
 
 from ..exceptions import ExecutorError
+from ..model.checks import check_whole
 from .aio import run_sync
 from .context import MapCall, RunContext
 from .driver import remote_map
@@ -41,6 +42,7 @@ from .loops import (
     run_items,
 )
 from .plan import Plan
+from .pool import DaemonPool
 from .streams import arun_one, astream_batched, run_batch, stream_batched
 
 Rows = Iterator[tuple[int, dict[str, Any]]]
@@ -95,8 +97,7 @@ class Executor:
     schedules_nodes = True
 
     def __init__(self, max_workers: int | None = None) -> None:
-        if max_workers is not None and max_workers < 1:
-            raise ExecutorError(f"max_workers must be at least 1, got {max_workers}")
+        check_workers(max_workers, type(self).__name__)
         self.max_workers = max_workers
         self._lock = threading.Lock()
         self._active = 0
@@ -191,6 +192,16 @@ class Executor:
         return f"{type(self).__name__}(max_workers={self.max_workers!r})"
 
 
+def check_workers(max_workers: Any, where: str) -> None:
+    """Refuse a ``max_workers`` that is not ``None`` or a whole number >= 1."""
+    if max_workers is None:
+        return
+    if type(max_workers) is not int:
+        check_whole(max_workers, "max_workers", where, 1)
+    if max_workers < 1:
+        raise ExecutorError(f"max_workers must be at least 1, got {max_workers}")
+
+
 def sequential_map(call: MapCall, items: Iterable[dict[str, Any]]) -> list[dict[str, Any]]:
     """Items one after the other in this thread, the call's node executor scheduling each
     item's steps."""
@@ -243,22 +254,23 @@ class SequentialExecutor(Executor):
 
 
 class LevelPools:
-    """Thread pools of one executor, one per scheduling level, started on first use."""
+    """Thread pools of one executor, one per scheduling level, started on first use (daemon
+    threads: see :mod:`.pool`)."""
 
     def __init__(self, workers: int, prefix: str) -> None:
         self.workers = workers
         self.prefix = prefix
         self._lock = threading.Lock()
-        self._pools: dict[int, ThreadPoolExecutor] = {}
+        self._pools: dict[int, DaemonPool] = {}
 
-    def get(self, level: int) -> ThreadPoolExecutor:
+    def get(self, level: int) -> DaemonPool:
         pool = self._pools.get(level)
         if pool is None:
             with self._lock:
                 pool = self._pools.get(level)
                 if pool is None:
-                    pool = self._pools[level] = ThreadPoolExecutor(
-                        max_workers=self.workers,
+                    pool = self._pools[level] = DaemonPool(
+                        self.workers,
                         thread_name_prefix=f"{self.prefix}-L{level}",
                         initializer=_enter_level,
                         initargs=(level,),
@@ -507,7 +519,19 @@ class CustomExecutor(Executor):
         inside = _inside_of()
         if token in inside:
             return _done(fn, *args)
-        return self.target.submit(_inside, inside | {token}, current_level() + 1, fn, *args)
+        future = self.target.submit(_inside, inside | {token}, current_level() + 1, fn, *args)
+        if not callable(getattr(future, "add_done_callback", None)):
+            raise self._not_a_future(future)
+        return future
+
+    def _not_a_future(self, returned: Any) -> ExecutorError:
+        return ExecutorError(
+            f"the executor {type(self.target).__name__}'s submit(fn, *args) returned "
+            f"{type(returned).__name__}, not a future; HyperNodes waits on what submit returns, "
+            "so it must return a concurrent.futures.Future (as ThreadPoolExecutor.submit and "
+            "ProcessPoolExecutor.submit do): wrap the call, e.g. "
+            "future = Future(); future.set_result(fn(*args)); return future"
+        )
 
     def run_item(
         self, plan: Plan, values: dict[str, Any], ctx: RunContext, tolerant: bool, index: int
@@ -536,7 +560,10 @@ class CustomExecutor(Executor):
         """
         if self._remote is None:
             box: list[Any] = []
-            self._remote = self.target.submit(_identity, box).result() is not box
+            future = self.target.submit(_identity, box)
+            if not callable(getattr(future, "result", None)):
+                raise self._not_a_future(future)
+            self._remote = future.result() is not box
         return self._remote
 
     def __reduce__(self) -> tuple[Any, ...]:

@@ -34,7 +34,7 @@ from typing import Any
 
 from ..cache.base import collect_warnings, drain_warnings, relay_warnings
 from ..cache.signatures import CallInfo, cache_plan
-from ..exceptions import HyperNodesError, UnpicklableError, WorkerCrashedError
+from ..exceptions import UnpicklableError, WorkerCrashedError
 from ..model.graph import PipelineGraph
 from ..observe.callbacks import EventRecorder
 from . import byvalue
@@ -42,6 +42,7 @@ from .context import RunContext
 from .item_error import ItemError
 from .loops import run_chunk_items
 from .plan import Plan, compile_plan
+from .portable import RemoteError, dumps
 
 #: compiled plans in this (worker) process, by spec token, most recently used last
 _COMPILED: OrderedDict[str, _WorkerPlan] = OrderedDict()
@@ -67,10 +68,6 @@ def _process_id() -> str:
 def in_worker() -> bool:
     """Whether this process (or thread) runs remote items: a map nested in one runs right there."""
     return _WORKER_PROCESS or getattr(_state, "depth", 0) > 0
-
-
-class RemoteError(HyperNodesError):
-    """An exception raised in another process that could not be sent back as itself."""
 
 
 @dataclass(slots=True)
@@ -395,10 +392,8 @@ def run_chunk(token: str, blob: bytes, chunk: bytes, start: int) -> bytes:
 
 def dump_reply(reply: Reply, start: int) -> bytes:
     """Pickle a reply; what cannot travel is replaced by an error naming it."""
-    import cloudpickle
-
     try:
-        return cloudpickle.dumps(reply, protocol=pickle.HIGHEST_PROTOCOL)
+        return dumps(reply)
     except Exception as exc:
         if reply.error is not None and pickles(reply.error) is not None:
             reply.error = _portable_error(reply.error)
@@ -415,7 +410,7 @@ def dump_reply(reply: Reply, start: int) -> bytes:
         else:
             reply.error = _portable_error(exc)
         reply.rows, reply.events, reply.writes = [], [], []
-        return cloudpickle.dumps(reply, protocol=pickle.HIGHEST_PROTOCOL)
+        return dumps(reply)
 
 
 def _portable_error(exc: BaseException) -> RemoteError:

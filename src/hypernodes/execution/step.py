@@ -9,7 +9,8 @@ defaults, resources, and for batch nodes the call that runs many items at once.
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Awaitable, Callable, Mapping, Sequence
+from collections.abc import Set as AbstractSet
 from dataclasses import dataclass
 from operator import itemgetter
 from typing import TYPE_CHECKING, Any
@@ -17,7 +18,7 @@ from typing import TYPE_CHECKING, Any
 from ..exceptions import OutputShapeError
 from ..model.checks import unfinished_hint, unfinished_kind
 from ..model.node import Node, is_async
-from ..model.resources import Resource, resolving
+from ..model.resources import Resource, aresolving, resolving
 from .aio import run_sync
 from .layers import call_layers, runner_layers
 
@@ -109,24 +110,35 @@ def batch_node_runner(
 
 
 def _function_call(
-    node: Node, func: Callable[..., Any], wiring: list[tuple[str, str]]
+    node: Node,
+    func: Callable[..., Any],
+    wiring: list[tuple[str, str]],
+    whole: tuple[int, ...] = (),
 ) -> Callable[..., Any]:
     """``func`` (the node's function or its batch function) as a sync callable taking positional
-    arguments in wiring order, with the node's concurrency limit and timeout around it."""
+    arguments in wiring order, with the node's concurrency limit and timeout around it, and the
+    resources at positions ``whole`` resolved (for an ``async def`` function, on the loop that
+    runs it)."""
     layers = call_layers(node)
     if node.is_async if func is node.func else is_async(func):
         coroutine_function = func
         for layer in layers:
             coroutine_function = layer.awrap(coroutine_function, node)
+        if node.keyword_only:
+            coroutine_function = _keyword_adapter(coroutine_function, node, wiring)
+        if whole:  # resources resolved inside, on the loop that runs the call
+            coroutine_function = aresolving(coroutine_function, whole)
 
-        def func(*args: Any, **kwargs: Any) -> Any:
-            return run_sync(coroutine_function(*args, **kwargs))
+        def func(*args: Any) -> Any:
+            return run_sync(coroutine_function(*args))
 
-    else:
-        for layer in layers:
-            func = layer.wrap(func, node)
+        return func
+    for layer in layers:
+        func = layer.wrap(func, node)
     if node.keyword_only:
         func = _keyword_adapter(func, node, wiring)
+    if whole:
+        func = resolving(func, whole)
     return func
 
 
@@ -138,12 +150,12 @@ def _bare_runner(
     fixed: dict[int, Any] | None = None,
 ) -> Runner:
     if node.per_item:
-        func = _function_call(node, node.func, wiring)
+        func = _function_call(node, node.func, wiring, whole)
     else:  # a batch-only node runs one item as a batch of one
         call = _function_call(node, node.func, wiring)
         func = one_item(call, len(wiring), whole, len(node.outputs), node.name)
-    if whole:
-        func = resolving(func, whole)
+        if whole:
+            func = resolving(func, whole)
     if fixed:  # a batch-only node's wrapper lists its arguments: it must get them all
         func = _binding(func, len(wiring), fixed, own=node.per_item)
     keys = read_keys(wiring, fixed)
@@ -188,15 +200,30 @@ def store_outputs(
         n = len(result)
     except TypeError:
         n = -1
-    if n != len(outputs):
-        kind = unfinished_kind(result)
-        advice = unfinished_hint(kind) if kind else f"return a tuple of {len(outputs)} values"
-        raise OutputShapeError(
-            f"node {name!r} declares {len(outputs)} outputs {outputs} but returned "
-            f"{type(result).__name__}{'' if n < 0 else f' of length {n}'}; {advice}"
-        )
+    if n != len(outputs) or (type(result) not in _SEQUENCES and _unordered(result)):
+        raise _outputs_error(result, n, name, outputs)
     for i, out in pairs:
         values[out] = result[i]
+
+
+def _outputs_error(result: Any, n: int, name: str, outputs: tuple[str, ...]) -> OutputShapeError:
+    kind = unfinished_kind(result)
+    if kind:
+        advice = unfinished_hint(kind)
+    elif isinstance(result, Mapping):
+        picked = ", ".join(f"d[{o!r}]" for o in outputs)
+        advice = (
+            f"a mapping is not read by name; return the values as a tuple in the order of "
+            f"output_name {outputs}: return {picked}"
+        )
+    elif isinstance(result, AbstractSet):
+        advice = f"a set has no order; return a tuple of {len(outputs)} values in order {outputs}"
+    else:
+        advice = f"return a tuple of {len(outputs)} values"
+    return OutputShapeError(
+        f"node {name!r} declares {len(outputs)} outputs {outputs} but returned "
+        f"{type(result).__name__}{'' if n < 0 else f' of length {n}'}; {advice}"
+    )
 
 
 def async_node_runner(
@@ -227,7 +254,7 @@ def _bare_async_runner(
     if node.keyword_only:
         func = _keyword_adapter(func, node, wiring)
     if whole:
-        func = resolving(func, whole)
+        func = aresolving(func, whole)
     if fixed:
         func = _binding(func, len(wiring), fixed)
     keys = read_keys(wiring, fixed)
@@ -304,9 +331,9 @@ def one_item(
     def call_one(*args: Any) -> Any:
         result = call(*[[a] if wrap else a for a, wrap in zip(args, listed)])
         if n_outputs == 1:
-            return _column(result, 1, name, None)[0]
+            return next(iter(_column(result, 1, name, None)))  # by position, not label
         columns = _columns(result, n_outputs, 1, name)
-        return tuple(column[0] for column in columns)
+        return tuple(next(iter(column)) for column in columns)
 
     return call_one
 
@@ -362,18 +389,44 @@ def batch_runner(
 
 
 def _column(result: Any, n: int, name: str, output: str | None) -> Any:
-    """``result`` checked to be a sequence of ``n`` values (a list, tuple, array, ...)."""
+    """``result`` checked to be an ordered sequence of ``n`` values (a list, tuple, array,
+    Series, ...), whose values are read in iteration order."""
     try:
         size = len(result)
     except TypeError:
         size = -1
-    if size != n or isinstance(result, (str, bytes, dict)):
+    if size != n or (type(result) not in _SEQUENCES and _unordered(result)):
         what = f"output {output!r} of batch node {name!r}" if output else f"batch node {name!r}"
         kind = unfinished_kind(result)
-        advice = unfinished_hint(kind) if kind else "return a list with one value per item"
+        advice = unfinished_hint(kind) if kind else _column_advice(result)
         shown = f"{type(result).__name__}" + ("" if size < 0 else f" of length {size}")
         raise OutputShapeError(f"{what} got {n} item(s) but returned {shown}; {advice}")
     return result
+
+
+#: what most functions return: ordered, no further check needed
+_SEQUENCES = (tuple, list)
+
+
+def _unordered(result: Any) -> bool:
+    """Whether ``result`` has a length but no per-item order to read values by: a set or a
+    mapping has no row order, a string is one value, a table iterates over its columns."""
+    return isinstance(result, (str, bytes, AbstractSet, Mapping)) or _is_table(result)
+
+
+def _is_table(result: Any) -> bool:
+    return hasattr(result, "columns") and not hasattr(result, "dtype")  # not a Series/array
+
+
+def _column_advice(result: Any) -> str:
+    if isinstance(result, AbstractSet):
+        return "a set has no order, so its values cannot be matched to the items; return a list"
+    if _is_table(result):
+        return (
+            "a table cannot be split into items by position; return a list with one value per "
+            "item (df.to_dict('records') for one dict per row, df['col'].tolist() for one column)"
+        )
+    return "return a list with one value per item"
 
 
 def _columns(result: Any, n_outputs: int, n: int, name: str) -> Sequence[Any]:

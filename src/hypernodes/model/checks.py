@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import difflib
 import inspect
+import math
 from collections.abc import Iterable, Iterator, Mapping
 from typing import TYPE_CHECKING, Any
 
@@ -18,6 +19,7 @@ from ..exceptions import (
     CycleError,
     InputError,
     InvalidSettingError,
+    SettingValueError,
     UnknownInputError,
     pipeline_phrase,
 )
@@ -106,8 +108,77 @@ def _unknown_names_part(label: str, names: list[str], suggestions: Mapping[str, 
     return f"{pipeline_phrase(label)} takes no input(s) named {', '.join(shown)}"
 
 
+def name_tuple(value: Any, what: str, error: type[Exception], where: str = "") -> tuple[str, ...]:
+    """``value`` - one name, or a list/tuple of names, or ``None`` (none) - as a tuple of names;
+    else ``error`` saying that argument ``what`` (of ``where``, a prefix) takes names."""
+    if isinstance(value, str):
+        return (value,)
+    if value is None:
+        return ()
+    if isinstance(value, (bytes, Mapping)) or not isinstance(value, Iterable):
+        raise error(
+            f"{where}{what} must be a name or a list of names (strings), got {_describe(value)}; "
+            f"write {what}='x' or {what}=['x', 'y']"
+        )
+    names = tuple(value)
+    for name in names:
+        if not isinstance(name, str):
+            raise error(
+                f"{where}{what} must be a name or a list of names (strings), got {value!r}: "
+                f"{name!r} is {type(name).__name__}, not a string"
+            )
+    return names
+
+
+def name_mapping(value: Any, what: str, error: type[Exception]) -> dict[str, str]:
+    """``value`` (a mapping of names to names, or ``None``) as a dict; else ``error`` saying
+    what ``what`` takes."""
+    if value is None:
+        return {}
+    if not isinstance(value, Mapping):
+        raise error(
+            f"{what} must be a dict of names to names, such as {{'old': 'new'}}, got "
+            f"{_describe(value)}"
+        )
+    for key, target in value.items():
+        if not isinstance(key, str) or not isinstance(target, str):
+            raise error(
+                f"{what} must map names (strings) to names, got {key!r}: {target!r}; "
+                f"write {{{str(key)!r}: {str(target)!r}}}"
+            )
+    return dict(value)
+
+
 # ---------------------------------------------------------------------------------------------
 # Settings
+
+
+def check_pipeline_name(name: Any) -> Any:
+    """``name`` if it is ``None`` or a non-empty string (a pipeline's name is a label in paths,
+    events and cache keys: ``name=123`` would be silently misread)."""
+    if name is None or (isinstance(name, str) and name):
+        return name
+    raise InvalidSettingError(
+        f"a pipeline's name= must be a non-empty string, got {_describe(name)}; "
+        f"write name={str(name)!r} or leave it out"
+    )
+
+
+def output_not_input_hint(pgraph: PipelineGraph, names: Iterable[str], where: str) -> str:
+    """For names that are outputs of a node (not inputs): why ``where`` (``bind``,
+    ``map_over``) refuses them although ``run()`` accepts them, and what to do; else ``""``."""
+    produced = [n for n in names if n in pgraph.producer]
+    if not produced:
+        return ""
+    shown = ", ".join(
+        f"{n!r} (node {getattr(pgraph.producer[n], 'name', '?')!r})" for n in produced
+    )
+    return (
+        f". {shown} is produced by a node, not an input: run() and map() accept an output's "
+        f"value in inputs= to override that node, but {where} takes the pipeline's own inputs "
+        "only. Give the value in inputs= instead (inputs={'name': value}), or build the "
+        "pipeline without the node that produces it"
+    )
 
 
 def check_engine(engine: Any) -> Any:
@@ -213,6 +284,47 @@ def _describe(value: Any) -> str:
     if len(text) > 60:
         text = text[:57] + "..."
     return f"{text} ({type(value).__name__})"
+
+
+def check_whole(value: Any, what: str, where: str, minimum: int = 0) -> int | None:
+    """``value`` if it is ``None`` or a whole number >= ``minimum``; else
+    :class:`SettingValueError` naming ``where``'s argument ``what``."""
+    if value is None or (
+        type(value) is int and value >= minimum  # the common case, at once
+    ):
+        return value
+    if isinstance(value, bool) or not isinstance(value, int) or value < minimum:
+        raise SettingValueError(
+            f"{where}: {what} must be a whole number >= {minimum} (or None), got "
+            f"{_describe(value)}"
+            + (f"; write {what}={float(value):g}" if _is_number_text(value) else "")
+        )
+    return int(value)
+
+
+def check_seconds(value: Any, what: str, where: str, none_ok: bool = False) -> float | None:
+    """``value`` as seconds if it is a finite number > 0 (``None`` too when ``none_ok``); else
+    :class:`SettingValueError` naming ``where``'s argument ``what``."""
+    if value is None and none_ok:
+        return None
+    ok = isinstance(value, (int, float)) and not isinstance(value, bool)
+    if not ok or not math.isfinite(value) or value <= 0:
+        none = " (or None)" if none_ok else ""
+        raise SettingValueError(
+            f"{where}: {what} must be a finite number of seconds > 0{none}, got {_describe(value)}"
+            + (f"; write {what}={float(value):g}" if _is_number_text(value) else "")
+        )
+    return value
+
+
+def _is_number_text(value: Any) -> bool:
+    """Whether ``value`` is a string holding a number (``"10"``): the fix is to drop the quotes."""
+    if not isinstance(value, str):
+        return False
+    try:
+        return math.isfinite(float(value))
+    except ValueError:
+        return False
 
 
 # ---------------------------------------------------------------------------------------------

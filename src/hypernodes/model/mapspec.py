@@ -7,11 +7,13 @@ modes and value checks are validated in one place and the items are made in one 
 from __future__ import annotations
 
 import itertools
+import re
 from collections.abc import Iterable, Iterator, Mapping, Sequence, Sized
 from dataclasses import dataclass
 from typing import Any, Literal
 
 from ..exceptions import MapError, pipeline_phrase
+from .checks import name_tuple
 
 MAP_MODES = ("zip", "product")
 MapMode = Literal["zip", "product"]
@@ -27,8 +29,8 @@ class MapSpec:
     @classmethod
     def of(cls, map_over: str | Sequence[str] | None, map_mode: str = "zip") -> MapSpec:
         """Validate ``map_over`` (one name or a list of distinct names) and ``map_mode``."""
-        names = (map_over,) if isinstance(map_over, str) else tuple(map_over or ())
-        if not names or not all(isinstance(n, str) for n in names):
+        names = name_tuple(map_over, "map_over", MapError)
+        if not names:
             raise MapError(f"map_over must name one input or a list of inputs, got {map_over!r}")
         if len(set(names)) != len(names):
             raise MapError(f"map_over names an input twice: {list(names)}")
@@ -109,13 +111,37 @@ class MapItems:
                 yield item
             return
         if self.mode == "zip":
-            combos: Iterable[tuple[Any, ...]] = zip(*self.seqs, strict=True)
+            combos: Iterable[tuple[Any, ...]] = _zipped(self.seqs, names)
         else:
             combos = itertools.product(*self.seqs)
         for combo in combos:
             item = base.copy()
             item.update(zip(names, combo))
             yield item
+
+
+def _zipped(seqs: list[Iterable[Any]], names: tuple[str, ...]) -> Iterator[tuple[Any, ...]]:
+    """The columns zipped; a :class:`MapError` naming the inputs when one ends before another
+    (a stream read as items start, whose length was not known in advance)."""
+    try:
+        yield from zip(*seqs, strict=True)
+    except ValueError as exc:
+        if not str(exc).startswith("zip() argument"):
+            raise  # the user's own iterator raised it
+        raise MapError(
+            f"map_mode='zip' needs map_over inputs of one length, but {list(names)} are not "
+            f"({_zip_detail(str(exc), names)}); make them the same length, or use "
+            "map_mode='product' for every combination"
+        ) from None
+
+
+def _zip_detail(message: str, names: tuple[str, ...]) -> str:
+    """``'w' is longer than 'x'`` from zip's ``zip() argument 2 is longer than argument 1``."""
+    numbers = [int(n) for n in re.findall(r"\d+", message)]
+    if len(numbers) == 2 and all(1 <= n <= len(names) for n in numbers):
+        verb = "shorter" if "shorter" in message else "longer"
+        return f"{names[numbers[0] - 1]!r} is {verb} than {names[numbers[1] - 1]!r}"
+    return message
 
 
 def _as_column(value: Any, name: str, lazy: bool) -> Iterable[Any]:
@@ -138,6 +164,8 @@ def _as_column(value: Any, name: str, lazy: bool) -> Iterable[Any]:
         )
     if isinstance(value, (set, frozenset)):
         hint = "a set has no order, so the rows would come back in no fixed order: pass sorted(s)"
+    elif getattr(value, "ndim", None) == 0:
+        hint = "a 0-d array is one value: pass [value] for one item, or an array of items"
     elif isinstance(value, (str, bytes, bytearray)) or not isinstance(value, Iterable):
         hint = "pass [value] to map over a single item"
     elif lazy and not isinstance(value, Sized):

@@ -7,6 +7,7 @@ names what it returns.  The node stays callable as the original function.
 from __future__ import annotations
 
 import inspect
+import math
 import sys
 from collections.abc import Callable, Mapping
 from typing import Any, overload
@@ -92,13 +93,36 @@ def _check_retry_on(retry_on: Any, where: str) -> tuple[type[BaseException], ...
 
 
 def _check_number(value: Any, what: str, where: str, positive: bool = False) -> float:
-    if type(value) is float and value > 0:  # the common case, at once
+    if type(value) is float and 0 < value < math.inf:  # the common case, at once
         return value
     ok = isinstance(value, (int, float)) and not isinstance(value, bool)
-    if not ok or value < 0 or (positive and value == 0):
+    if not ok or not math.isfinite(value) or value < 0 or (positive and value == 0):
         bound = "> 0" if positive else ">= 0"
-        raise InvalidNodeError(f"{where}: {what} must be a number {bound}, got {value!r}")
+        none = " (None for no limit)" if what == "timeout" else ""
+        raise InvalidNodeError(
+            f"{where}: {what} must be a finite number {bound}{none}, got {value!r}"
+        )
     return float(value)
+
+
+def _check_options(name: Any, cache: Any, cache_version: Any, fname: str) -> None:
+    """Refuse a ``name``, ``cache`` or ``cache_version`` of a kind that would be silently
+    misread (``cache="false"`` is true; ``name=5`` is no name)."""
+    if name is not None and (not isinstance(name, str) or not name):
+        raise InvalidNodeError(
+            f"node of function {fname!r}: name must be a non-empty string, got {name!r}"
+        )
+    where = f"node {name or fname!r}"
+    if not isinstance(cache, bool):
+        raise InvalidNodeError(
+            f"{where}: cache must be True or False, got {cache!r} ({type(cache).__name__}); "
+            "write cache=False to keep the node out of the cache"
+        )
+    if cache_version is not None and not isinstance(cache_version, (str, int, float, bytes, tuple)):
+        raise InvalidNodeError(
+            f"{where}: cache_version must be a string or a number (change it to invalidate the "
+            f"node's cached results), got {type(cache_version).__name__} {cache_version!r}"
+        )
 
 
 def _check_resources(resources: Any, where: str) -> dict[str, Any] | None:
@@ -181,6 +205,7 @@ class Node:
         except (TypeError, ValueError) as exc:
             raise InvalidNodeError(f"cannot read the parameters of {func!r}: {exc}") from exc
         fname = getattr(func, "__name__", type(func).__name__)
+        _check_options(name, cache, cache_version, fname)
         _check_not_generator(func, name or fname)
         params: list[str] = []
         defaults: dict[str, Any] = {}

@@ -13,7 +13,14 @@ import networkx as nx
 from ..cache.item import prepare_call
 from ..engines.base import is_tolerant
 from ..engines.hypernodes import bridge, default_engine
-from ..exceptions import UNNAMED, HyperNodesError, InvalidNodeError, MapError, pipeline_phrase
+from ..exceptions import (
+    UNNAMED,
+    HyperNodesError,
+    InvalidNodeError,
+    InvalidSettingError,
+    MapError,
+    pipeline_phrase,
+)
 from ..execution.context import RunContext
 from ..execution.failure import add_failure_note
 from ..execution.plan import Plan, compile_plan
@@ -29,7 +36,10 @@ from .checks import (
     check_engine,
     check_input_names,
     check_inputs_mapping,
+    check_pipeline_name,
+    name_tuple,
     nesting_cycle,
+    output_not_input_hint,
     unknown_input_error,
 )
 from .gc import gc_paused
@@ -37,7 +47,7 @@ from .graph import PipelineGraph
 from .mapspec import MapSpec
 from .node import Node
 from .pipeline_node import PipelineNode
-from .resources import resource_names
+from .resources import resource_names, resources_in_use
 from .typecheck import TypeCheck, check_mode, check_pipeline, with_runtime_checks
 
 if TYPE_CHECKING:
@@ -74,7 +84,7 @@ class Pipeline:
         items = [_as_node(item, i) for i, item in enumerate(nodes)]
         engine, cache = check_engine(engine), check_cache(cache)
         checked_callbacks = check_callbacks(callbacks)
-        label = name or "pipeline"
+        label = check_pipeline_name(name) or "pipeline"
         #: how connections are type-checked: "error", "warn", "off" or "runtime" (see typecheck)
         type_mode = check_mode(type_check)
         if type_check == "runtime":
@@ -219,13 +229,17 @@ class Pipeline:
 
     def with_name(self, name: str | None) -> Pipeline:
         """A copy called ``name``."""
-        return self._copy(name=name)
+        return self._copy(name=check_pipeline_name(name))
 
     def bind(self, **values: Any) -> Pipeline:
         """A copy with inputs fixed to ``values``; inputs passed to ``run``/``map`` still win."""
         unknown = [k for k in values if k not in self.root_args]
         if unknown:
-            raise unknown_input_error(self.label, unknown, self.root_args)
+            error = unknown_input_error(self.label, unknown, self.root_args)
+            hint = output_not_input_hint(self.pgraph, unknown, "bind()")
+            if hint:
+                error.args = (f"{error.args[0]}{hint}",)
+            raise error
         return self._copy(_bound={**self._bound, **values})
 
     def unbind(self, *names: str) -> Pipeline:
@@ -300,7 +314,9 @@ class Pipeline:
         spec = MapSpec.of(map_over, map_mode)
         try:
             with _deferred(ctx):
-                plan, rows = self._map(dict(inputs), spec, _outputs_key(output_name), ctx, on_error)
+                plan, rows = self._map(
+                    dict(inputs or {}), spec, _outputs_key(output_name), ctx, on_error
+                )
         except Exception as exc:
             add_failure_note(exc)
             raise
@@ -331,7 +347,9 @@ class Pipeline:
             check_inputs_mapping(inputs, "imap")
         ctx = self._root_context()
         spec = MapSpec.of(map_over, map_mode)
-        stream = self._imap(dict(inputs), spec, _outputs_key(output_name), ctx, on_error, ordered)
+        stream = self._imap(
+            dict(inputs or {}), spec, _outputs_key(output_name), ctx, on_error, ordered
+        )
         try:
             with _deferred(ctx):
                 yield from stream
@@ -411,7 +429,7 @@ class Pipeline:
         spec = MapSpec.of(map_over, map_mode)
         try:
             plan, items, count, ctx = self._prepared(
-                dict(inputs), spec, _outputs_key(output_name), ctx, lazy=True
+                dict(inputs or {}), spec, _outputs_key(output_name), ctx, lazy=True
             )
             engine = ctx.engine
             if hasattr(engine, "aimap"):
@@ -478,11 +496,15 @@ class Pipeline:
         if self._bound:
             inputs = {**self._bound, **inputs}
         plan = self.plan(outputs, frozenset(inputs), resource_names(inputs))
-        if ctx.dispatcher is None:
+        if ctx.dispatcher is None and not plan.resources:  # the common case, at once
             return ctx.engine.run(plan, plan.seed(inputs), ctx)
-        with events.observe_run(ctx, ctx.path[-1], inputs) as box:
-            box["outputs"] = result = ctx.engine.run(plan, plan.seed(inputs), ctx)
-        return result
+        using = resources_in_use() if plan.resources and ctx.depth == 0 else nullcontext()
+        with using:
+            if ctx.dispatcher is None:
+                return ctx.engine.run(plan, plan.seed(inputs), ctx)
+            with events.observe_run(ctx, ctx.path[-1], inputs) as box:
+                box["outputs"] = result = ctx.engine.run(plan, plan.seed(inputs), ctx)
+            return result
 
     def _prepared(
         self,
@@ -494,7 +516,14 @@ class Pipeline:
     ) -> tuple[Plan, Iterator[dict[str, Any]], int | None, RunContext]:
         """The plan, the item value dicts (made lazily), their count (None if unknown) and the
         context of this map call (with a cache: what it derives once for every item)."""
-        spec.check_inputs(inputs, self.root_args, self.name)
+        try:
+            spec.check_inputs(inputs, self.root_args, self.name)
+        except MapError as exc:
+            outputs = [n for n in spec.names if n not in self.root_args]
+            hint = output_not_input_hint(self.pgraph, outputs, "map_over")
+            if hint:
+                exc.args = (f"{exc.args[0]}{hint}",)
+            raise
         columns = spec.columns(inputs, lazy)
         count = spec.count(columns)
         for name in spec.names:
@@ -516,10 +545,12 @@ class Pipeline:
     ) -> tuple[Plan, list[dict[str, Any]]]:
         plan, items, count, ctx = self._prepared(inputs, spec, outputs, ctx)
         extra = {} if on_error == "raise" else {"on_error": on_error}
-        if ctx.dispatcher is None:
-            return plan, ctx.engine.map(plan, items, count, ctx, **extra)
-        with events.observe_map(ctx, ctx.path[-1], count):
-            return plan, ctx.engine.map(plan, items, count, ctx, **extra)
+        using = resources_in_use() if plan.resources and ctx.depth == 0 else nullcontext()
+        with using:
+            if ctx.dispatcher is None:
+                return plan, ctx.engine.map(plan, items, count, ctx, **extra)
+            with events.observe_map(ctx, ctx.path[-1], count):
+                return plan, ctx.engine.map(plan, items, count, ctx, **extra)
 
     def _imap(
         self,
@@ -532,11 +563,13 @@ class Pipeline:
     ) -> Iterator[tuple[int, dict[str, Any]]]:
         plan, items, count, ctx = self._prepared(inputs, spec, outputs, ctx, lazy=True)
         rows = self._imap_rows(ctx.engine, plan, items, count, ctx, on_error, ordered)
-        if ctx.dispatcher is None:
-            yield from rows
-            return
-        with events.observe_map(ctx, ctx.path[-1], count):
-            yield from rows
+        using = resources_in_use() if plan.resources and ctx.depth == 0 else nullcontext()
+        with using:
+            if ctx.dispatcher is None:
+                yield from rows
+                return
+            with events.observe_map(ctx, ctx.path[-1], count):
+                yield from rows
 
     @staticmethod
     def _imap_rows(
@@ -580,12 +613,7 @@ def _outputs_key(output_name: OutputName) -> tuple[str, ...] | None:
         return None
     if isinstance(output_name, str):
         return (output_name,)
-    names = tuple(output_name)
-    if not all(isinstance(n, str) for n in names):
-        raise HyperNodesError(
-            f"output_name must be a string or a list of strings, got {output_name!r}"
-        )
-    return names
+    return name_tuple(output_name, "output_name", InvalidSettingError)
 
 
 async def _arun_on(

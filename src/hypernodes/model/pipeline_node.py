@@ -9,6 +9,7 @@ from ..exceptions import MappingError
 from ..execution.context import RunContext
 from ..execution.plan import analyze
 from ..execution.step import Runner
+from .checks import name_mapping, name_tuple
 from .graph import PipelineGraph
 from .mapspec import MAP_MODES, MapSpec
 
@@ -41,8 +42,8 @@ class PipelineNode:
         self.name: str = name or pipeline.name or "pipeline"
         label = f"as_node {self.name!r}"
         inner_inputs = pipeline.root_args
-        input_mapping = dict(input_mapping or {})
-        output_mapping = dict(output_mapping or {})
+        input_mapping = name_mapping(input_mapping, f"{label}: input_mapping", MappingError)
+        output_mapping = name_mapping(output_mapping, f"{label}: output_mapping", MappingError)
 
         to_outer = _inner_to_outer(label, input_mapping, inner_inputs)
         _check_output_mapping(label, output_mapping, pipeline.output_names)
@@ -178,7 +179,7 @@ def _map_over_names(
     label: str, map_over: str | Sequence[str] | None, inputs: tuple[str, ...]
 ) -> tuple[str, ...]:
     """``map_over`` as a tuple of names, checked to be inputs of the node."""
-    names = (map_over,) if isinstance(map_over, str) else tuple(map_over or ())
+    names = name_tuple(map_over, "map_over", MappingError, f"{label}: ")
     unknown = [n for n in names if n not in inputs]
     if unknown:
         raise MappingError(

@@ -24,11 +24,13 @@ import functools
 import inspect
 import threading
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from typing import Any, Generic, TypeVar, overload
 
 from ..cache.keys import Unhashable, value_token
+from ..exceptions import InvalidSettingError, ResourceError
 from ..execution.aio import run_sync
+from .loop_resources import aget, close_loop_resources, is_async_factory
 from .node import importable, node_at
 
 T = TypeVar("T")
@@ -51,9 +53,14 @@ class ResourceFactory(Generic[T]):
         cache_key: Any = None,
     ) -> None:
         if not callable(func):
-            raise TypeError(f"@resource needs a function, got {func!r}")
+            raise InvalidSettingError(
+                f"@resource needs a function that makes the resource, got {func!r}; decorate the "
+                "function itself (@resource or @resource(teardown=...) above def ...)"
+            )
         if teardown is not None and not callable(teardown):
-            raise TypeError(f"teardown must be callable, got {teardown!r}")
+            raise InvalidSettingError(
+                f"teardown must be a function taking the resource, got {teardown!r}"
+            )
         self.func = func
         self.teardown = teardown
         self.cache_key = cache_key
@@ -111,7 +118,11 @@ class Resource(Generic[T]):
 
     def __init__(self, factory: Callable[..., T], /, *args: Any, **kwargs: Any) -> None:
         if not callable(factory):
-            raise TypeError(f"Resource needs a factory function, got {factory!r}")
+            raise InvalidSettingError(
+                f"Resource needs a factory function, got {factory!r}; write Resource(make, *args) "
+                "with make a function that builds the value (Resource(lambda: value) for a value "
+                "made already)"
+            )
         self.factory = factory
         self.args = args
         self.kwargs = kwargs
@@ -165,6 +176,17 @@ class Resource(Generic[T]):
         if entry is not None:
             return entry.value
         return _build(self)
+
+    async def aget(self) -> T:
+        """The object for an ``async def`` node: for an async factory, the copy built on the
+        running event loop (see :mod:`hypernodes.model.loop_resources`), else :meth:`get`."""
+        factory = self.factory
+        func, teardown = factory, None
+        if isinstance(factory, ResourceFactory):
+            func, teardown = factory.func, factory.teardown
+        if not is_async_factory(func):
+            return self.get()
+        return await aget(self, func, teardown)
 
     def __repr__(self) -> str:
         factory = self.factory
@@ -232,9 +254,20 @@ def _make(recipe: Resource) -> tuple[Any, Callable[[], Any] | None]:
     func: Callable[..., Any] = factory
     if isinstance(factory, ResourceFactory):
         func, teardown = factory.func, factory.teardown
+    if inspect.isasyncgenfunction(func):  # used by a sync node: on this thread's loop
+        agen = func(*recipe.args, **recipe.kwargs)
+        value = run_sync(_first(agen))
+        return value, functools.partial(_finish_async_generator, agen)
     if inspect.isgeneratorfunction(func):
         generator = func(*recipe.args, **recipe.kwargs)
-        value = next(generator)
+        try:
+            value = next(generator)
+        except StopIteration:
+            raise ResourceError(
+                f"resource factory {getattr(func, '__qualname__', func)!r} is a generator "
+                "function that returned without yielding its value; yield the resource once "
+                "(yield client), and put the teardown code after the yield"
+            ) from None
         return value, functools.partial(_finish_generator, generator)
     value = func(*recipe.args, **recipe.kwargs)
     if inspect.isawaitable(value):
@@ -251,6 +284,18 @@ async def _awaited(awaitable: Any) -> Any:
     return await awaitable
 
 
+async def _first(agen: Any) -> Any:
+    return await agen.__anext__()
+
+
+def _finish_async_generator(agen: Any) -> None:
+    async def finish() -> None:
+        with contextlib.suppress(StopAsyncIteration):
+            await agen.__anext__()
+
+    run_sync(finish())
+
+
 def _finish_generator(generator: Any) -> None:
     try:
         next(generator)
@@ -260,13 +305,49 @@ def _finish_generator(generator: Any) -> None:
     raise RuntimeError("a resource factory that is a generator must yield exactly once")
 
 
+#: calls (runs, maps) running now with resources among their inputs, and whether an engine's
+#: shutdown asked for a teardown while they ran
+_USERS = [0]
+_CLOSE_PENDING = [False]
+
+
+@contextlib.contextmanager
+def resources_in_use() -> Iterator[None]:
+    """Held by a run or map whose inputs include resources: an engine shut down meanwhile
+    (another engine, or this one from another thread) tears them down when the last such call
+    ends, not under its feet."""
+    with _LOCK:
+        _USERS[0] += 1
+    try:
+        yield
+    finally:
+        with _LOCK:
+            _USERS[0] -= 1
+            close = _USERS[0] == 0 and _CLOSE_PENDING[0]
+            if close:
+                _CLOSE_PENDING[0] = False
+        if close:
+            close_resources()
+
+
+def release_resources() -> list[Exception]:
+    """What an engine's ``shutdown()`` calls: :func:`close_resources` now, or, while runs or
+    maps that use resources are still running, when the last of them ends."""
+    with _LOCK:
+        if _USERS[0]:
+            _CLOSE_PENDING[0] = True
+            return []
+    return close_resources()
+
+
 def close_resources() -> list[Exception]:
     """Tear down every resource built in this process (newest first) and forget them; a later
-    use builds them again.  Returns the errors teardowns raised (each is also warned about)."""
+    use builds them again.  Returns the errors teardowns raised (each is also warned about).
+    Resources of async factories are torn down on the event loops they were built on."""
+    errors: list[Exception] = close_loop_resources()
     with _LOCK:
         entries = list(_BUILT.values())
         _BUILT.clear()
-    errors: list[Exception] = []
     for entry in reversed(entries):
         if entry.close is None:
             continue
@@ -305,6 +386,21 @@ def resource_names(values: dict[str, Any]) -> frozenset[str]:
 
 
 _NONE: frozenset[str] = frozenset()
+
+
+def aresolving(func: Callable[..., Any], positions: tuple[int, ...]) -> Callable[..., Any]:
+    """The coroutine function ``func`` called with the resources at argument ``positions``
+    replaced by their objects on the running loop (:meth:`Resource.aget`)."""
+
+    async def acall_with_resources(*args: Any) -> Any:
+        args_list = list(args)
+        for i in positions:
+            value = args_list[i]
+            if isinstance(value, Resource):
+                args_list[i] = await value.aget()
+        return await func(*args_list)
+
+    return acall_with_resources
 
 
 def resolving(func: Callable[..., Any], positions: tuple[int, ...]) -> Callable[..., Any]:

@@ -51,6 +51,8 @@ class ProgressCallback(PipelineCallback):
         self._view: Any = None
         self._rows: dict[tuple[Any, ...], Row] = {}
         self._active = 0  # top-level calls in flight
+        #: (path, items) of the map items a node failed in, until their item ends
+        self._failed: set[tuple[Any, ...]] = set()
 
     # -- lifecycle of the display -------------------------------------------------------------
 
@@ -88,8 +90,11 @@ class ProgressCallback(PipelineCallback):
         if self._active > 0 or self._view is None:
             return
         now = time.perf_counter()
-        for row in self._rows.values():
+        for key, row in self._rows.items():
             row.stop = now
+            if key[0] == "node" and row.done < row.total:  # items failed before reaching it
+                row.skipped = row.total - row.done
+        self._failed.clear()
         self._view.close([row for key, row in self._rows.items() if key[0] != "runs"])
         self._view = None
 
@@ -162,6 +167,9 @@ class ProgressCallback(PipelineCallback):
             row = self._rows.get(("map", context.path))
             if row is not None:
                 row.done += 1
+                if self._failed and (context.path, context.items) in self._failed:
+                    self._failed.discard((context.path, context.items))
+                    row.failed += 1
                 self._refresh(row)
 
     def on_map_item_cached(self, *, index: int, context: CallbackContext, **kwargs: Any) -> None:
@@ -183,8 +191,11 @@ class ProgressCallback(PipelineCallback):
     def on_error(
         self, *, node: str | None, error: BaseException, context: CallbackContext, **kwargs: Any
     ) -> None:
+        with self._lock:
+            if context.items and context.items[-1] is not None:
+                self._failed.add((context.path, context.items))
         if node is not None:
-            self._node_done(node, context, cached=False)
+            self._node_done(node, context, cached=False, failed=True)
 
     # -- node rows ----------------------------------------------------------------------------
 
@@ -223,7 +234,9 @@ class ProgressCallback(PipelineCallback):
             row.retries += 1
             self._refresh(row)
 
-    def _node_done(self, node: str, context: CallbackContext, cached: bool) -> None:
+    def _node_done(
+        self, node: str, context: CallbackContext, cached: bool, failed: bool = False
+    ) -> None:
         if not self.show_nodes:
             return
         with self._lock:
@@ -236,4 +249,5 @@ class ProgressCallback(PipelineCallback):
                 row.total = runs.total if runs is not None else 1
             row.done += 1
             row.cached += cached
+            row.failed += failed
             self._refresh(row)

@@ -31,11 +31,30 @@ class Row:
     cached: int = 0
     #: calls made again after an error (``@node(retries=...)``)
     retries: int = 0
+    #: items (a map row) or calls (a node row) that failed (``on_error="continue"``)
+    failed: int = 0
+    #: calls that never came because their item failed upstream (counted when the display closes)
+    skipped: int = 0
     task: Any = None
     logged_tenth: int = -1
     start: float = field(default_factory=time.perf_counter)
     #: when the display closed (the elapsed time stops there)
     stop: float | None = None
+
+    @property
+    def settled(self) -> int:
+        """Items or calls that are over: done (a failure included) or skipped after one."""
+        return self.done + self.skipped
+
+    def notes(self) -> list[str]:
+        """``3 cached``, ``2 failed``, ``2 skipped``, ``1 retries``: the counts that are not 0."""
+        counts = (
+            (self.cached, "cached"),
+            (self.failed, "failed"),
+            (self.skipped, "skipped"),
+            (self.retries, "retries"),
+        )
+        return [f"{n} {what}" for n, what in counts if n]
 
     @property
     def elapsed(self) -> float:
@@ -104,7 +123,7 @@ class RichView:
                 row.task,
                 description=self._describe(row),
                 total=row.total or None,
-                completed=row.done,
+                completed=row.settled,
                 rate=row.rate,
             )
 
@@ -115,9 +134,14 @@ class RichView:
 
     @staticmethod
     def _describe(row: Row) -> str:
-        cached = f" [dim]({row.cached} cached)[/dim]" if row.cached else ""
-        retried = f" [dim]({row.retries} retries)[/dim]" if row.retries else ""
-        return "  " * row.indent + row.label + cached + retried
+        marks = "".join(
+            f" [red]({note})[/red]"
+            if note.endswith(("failed", "skipped"))
+            else f" [dim]({note})[/dim]"
+            for note in row.notes()
+        )
+        cross = " [red]\u2717[/red]" if row.failed or row.skipped else ""
+        return "  " * row.indent + row.label + cross + marks
 
 
 class NotebookView:
@@ -164,8 +188,8 @@ class PlainView:
     def update(self, row: Row) -> None:
         if not row.is_map or not row.total:
             return
-        tenth = 10 * row.done // row.total
-        if tenth > row.logged_tenth and row.done < row.total:
+        tenth = 10 * row.settled // row.total
+        if tenth > row.logged_tenth and row.settled < row.total:
             row.logged_tenth = tenth
             self._log(row, final=False)
 
@@ -179,7 +203,7 @@ class PlainView:
         pct = 100 * row.done / row.total if row.total else 100.0
         speed = row.done / elapsed if elapsed > 0 else 0.0
         eta = (row.total - row.done) / speed if speed > 0 else 0.0
-        cached = f", {row.cached} cached" if row.cached else ""
+        cached = "".join(f", {note}" for note in row.notes() if not note.endswith("retries"))
         tail = f"done in {elapsed:.1f}s" if final else f"{speed:,.1f} items/s, eta {eta:.0f}s"
         count = f"{row.done}/{row.total} items ({pct:.0f}%)" if row.total else f"{row.done} items"
         print(
@@ -198,15 +222,14 @@ def text_bars(rows: Iterable[Row]) -> str:
     width = max(len(label) for label in labels)
     lines = []
     for label, row in zip(labels, rows):
-        share = row.done / row.total if row.total else 0.0
+        share = row.settled / row.total if row.total else 0.0
         filled = round(_BAR_WIDTH * min(share, 1.0))
         bar = "\u2501" * filled + "\u2574" * (filled < _BAR_WIDTH) + " " * (_BAR_WIDTH - filled - 1)
-        count = f"{row.done}/{row.total}" if row.total else f"{row.done}"
+        count = f"{row.settled}/{row.total}" if row.total else f"{row.settled}"
         parts = [label.ljust(width), bar[:_BAR_WIDTH], count.rjust(9)]
-        if row.cached:
-            parts.append(f"({row.cached} cached)")
-        if row.retries:
-            parts.append(f"({row.retries} retries)")
+        if row.failed or row.skipped:
+            parts.append("\u2717")
+        parts.extend(f"({note})" for note in row.notes())
         if row.rate:
             parts.append(row.rate)
         parts.append(_clock(row.elapsed))
@@ -214,16 +237,23 @@ def text_bars(rows: Iterable[Row]) -> str:
     return "\n".join(lines)
 
 
+def _colour(row: Row) -> str:
+    """Red for a row with failures, green once complete, blue while it runs."""
+    if row.failed or row.skipped:
+        return "#cf222e"
+    return "#1a7f37" if row.total and row.done >= row.total else "#0969da"
+
+
 def html_bars(rows: Iterable[Row]) -> str:
     """The bars as a small HTML table for notebooks."""
     body = []
     for row in rows:
-        share = row.done / row.total if row.total else 0.0
+        share = row.settled / row.total if row.total else 0.0
         pct = f"{100 * min(share, 1.0):.1f}%"
-        colour = "#1a7f37" if row.total and row.done >= row.total else "#0969da"
-        count = f"{row.done}/{row.total}" if row.total else f"{row.done}"
-        cached = f" ({row.cached} cached)" if row.cached else ""
-        cached += f" ({row.retries} retries)" if row.retries else ""
+        colour = _colour(row)
+        count = f"{row.settled}/{row.total}" if row.total else f"{row.settled}"
+        cached = "".join(f" ({note})" for note in row.notes())
+        cached = (" \u2717" if row.failed or row.skipped else "") + cached
         weight = "bold" if row.is_map else "normal"
         body.append(
             "<tr>"

@@ -39,7 +39,13 @@ class TelemetryCallback(PipelineCallback):
     def __init__(
         self, tracer_provider: Any = None, tracer: Any = None, service_name: str = "hypernodes"
     ) -> None:
-        from opentelemetry import trace
+        try:
+            from opentelemetry import trace
+        except ImportError as exc:
+            raise ImportError(
+                "TelemetryCallback needs OpenTelemetry, which is not installed: "
+                "pip install 'hypernodes[telemetry]' (or pip install opentelemetry-sdk)"
+            ) from exc
 
         self._trace = trace
         if tracer is None:

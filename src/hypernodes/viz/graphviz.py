@@ -18,6 +18,7 @@ from typing import TYPE_CHECKING, Any
 from ..exceptions import GraphvizNotFoundError, HyperNodesError
 from ..model.node import Node
 from ..model.pipeline_node import PipelineNode
+from .dot import DotModule
 from .hints import TypeHints
 from .styles import Style, resolve_style
 
@@ -74,7 +75,7 @@ def visualize(
         raise HyperNodesError(
             f"return_type must be one of {list(RETURN_TYPES)}, got {return_type!r}"
         )
-    gv = import_graphviz()
+    gv = _graphviz_for(filename, return_type)
     builder = _Builder(gv, resolve_style(style), orient, depth, show_types, flatten)
     digraph = builder.draw(pipeline)
     if show_legend:
@@ -94,6 +95,18 @@ def visualize(
             'use return_type="svg" for the SVG text'
         ) from exc
     return HTML(svg)
+
+
+def _graphviz_for(filename: str | Path | None, return_type: str) -> Any:
+    """The ``graphviz`` module; where it is missing and only a ``.dot``/``.gv`` file is asked
+    for, the DOT writer of :mod:`.dot` (DOT text needs no graphviz)."""
+    try:
+        return import_graphviz()
+    except GraphvizNotFoundError:
+        wants_text = filename is not None and FORMATS.get(Path(filename).suffix.lower(), 0) is None
+        if wants_text and return_type in ("auto", "graphviz"):
+            return DotModule
+        raise
 
 
 def render(digraph: graphviz.Digraph, format: str) -> bytes:

@@ -35,6 +35,8 @@ class EventsLayer(Layer):
     ) -> None:
         if not isinstance(exc, Exception):
             return  # Ctrl-C and the like stop the run; they are not a node's error
+        if ctx.flag is not None:  # a failed item ran (and failed): it was not a cache hit
+            ctx.flag.mark()
         ctx.dispatcher.emit("on_error", node=step.name, error=exc, context=ctx.cb)
         if type(step.node) is not Node:
             events.nested_ended(step, ctx, token)

@@ -5,7 +5,10 @@ How the call is stopped depends on where it runs:
 
 - ``async def`` nodes are cancelled (``asyncio.wait_for``);
 - a sync node in a process's main thread with no other alarm set (the caller of a sequential
-  run, a ``"parallel"`` worker process) is interrupted by ``SIGALRM``, like Ctrl-C would be;
+  run, a ``"parallel"`` worker process) is interrupted by ``SIGALRM``, like Ctrl-C would be: the
+  interrupt raised inside the node is a ``BaseException`` (as asyncio's cancellation is), so the
+  node's own ``except Exception:`` cannot swallow it, and it becomes the ``NodeTimeoutError`` at
+  the call's boundary;
 - elsewhere (a thread of a threaded or async executor) Python cannot stop a thread: the call is
   left running in a daemon thread and its result is thrown away, while the item fails at once.
 """
@@ -54,22 +57,37 @@ def _alarm_free() -> bool:
     )
 
 
+class _Expired(BaseException):
+    """The interrupt raised inside a node's call when its time is up.
+
+    Not an ``Exception``: a node's ``try: ... except Exception:`` must not swallow it and carry
+    on past its limit.  It never leaves :func:`_by_alarm`, which turns it into a
+    :class:`NodeTimeoutError`.
+    """
+
+
 def _by_alarm(call: Callable[[], Any], limit: float, name: str) -> Any:
-    armed = [True]
+    state = {"armed": True, "fired": False}
 
     def on_alarm(signum: int, frame: Any) -> None:
-        if armed[0]:
-            armed[0] = False
-            raise _error(name, limit)
+        if state["armed"]:
+            state["armed"] = False
+            state["fired"] = True
+            raise _Expired
 
     previous = signal.signal(signal.SIGALRM, on_alarm)
     signal.setitimer(signal.ITIMER_REAL, limit)
     try:
-        return call()
+        result = call()
+    except _Expired:
+        raise _error(name, limit) from None
     finally:
-        armed[0] = False
+        state["armed"] = False
         signal.setitimer(signal.ITIMER_REAL, 0)
         signal.signal(signal.SIGALRM, previous)
+    if state["fired"]:  # the node caught even the interrupt (a bare except) and returned late
+        raise _error(name, limit)
+    return result
 
 
 def _by_thread(call: Callable[[], Any], limit: float, name: str) -> Any:
