@@ -23,7 +23,7 @@ from typing import Any
 
 import click
 
-from .. import engines
+from .. import __version__, engines
 from ..cache import DiskCache
 from ..engines import HypernodesEngine
 from ..exceptions import HyperNodesError, MapError, MissingInputError, UnknownOutputError
@@ -74,7 +74,7 @@ def _traceback_option(func: Any) -> Any:
     context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100},
     epilog=_MAIN_EXAMPLES,
 )
-@click.version_option(package_name="hypernodes", prog_name="hypernodes")
+@click.version_option(__version__, prog_name="hypernodes")
 @_traceback_option
 def cli() -> None:
     """Run, draw and describe HyperNodes pipelines, and manage their disk caches.
