@@ -396,7 +396,7 @@ The extension picks the format: .svg, .png, .pdf (rendered with graphviz's dot p
 """
 
 
-class _Depth(click.ParamType):
+class _Depth(click.ParamType):  # type: ignore[type-arg,unused-ignore]  # generic from click 8.2
     """``--depth``: a positive integer, or ``all``."""
 
     name = "N|all"
@@ -665,7 +665,8 @@ def _import_file(path: Path) -> Any:
     name = path.stem
     existing = sys.modules.get(name)
     if existing is not None:
-        if getattr(existing, "__file__", None) and Path(existing.__file__).resolve() == path:
+        file = getattr(existing, "__file__", None)
+        if file and Path(file).resolve() == path:
             return existing
         name = f"_hypernodes_target_{name}"
     spec = importlib.util.spec_from_file_location(name, path)
@@ -730,9 +731,11 @@ def _click_error(exc: click.ClickException, show_traceback: bool) -> int:
     if show_traceback and exc.__cause__ is not None:
         traceback.print_exception(exc.__cause__)
     hint = ""
-    usage = isinstance(exc, click.UsageError) and not isinstance(exc, UsageProblem)
-    if usage and exc.ctx is not None:
-        hint = f" (see '{exc.ctx.command_path} --help')"
+    ctx = (
+        exc.ctx if isinstance(exc, click.UsageError) and not isinstance(exc, UsageProblem) else None
+    )
+    if ctx is not None:
+        hint = f" (see '{ctx.command_path} --help')"
     return _report(" ".join(exc.format_message().split()) + hint, exc.exit_code)
 
 
