@@ -9,7 +9,7 @@ STAMP  := $(VENV)/.installed-$(subst $(comma),-,$(EXTRAS))
 DEMO_EXTRAS := progress
 DEMO_STAMP  := $(VENV)/.installed-$(DEMO_EXTRAS)
 
-.PHONY: demo test lint check-dot bench bench-peers clean
+.PHONY: demo test lint check-dot docs typecheck bench bench-peers clean
 
 $(VENV)/.installed-%: pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -37,6 +37,14 @@ check-dot:
 	  echo "    conda: conda install -c conda-forge graphviz    others: https://graphviz.org/download/" >&2; \
 	  exit 1; }
 
+# The docs site (mkdocs, Material, the API reference from docstrings) into site/; tests run it too.
+docs: $(STAMP)
+	$(BIN)/mkdocs build --strict
+
+# mypy --strict on the package (pyproject's settings and allow-list); tests/test_typing.py too.
+typecheck: $(STAMP)
+	$(BIN)/mypy
+
 bench: $(STAMP)
 	$(BIN)/python benchmarks/run.py
 
@@ -48,4 +56,4 @@ _bench-peers: $(STAMP)
 	$(BIN)/python benchmarks/run.py --peers
 
 clean:
-	rm -rf $(VENV) .pytest_cache .ruff_cache .hypothesis
+	rm -rf $(VENV) .venv-3.* .pytest_cache .ruff_cache .hypothesis .mypy_cache site
