@@ -224,3 +224,8 @@ def test_readme_reads_as_an_index_page():
     assert all(link.startswith(source) for link in links if "github.com" in link), links
     assert "../shared" not in readme
     assert readme.count("runs a map as a") == 1, "one Engines paragraph"
+
+
+def test_dev_extra_holds_what_the_fast_subset_needs():
+    """.ci/run runs the fast subset on 3.12/3.13 with the ``test`` extra, the suite with ``dev``."""
+    assert set(EXTRAS["test"]) <= set(EXTRAS["dev"])
