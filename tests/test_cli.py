@@ -14,6 +14,7 @@ from pathlib import Path
 
 import pytest
 
+import hypernodes
 from hypernodes import Pipeline, engines
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -86,7 +87,7 @@ def test_every_help_lists_examples(command: list[str]) -> None:
 
 
 def test_version_and_python_dash_m() -> None:
-    assert ok("--version").stdout.strip() == "hypernodes, version 0.1.0"
+    assert ok("--version").stdout.strip() == f"hypernodes, version {hypernodes.__version__}"
     result = subprocess.run(
         [sys.executable, "-m", "hypernodes", "run", TEXT, "-i", "text=Hi there"],
         capture_output=True,

@@ -14,7 +14,8 @@ from .observe.callbacks import CallbackContext, PipelineCallback
 
 compat.install()
 
-__version__ = "0.1.0"
+#: the release (the one place it is written: pyproject.toml reads it, so does ``--version``)
+__version__ = "0.5.0"
 
 __all__ = [
     "CallbackContext",

@@ -61,14 +61,19 @@ def wait_until(predicate, timeout: float = 10.0) -> bool:
     [("threaded", "threaded"), ("async", "async"), ("threaded", "async"), ("async", "threaded")],
 )
 def test_with_block_leaves_no_thread_behind(node_executor, map_executor):
-    before = threading.active_count()
+    # The engine's own threads, by identity: a count of all threads would also move with threads
+    # that other tests left finishing in the background (a cluster's closer, a pool winding down).
+    before = set(threading.enumerate())
     with HypernodesEngine(node_executor, map_executor, max_workers=4) as engine:
         pipeline = Pipeline([nap, worker_pid], engine=engine)
         rows = pipeline.map({"x": range(20)}, map_over="x")
         assert pipeline.run({"x": 1})["y"] == 1
-        assert threading.active_count() > before  # workers were started...
+        started = [
+            t for t in threading.enumerate() if t not in before and t.name.startswith("hypernodes")
+        ]
+        assert started  # workers were started...
     assert [r["y"] for r in rows] == list(range(20))
-    assert threading.active_count() == before  # ...and all are gone
+    assert [t.name for t in started if t.is_alive()] == []  # ...and all are gone
 
 
 def test_with_block_leaves_no_process_behind():

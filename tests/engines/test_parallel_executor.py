@@ -10,6 +10,7 @@ import subprocess
 import sys
 import textwrap
 import threading
+import time
 from pathlib import Path
 
 import pytest
@@ -88,10 +89,24 @@ def test_a_module_the_workers_cannot_import_travels_by_value(engine, tmp_path, m
     assert pickle.loads(pickle.dumps(module.boxed)) is module.boxed  # by reference elsewhere
 
 
-def test_items_are_spread_over_worker_processes(engine):
-    rows = Pipeline([pid_of], engine=engine).map({"x": range(64)}, map_over="x")
+@node(output_name="pid")
+def pid_met(x: int, folder: str, deadline: float) -> int:
+    """Sign in ``folder`` with this process's pid, then wait until two processes have signed
+    (or ``deadline``): one worker cannot take every item before the other starts, however busy
+    the machine, unless the map never gives the second worker any."""
+    here = Path(folder)
+    (here / str(os.getpid())).touch()
+    while len(list(here.iterdir())) < 2 and time.time() < deadline:
+        time.sleep(0.01)
+    return os.getpid()
+
+
+def test_items_are_spread_over_worker_processes(engine, tmp_path):
+    inputs = {"x": range(64), "folder": str(tmp_path), "deadline": time.time() + 30}
+    rows = Pipeline([pid_met], engine=engine).map(inputs, map_over="x")
     pids = {row["pid"] for row in rows}
     assert os.getpid() not in pids and len(pids) == 2
+    assert {int(p.name) for p in tmp_path.iterdir()} == pids
 
 
 def test_many_small_items_travel_in_few_chunks(engine, monkeypatch):

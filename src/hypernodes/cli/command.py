@@ -23,7 +23,7 @@ from typing import Any
 
 import click
 
-from .. import engines
+from .. import __version__, engines
 from ..cache import DiskCache
 from ..engines import HypernodesEngine
 from ..exceptions import HyperNodesError, MapError, MissingInputError, UnknownOutputError
@@ -80,7 +80,7 @@ def _traceback_option(func: Any) -> Any:
     context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100},
     epilog=_MAIN_EXAMPLES,
 )
-@click.version_option(package_name="hypernodes", prog_name="hypernodes")
+@click.version_option(__version__, prog_name="hypernodes")
 @_traceback_option
 def cli() -> None:
     """Run, draw and describe HyperNodes pipelines, and manage their disk caches.
@@ -416,7 +416,7 @@ The extension picks the format: .svg, .png, .pdf (rendered with graphviz's dot p
 """
 
 
-class _Depth(click.ParamType):
+class _Depth(click.ParamType):  # type: ignore[type-arg,unused-ignore]  # generic from click 8.2
     """``--depth``: a positive integer, or ``all``."""
 
     name = "N|all"
@@ -719,7 +719,8 @@ def _import_file(path: Path) -> Any:
     name = path.stem
     existing = sys.modules.get(name)
     if existing is not None:
-        if getattr(existing, "__file__", None) and Path(existing.__file__).resolve() == path:
+        file = getattr(existing, "__file__", None)
+        if file and Path(file).resolve() == path:
             return existing
         name = f"_hypernodes_target_{name}"
     spec = importlib.util.spec_from_file_location(name, path)
@@ -789,9 +790,11 @@ def _click_error(exc: click.ClickException, show_traceback: bool) -> int:
     if show_traceback and exc.__cause__ is not None:
         traceback.print_exception(exc.__cause__)
     hint = ""
-    usage = isinstance(exc, click.UsageError) and not isinstance(exc, UsageProblem)
-    if usage and exc.ctx is not None:
-        hint = f" (see '{exc.ctx.command_path} --help')"
+    ctx = (
+        exc.ctx if isinstance(exc, click.UsageError) and not isinstance(exc, UsageProblem) else None
+    )
+    if ctx is not None:
+        hint = f" (see '{ctx.command_path} --help')"
     return _report(" ".join(exc.format_message().split()) + hint, exc.exit_code)
 
 

@@ -5,7 +5,7 @@
 this package never imports dask, Daft or Ray.
 """
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from ..execution.executors import (
     AsyncExecutor,
@@ -17,6 +17,10 @@ from ..execution.executors import (
 from .base import Engine
 from .hypernodes import HypernodesEngine
 from .parallel import ParallelExecutor
+
+if TYPE_CHECKING:  # type checkers see the classes; at run time __getattr__ imports them
+    from .daft import DaftEngine
+    from .dask import DaskEngine
 
 __all__ = [
     "AsyncExecutor",

@@ -40,7 +40,10 @@ class Engine(Protocol):
     Engines whose items run in other processes build on :mod:`hypernodes.execution.remote`.
     """
 
-    def run(self, plan: Plan, values: dict[str, Any], ctx: RunContext) -> dict[str, Any]: ...
+    def run(self, plan: Plan, values: dict[str, Any], ctx: RunContext) -> dict[str, Any]:
+        """The plan's outputs for one item, from its seeded ``values``; a node's exception
+        propagates as its own type."""
+        ...
 
     def map(
         self,
@@ -49,6 +52,13 @@ class Engine(Protocol):
         count: int | None,
         ctx: RunContext,
         on_error: str = "raise",
-    ) -> list[dict[str, Any]]: ...
+    ) -> list[dict[str, Any]]:
+        """The plan's outputs for every item of ``items`` (``count`` of them, or None when
+        unknown), in input order; with ``on_error="continue"`` failed outputs hold an
+        :class:`~hypernodes.ItemError` instead of raising."""
+        ...
 
-    def shutdown(self, wait: bool = True) -> None: ...
+    def shutdown(self, wait: bool = True) -> None:
+        """Release what the engine started (threads, worker processes, a cluster); with
+        ``wait`` until they are gone.  Using the engine again afterwards starts them anew."""
+        ...

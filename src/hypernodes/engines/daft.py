@@ -129,7 +129,7 @@ class DaftEngine:
         self,
         plan: Plan,
         items: Iterable[dict[str, Any]],
-        count: int,
+        count: int | None,
         ctx: RunContext,
         on_error: str = "raise",
     ) -> Any:

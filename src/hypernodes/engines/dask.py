@@ -152,7 +152,7 @@ class DaskEngine:
         self,
         plan: Plan,
         items: Iterable[dict[str, Any]],
-        count: int,
+        count: int | None,
         ctx: RunContext,
         on_error: str = "raise",
     ) -> list[dict[str, Any]]:

@@ -92,7 +92,7 @@ class HypernodesEngine:
         self,
         plan: Plan,
         items: Iterable[dict[str, Any]],
-        count: int,
+        count: int | None,
         ctx: RunContext,
         on_error: str = "raise",
     ) -> list[dict[str, Any]]:

@@ -38,7 +38,9 @@ class MapSpec:
             raise MapError(f"map_mode must be 'zip' or 'product', got {map_mode!r}")
         return cls(names, map_mode)  # type: ignore[arg-type]
 
-    def check_inputs(self, inputs: Mapping[str, Any], root_args: Sequence[str], label: str) -> None:
+    def check_inputs(
+        self, inputs: Mapping[str, Any], root_args: Sequence[str], label: str | None
+    ) -> None:
         """Every mapped name must be an input of the pipeline and have a value."""
         for name in self.names:
             if name not in root_args:

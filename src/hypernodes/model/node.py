@@ -10,11 +10,22 @@ import inspect
 import math
 import sys
 from collections.abc import Callable, Mapping
-from typing import Any, overload
+from typing import TYPE_CHECKING, Any, Generic, overload
 
 from ..exceptions import InvalidNodeError
 from ..execution.byvalue import shipped
 from .signature import code_flags, read_signature
+
+if TYPE_CHECKING:  # defaults (PEP 696) so that a bare ``Node`` means ``Node[..., Any]``
+    from typing_extensions import ParamSpec, TypeVar
+
+    P = ParamSpec("P", default=...)
+    R = TypeVar("R", default=Any)
+else:
+    from typing import ParamSpec, TypeVar
+
+    P = ParamSpec("P")
+    R = TypeVar("R")
 
 _VARIADIC = (inspect.Parameter.VAR_POSITIONAL, inspect.Parameter.VAR_KEYWORD)
 
@@ -169,8 +180,11 @@ def _read_parameters(
             keyword_only.append(param.name)
 
 
-class Node:
+class Node(Generic[P, R]):
     """One function as a pipeline step.
+
+    ``Node[P, R]`` keeps the function's parameters ``P`` and return type ``R`` for type checkers:
+    calling the node is calling the function, and is checked like it.
 
     Attributes that the pipeline reads:
 
@@ -182,7 +196,7 @@ class Node:
 
     def __init__(
         self,
-        func: Callable[..., Any],
+        func: Callable[P, R],
         output_name: str | tuple[str, ...] | None = None,
         *,
         cache: bool = True,
@@ -204,7 +218,7 @@ class Node:
             signature = read_signature(func)
         except (TypeError, ValueError) as exc:
             raise InvalidNodeError(f"cannot read the parameters of {func!r}: {exc}") from exc
-        fname = getattr(func, "__name__", type(func).__name__)
+        fname: str = getattr(func, "__name__", type(func).__name__)
         _check_options(name, cache, cache_version, fname)
         _check_not_generator(func, name or fname)
         params: list[str] = []
@@ -212,7 +226,7 @@ class Node:
         keyword_only: list[str] = []
         _read_parameters(signature, fname, params, defaults, keyword_only)
 
-        self.func = func
+        self.func: Callable[P, R] = func
         self.name: str = name or fname
         where = f"node {self.name!r}"
         if output_name is None:
@@ -266,15 +280,15 @@ class Node:
             )
 
     # The node is still the plain function.
-    def __call__(self, *args: Any, **kwargs: Any) -> Any:
+    def __call__(self, *args: P.args, **kwargs: P.kwargs) -> R:
         return self.func(*args, **kwargs)
 
-    def _clone(self) -> Node:
+    def _clone(self) -> Node[P, R]:
         clone = object.__new__(type(self))
         clone.__dict__.update(self.__dict__)
         return clone
 
-    def batch(self, func: Callable[..., Any]) -> Node:
+    def batch(self, func: Callable[..., Any]) -> Node[P, R]:
         """A copy of this node with ``func`` as its batch implementation (a *dual* node).
 
         ``func`` takes the same parameters, each as a list with one value per item (resources
@@ -297,7 +311,7 @@ class Node:
         """``resources["max_concurrency"]``: calls of this node at once in a process (or None)."""
         return self.resources.get("max_concurrency") if self.resources else None
 
-    def with_inputs(self, **renames: str) -> Node:
+    def with_inputs(self, **renames: str) -> Node[P, R]:
         """Return a copy that reads parameter ``old`` from the value named ``new`` (``old=new``)."""
         unknown = [k for k in renames if k not in self.inputs]
         if unknown:
@@ -314,7 +328,7 @@ class Node:
             )
         return clone
 
-    def with_output(self, output_name: str | tuple[str, ...]) -> Node:
+    def with_output(self, output_name: str | tuple[str, ...]) -> Node[P, R]:
         """Return a copy whose result is stored under ``output_name``."""
         names = _check_output_name(output_name, f"node {self.name!r}")
         if len(names) != len(self.outputs):
@@ -378,7 +392,8 @@ def _check_batch_func(func: Any, item_node: Node) -> Callable[..., Any]:
             f"{list(item_node.parameters)}; give it the same parameters, in the same order "
             "(each receives a list with one value per item)"
         )
-    return func
+    checked: Callable[..., Any] = func
+    return checked
 
 
 def importable(module: str | None, qualname: str) -> Any:
@@ -402,7 +417,8 @@ def node_at(module: str, qualname: str) -> Node:
     found: Any = importlib.import_module(module)
     for part in qualname.split("."):
         found = getattr(found, part)
-    return found
+    restored: Node = found
+    return restored
 
 
 def _restore_node(cls: type[Node], state: dict[str, Any], ref: tuple[str, str] | None) -> Node:
@@ -416,7 +432,7 @@ def _restore_node(cls: type[Node], state: dict[str, Any], ref: tuple[str, str] |
 
 
 @overload
-def node(func: Callable[..., Any], /) -> Node: ...
+def node(func: Callable[P, R], /) -> Node[P, R]: ...
 @overload
 def node(
     output_name: str | tuple[str, ...] | None = None,
@@ -432,7 +448,7 @@ def node(
     timeout: float | None = ...,
     resources: Mapping[str, Any] | None = ...,
     batch: bool | Callable[..., Any] = ...,
-) -> Callable[[Callable[..., Any]], Node]: ...
+) -> Callable[[Callable[P, R]], Node[P, R]]: ...
 @overload
 def node(
     *,
@@ -447,7 +463,7 @@ def node(
     timeout: float | None = ...,
     resources: Mapping[str, Any] | None = ...,
     batch: bool | Callable[..., Any] = ...,
-) -> Callable[[Callable[..., Any]], Node]: ...
+) -> Callable[[Callable[P, R]], Node[P, R]]: ...
 
 
 def node(

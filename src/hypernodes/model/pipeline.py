@@ -3,15 +3,16 @@
 from __future__ import annotations
 
 import copy
-from collections.abc import AsyncIterator, Iterable, Iterator, Mapping, Sequence
+from collections.abc import AsyncIterator, Generator, Iterable, Iterator, Mapping, Sequence
 from contextlib import AbstractContextManager, aclosing, nullcontext
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Literal
+from typing import TYPE_CHECKING, Any, Literal, overload
 
 import networkx as nx
 
+from ..cache.base import Cache
 from ..cache.item import prepare_call
-from ..engines.base import is_tolerant
+from ..engines.base import Engine, is_tolerant
 from ..engines.hypernodes import bridge, default_engine
 from ..exceptions import (
     UNNAMED,
@@ -44,7 +45,7 @@ from .checks import (
 )
 from .gc import gc_paused
 from .graph import PipelineGraph
-from .mapspec import MapSpec
+from .mapspec import MapItems, MapSpec
 from .node import Node
 from .pipeline_node import PipelineNode
 from .resources import resource_names, resources_in_use
@@ -73,8 +74,8 @@ class Pipeline:
     def __init__(
         self,
         nodes: Iterable[Any],
-        engine: Any = None,
-        cache: Any = None,
+        engine: Engine | None = None,
+        cache: Cache | None = None,
         callbacks: Iterable[Any] | None = None,
         name: str | None = None,
         type_check: TypeCheck = "error",
@@ -100,8 +101,8 @@ class Pipeline:
                 raise loop
         self.name = name
         self.type_check = type_mode
-        self.engine = engine
-        self.cache = cache
+        self.engine: Engine | None = engine
+        self.cache: Cache | None = cache
         self.callbacks: list[Any] | None = checked_callbacks
         self._bound: dict[str, Any] = {}
         if type_check != "off":
@@ -215,11 +216,11 @@ class Pipeline:
             setattr(clone, key, value)
         return clone
 
-    def with_engine(self, engine: Any) -> Pipeline:
+    def with_engine(self, engine: Engine | None) -> Pipeline:
         """A copy that runs on ``engine``."""
         return self._copy(engine=check_engine(engine))
 
-    def with_cache(self, cache: Any) -> Pipeline:
+    def with_cache(self, cache: Cache | None) -> Pipeline:
         """A copy that uses ``cache``."""
         return self._copy(cache=check_cache(cache))
 
@@ -286,6 +287,47 @@ class Pipeline:
         """``pipeline(x=1)`` is ``pipeline.run(inputs={"x": 1})``."""
         return self.run(inputs)
 
+    @overload
+    def map(
+        self,
+        inputs: Mapping[str, Any],
+        map_over: str | Sequence[str],
+        map_mode: Literal["zip", "product"] = ...,
+        output_name: OutputName = ...,
+        return_format: Literal["list"] = ...,
+        on_error: Literal["raise", "continue"] = ...,
+    ) -> list[dict[str, Any]]: ...
+    @overload
+    def map(
+        self,
+        inputs: Mapping[str, Any],
+        map_over: str | Sequence[str],
+        map_mode: Literal["zip", "product"] = ...,
+        output_name: OutputName = ...,
+        *,
+        return_format: Literal["columns"],
+        on_error: Literal["raise", "continue"] = ...,
+    ) -> dict[str, list[Any]]: ...
+    @overload
+    def map(
+        self,
+        inputs: Mapping[str, Any],
+        map_over: str | Sequence[str],
+        map_mode: Literal["zip", "product"],
+        output_name: OutputName,
+        return_format: Literal["columns"],
+        on_error: Literal["raise", "continue"] = ...,
+    ) -> dict[str, list[Any]]: ...
+    @overload
+    def map(
+        self,
+        inputs: Mapping[str, Any],
+        map_over: str | Sequence[str],
+        map_mode: Literal["zip", "product"] = ...,
+        output_name: OutputName = ...,
+        return_format: Literal["list", "columns"] = ...,
+        on_error: Literal["raise", "continue"] = ...,
+    ) -> list[dict[str, Any]] | dict[str, list[Any]]: ...
     def map(
         self,
         inputs: Mapping[str, Any],
@@ -388,6 +430,47 @@ class Pipeline:
             add_failure_note(exc)
             raise
 
+    @overload
+    async def amap(
+        self,
+        inputs: Mapping[str, Any],
+        map_over: str | Sequence[str],
+        map_mode: Literal["zip", "product"] = ...,
+        output_name: OutputName = ...,
+        return_format: Literal["list"] = ...,
+        on_error: Literal["raise", "continue"] = ...,
+    ) -> list[dict[str, Any]]: ...
+    @overload
+    async def amap(
+        self,
+        inputs: Mapping[str, Any],
+        map_over: str | Sequence[str],
+        map_mode: Literal["zip", "product"] = ...,
+        output_name: OutputName = ...,
+        *,
+        return_format: Literal["columns"],
+        on_error: Literal["raise", "continue"] = ...,
+    ) -> dict[str, list[Any]]: ...
+    @overload
+    async def amap(
+        self,
+        inputs: Mapping[str, Any],
+        map_over: str | Sequence[str],
+        map_mode: Literal["zip", "product"],
+        output_name: OutputName,
+        return_format: Literal["columns"],
+        on_error: Literal["raise", "continue"] = ...,
+    ) -> dict[str, list[Any]]: ...
+    @overload
+    async def amap(
+        self,
+        inputs: Mapping[str, Any],
+        map_over: str | Sequence[str],
+        map_mode: Literal["zip", "product"] = ...,
+        output_name: OutputName = ...,
+        return_format: Literal["list", "columns"] = ...,
+        on_error: Literal["raise", "continue"] = ...,
+    ) -> list[dict[str, Any]] | dict[str, list[Any]]: ...
     async def amap(
         self,
         inputs: Mapping[str, Any],
@@ -496,12 +579,15 @@ class Pipeline:
         if self._bound:
             inputs = {**self._bound, **inputs}
         plan = self.plan(outputs, frozenset(inputs), resource_names(inputs))
+        result: dict[str, Any]
         if ctx.dispatcher is None and not plan.resources:  # the common case, at once
-            return ctx.engine.run(plan, plan.seed(inputs), ctx)
+            result = ctx.engine.run(plan, plan.seed(inputs), ctx)
+            return result
         using = resources_in_use() if plan.resources and ctx.depth == 0 else nullcontext()
         with using:
             if ctx.dispatcher is None:
-                return ctx.engine.run(plan, plan.seed(inputs), ctx)
+                result = ctx.engine.run(plan, plan.seed(inputs), ctx)
+                return result
             with events.observe_run(ctx, ctx.path[-1], inputs) as box:
                 box["outputs"] = result = ctx.engine.run(plan, plan.seed(inputs), ctx)
             return result
@@ -513,7 +599,7 @@ class Pipeline:
         outputs: tuple[str, ...] | None,
         ctx: RunContext,
         lazy: bool = False,
-    ) -> tuple[Plan, Iterator[dict[str, Any]], int | None, RunContext]:
+    ) -> tuple[Plan, MapItems, int | None, RunContext]:
         """The plan, the item value dicts (made lazily), their count (None if unknown) and the
         context of this map call (with a cache: what it derives once for every item)."""
         try:
@@ -560,7 +646,7 @@ class Pipeline:
         ctx: RunContext,
         on_error: str,
         ordered: bool,
-    ) -> Iterator[tuple[int, dict[str, Any]]]:
+    ) -> Generator[tuple[int, dict[str, Any]], None, None]:
         plan, items, count, ctx = self._prepared(inputs, spec, outputs, ctx, lazy=True)
         rows = self._imap_rows(ctx.engine, plan, items, count, ctx, on_error, ordered)
         using = resources_in_use() if plan.resources and ctx.depth == 0 else nullcontext()
@@ -575,14 +661,17 @@ class Pipeline:
     def _imap_rows(
         engine: Any,
         plan: Plan,
-        items: Iterator[dict[str, Any]],
+        items: Iterable[dict[str, Any]],
         count: int | None,
         ctx: RunContext,
         on_error: str,
         ordered: bool,
     ) -> Iterator[tuple[int, dict[str, Any]]]:
         if hasattr(engine, "imap"):
-            return engine.imap(plan, items, count, ctx, on_error, ordered)
+            rows: Iterator[tuple[int, dict[str, Any]]] = engine.imap(
+                plan, items, count, ctx, on_error, ordered
+            )
+            return rows
         # an engine with map only: one batch
         return enumerate(engine.map(plan, items, count, ctx, on_error=on_error))
 
@@ -620,7 +709,8 @@ async def _arun_on(
     engine: Any, plan: Plan, values: dict[str, Any], ctx: RunContext
 ) -> dict[str, Any]:
     if hasattr(engine, "arun"):
-        return await engine.arun(plan, values, ctx)
+        result: dict[str, Any] = await engine.arun(plan, values, ctx)
+        return result
     import asyncio
 
     # an engine without an async path: run it in a thread, the loop keeps running

@@ -117,7 +117,7 @@ def observe_run(ctx: RunContext, pipeline: str, inputs: dict[str, Any]) -> Itera
 
 
 @contextmanager
-def observe_map(ctx: RunContext, pipeline: str, total: int) -> Iterator[None]:
+def observe_map(ctx: RunContext, pipeline: str, total: int | None) -> Iterator[None]:
     """``on_map_start``/``on_map_end`` around one map."""
     dispatcher, context = ctx.dispatcher, ctx.cb
     dispatcher.emit("on_map_start", pipeline=pipeline, total=total, context=context)

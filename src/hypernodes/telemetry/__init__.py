@@ -3,7 +3,11 @@ callbacks."""
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:  # type checkers see the classes; at run time __getattr__ imports them
+    from .progress import ProgressCallback
+    from .tracing import TelemetryCallback
 
 __all__ = ["ProfileCallback", "ProgressCallback", "RunLog", "TelemetryCallback"]
 
