@@ -6,6 +6,8 @@ Errors raised by a user's node keep their own type; they only gain a note naming
 
 from __future__ import annotations
 
+from typing import Any
+
 #: the name paths and events give a pipeline created without ``name=``
 UNNAMED = "pipeline"
 
@@ -174,7 +176,7 @@ class NoWorkersError(HyperNodesError, RuntimeError):
     need any more.  ``address`` is the cluster's, ``resources`` what the tasks asked for."""
 
     def __init__(
-        self, message: str, address: str | None = None, resources: dict | None = None
+        self, message: str, address: str | None = None, resources: dict[str, Any] | None = None
     ) -> None:
         super().__init__(message)
         self.address = address

@@ -268,7 +268,7 @@ def _node_options(item: Any) -> dict[str, Any]:
     return options
 
 
-_DEFAULT_OPTIONS = {
+_DEFAULT_OPTIONS: dict[str, Any] = {
     "cache": True,
     "cache_version": None,
     "retries": 0,

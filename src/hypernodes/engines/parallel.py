@@ -146,7 +146,7 @@ class _Chunks(RemoteBackend):
         self.executor = executor
         self.stopped = False
         #: the chunks sent to the workers and not yet back
-        self.running: set[Future] = set()
+        self.running: set[Future[Any]] = set()
 
     def interrupt(self) -> None:
         """Ctrl-C: cancel queued chunks, interrupt the workers, and kill them once the chunks
@@ -238,7 +238,7 @@ INTERRUPT_GRACE = 5.0
 
 
 def interrupt_workers(
-    pool: FuturesExecutor, running: list[Future], grace: float = INTERRUPT_GRACE
+    pool: FuturesExecutor, running: list[Future[Any]], grace: float = INTERRUPT_GRACE
 ) -> None:
     """After Ctrl-C reached only this process (Jupyter's "interrupt" signals the kernel, not its
     workers): cancel the chunks not started, send ``SIGINT`` to the workers so that their items

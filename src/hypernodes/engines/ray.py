@@ -181,7 +181,8 @@ class _Tasks(Backend):
             task = self.task.remote(token, spec, chunk, start)
             self.running.add(task)
         try:
-            return self.ray.get(task)
+            reply: bytes = self.ray.get(task)
+            return reply
         except self.lost as exc:
             raise _lost(self.ray, exc) from exc
         finally:

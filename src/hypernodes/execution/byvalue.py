@@ -95,7 +95,7 @@ class _Named:
 
 
 def _registered(cloudpickle: Any, name: str) -> bool:
-    registered = getattr(cloudpickle.cloudpickle, "_PICKLE_BY_VALUE_MODULES", set())
+    registered: set[str] = getattr(cloudpickle.cloudpickle, "_PICKLE_BY_VALUE_MODULES", set())
     return name in registered
 
 

@@ -13,7 +13,7 @@ import difflib
 import inspect
 import math
 from collections.abc import Iterable, Iterator, Mapping
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Literal, overload
 
 from ..exceptions import (
     CycleError,
@@ -302,6 +302,10 @@ def check_whole(value: Any, what: str, where: str, minimum: int = 0) -> int | No
     return int(value)
 
 
+@overload
+def check_seconds(value: Any, what: str, where: str, none_ok: Literal[False] = False) -> float: ...
+@overload
+def check_seconds(value: Any, what: str, where: str, none_ok: bool) -> float | None: ...
 def check_seconds(value: Any, what: str, where: str, none_ok: bool = False) -> float | None:
     """``value`` as seconds if it is a finite number > 0 (``None`` too when ``none_ok``); else
     :class:`SettingValueError` naming ``where``'s argument ``what``."""
@@ -314,7 +318,8 @@ def check_seconds(value: Any, what: str, where: str, none_ok: bool = False) -> f
             f"{where}: {what} must be a finite number of seconds > 0{none}, got {_describe(value)}"
             + (f"; write {what}={float(value):g}" if _is_number_text(value) else "")
         )
-    return value
+    seconds: float = value
+    return seconds
 
 
 def _is_number_text(value: Any) -> bool:

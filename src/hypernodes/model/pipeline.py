@@ -605,8 +605,8 @@ class Pipeline:
         try:
             spec.check_inputs(inputs, self.root_args, self.name)
         except MapError as exc:
-            outputs = [n for n in spec.names if n not in self.root_args]
-            hint = output_not_input_hint(self.pgraph, outputs, "map_over")
+            unknown = [n for n in spec.names if n not in self.root_args]
+            hint = output_not_input_hint(self.pgraph, unknown, "map_over")
             if hint:
                 exc.args = (f"{exc.args[0]}{hint}",)
             raise

@@ -311,7 +311,7 @@ def item_rows(
     args: tuple[Any, ...] = (run_id,)
     if path is not None:
         sql, args = sql + " AND path = ?", (run_id, path)
-    found = []
+    found: list[Any] = []
     for row in conn.execute(sql + " ORDER BY rowid", args):
         status = row["status"]
         found.extend((item, sub, status, end, dur) for item, sub, end, dur in unpack(row))
@@ -351,7 +351,7 @@ class Span:
 
 def spans(conn: sqlite3.Connection, run_id: str) -> list[Span]:
     """Every node call of a run that ran or was cached, in start order."""
-    found = []
+    found: list[Span] = []
     for row in conn.execute("SELECT * FROM node_batches WHERE run_id = ?", (run_id,)):
         path, node, status = row["path"], row["node"], row["status"]
         found.extend(
