@@ -17,7 +17,9 @@ so redefining a helper in a notebook or reloading a module invalidates exactly w
 
 from __future__ import annotations
 
+import contextlib
 import dis
+import enum
 import functools
 import importlib
 import importlib.util
@@ -26,7 +28,14 @@ import sys
 import sysconfig
 import threading
 import weakref
-from types import BuiltinFunctionType, CodeType, FunctionType, MethodType, ModuleType
+from types import (
+    BuiltinFunctionType,
+    CodeType,
+    FunctionType,
+    MappingProxyType,
+    MethodType,
+    ModuleType,
+)
 from typing import Any
 
 import xxhash
@@ -318,26 +327,15 @@ def _join(parts: list[bytes]) -> bytes:
     return _digest_of(b"".join(b"%d:" % len(p) + p for p in parts))
 
 
-def _reference(obj: Any, names: list[str], checks: list[tuple[Any, ...]]) -> bytes | None:
+def _reference(obj: Any, names: Any, checks: list[tuple[Any, ...]]) -> bytes | None:
     """The part a referenced object adds to a function's digest (``None``: leave it out)."""
     if isinstance(obj, FunctionType | type):
+        extra = _wrapped_part(obj, names, checks) or b""
         if is_user_module(getattr(obj, "__module__", None)):
-            return _callable(obj, checks)
-        return qualified_name(obj).encode()
+            return _callable(obj, checks) + extra
+        return qualified_name(obj).encode() + extra
     if isinstance(obj, ModuleType):
-        if not is_user_module(obj):
-            return None
-        found = []
-        namespace = obj.__dict__
-        for name in names:
-            attr = namespace.get(name, _MISSING)
-            if attr is _MISSING or isinstance(attr, ModuleType):
-                continue
-            checks.append((_GLOBAL, namespace, name, attr))
-            part = _reference(attr, names, checks)
-            if part is not None:
-                found.append(name.encode() + b"=" + part)
-        return b"M" + _join(found)
+        return _module_part(obj, names, checks)
     if isinstance(obj, BuiltinFunctionType | MethodType | functools.partial):
         try:
             return _callable(obj, checks)
@@ -354,7 +352,99 @@ def _reference(obj: Any, names: list[str], checks: list[tuple[Any, ...]]) -> byt
             return value_token(obj)
         except Unhashable:
             return None
+    wrapped = _wrapped_part(obj, names, checks)  # lru_cache(helper), a singledispatch function
+    if wrapped is not None:
+        return wrapped
+    if type(obj) in _CONTAINERS:
+        return _held_callables(obj, names, checks)
+    kind = type(obj)
+    if is_user_module(getattr(kind, "__module__", None)) and not isinstance(obj, ModuleType):
+        # an instance of a user class (a callable object, a config): its class's code
+        return b"o" + _class(kind, checks)
     return None  # mutable or opaque state (a counter, a client, a model): documented as not counted
+
+
+def _module_part(module: ModuleType, names: Any, checks: list[tuple[Any, ...]]) -> bytes | None:
+    """A user module a function reaches: the attributes of it the function names, followed into
+    submodules (``pkg.sub.helper``); ``None`` for the standard library and installed packages."""
+    if not is_user_module(module):
+        return None
+    active = _active()
+    if id(module) in active:
+        return b"R" + module.__name__.encode()
+    active.add(id(module))
+    try:
+        found = []
+        namespace = module.__dict__
+        for name in names:
+            attr = namespace.get(name, _MISSING)
+            if attr is _MISSING:
+                continue
+            checks.append((_GLOBAL, namespace, name, attr))
+            part = _reference(attr, names, checks)
+            if part is not None:
+                found.append(name.encode() + b"=" + part)
+        return b"M" + _join(found)
+    finally:
+        active.discard(id(module))
+
+
+def _wrapped_part(obj: Any, names: Any, checks: list[tuple[Any, ...]]) -> bytes | None:
+    """What a wrapper adds: the function it wraps (``__wrapped__``: ``functools.lru_cache``,
+    ``functools.wraps``) and the implementations registered with it (``singledispatch``)."""
+    parts = []
+    wrapped = getattr(obj, "__wrapped__", None) if callable(obj) else None
+    if wrapped is not None and wrapped is not obj:
+        part = _reference(wrapped, names, checks)
+        if part is not None:
+            parts.append(b"w" + part)
+    registry = getattr(obj, "registry", None)
+    if callable(getattr(obj, "dispatch", None)) and isinstance(registry, MappingProxyType):
+        part = _held_callables(dict(registry), names, checks)
+        if part is not None:
+            parts.append(b"r" + part)
+    return b"W" + _join(parts) if parts else None
+
+
+_CONTAINERS = (tuple, list, dict, set, frozenset)
+_FROZEN = (tuple, frozenset)
+
+
+def _held_callables(obj: Any, names: Any, checks: list[tuple[Any, ...]]) -> bytes | None:
+    """A module-level container of functions (a tuple of steps, a dict of handlers): the
+    callables it holds by position or key, and the constants beside them in immutable parts;
+    ``None`` when it holds no callable (a list used as state stays out)."""
+    found: list[bytes] = []
+    callables = 0
+    stack: list[tuple[bytes, bool, Any]] = [(b"", True, obj)]
+    seen = 0
+    while stack:
+        path, frozen, item = stack.pop()
+        seen += 1
+        if seen > _PLAIN_LIMIT:
+            return None
+        kind = type(item)
+        if kind in _ATOMS:
+            if frozen:
+                found.append(path + b"=" + value_token(item))
+        elif kind in (tuple, list):
+            inner = frozen and kind is tuple
+            stack.extend((path + b"%d." % i, inner, v) for i, v in enumerate(item))
+        elif kind is dict:
+            for k, v in item.items():
+                try:
+                    label = value_token(k)
+                except Unhashable:
+                    return None
+                stack.append((path + label + b".", False, v))
+        elif kind in (set, frozenset):
+            stack.extend((path + b"*.", frozen and kind is frozenset, v) for v in item)
+        elif callable(item):
+            part = _reference(item, names, checks)
+            if part is not None:
+                callables += 1
+                found.append(path + b"=" + part)
+    return b"H" + _join(sorted(found)) if callables else None
 
 
 _ATOMS = (type(None), bool, int, float, complex, str, bytes)
@@ -382,6 +472,8 @@ def _plain_size(obj: Any, limit: int) -> int | None:
 
 
 def _class(cls: type, checks: list[tuple[Any, ...]]) -> bytes:
+    """A user class by its bases, methods (with what they reach), class attributes
+    (``Cfg.FACTOR``) and, for an enum, its members' values."""
     name = qualified_name(cls).encode()
     if not is_user_module(cls.__module__):
         return _digest_of(b"q" + name)
@@ -397,14 +489,53 @@ def _class(cls: type, checks: list[tuple[Any, ...]]) -> bytes:
         namespace = cls.__dict__
         for attr in sorted(namespace):
             value = namespace[attr]
-            funcs = _methods_of(value)
-            if not funcs:
-                continue
-            checks.append((_GLOBAL, namespace, attr, value))
-            parts.append(attr.encode() + b"=" + b"".join(_function(f, checks) for f in funcs))
+            part = _class_attribute(cls, attr, value, checks)
+            if part is not None:
+                checks.append((_GLOBAL, namespace, attr, value))
+                parts.append(attr.encode() + b"=" + part)
+        if isinstance(cls, enum.EnumMeta):
+            for member_name, member in cls.__members__.items():
+                try:
+                    token = value_token(member.value)
+                except Unhashable:
+                    token = b"?"
+                parts.append(b"e" + member_name.encode() + b"=" + token)
         return _join(parts)
     finally:
         active.discard(id(cls))
+
+
+def _class_attribute(
+    cls: type, attr: str, value: Any, checks: list[tuple[Any, ...]]
+) -> bytes | None:
+    """The part one attribute in a class's namespace adds (methods, then data)."""
+    funcs = _methods_of(value)
+    if funcs:
+        return b"".join(_function(f, checks) for f in funcs)
+    if attr.startswith("__") and attr.endswith("__"):
+        return None  # __module__, __dict__, __doc__, __dataclass_fields__, ...
+    if isinstance(value, cls) or (isinstance(cls, enum.EnumMeta) and attr.startswith("_")):
+        return None  # enum members (counted by value) and the enum's own tables
+    return _reference(value, (), checks)
+
+
+_class_memo: weakref.WeakKeyDictionary[type, _Entry] = weakref.WeakKeyDictionary()
+
+
+def class_digest(cls: type) -> bytes:
+    """The code digest of a user-defined class (``b""`` for any other class), memoized like
+    function digests: part of the token of its instances (see ``keys.CLASS_DIGEST``)."""
+    try:
+        entry = _class_memo.get(cls)
+    except TypeError:
+        entry = None
+    if entry is not None and (not entry.checks or _still_valid(entry.checks)):
+        return entry.digest
+    checks: list[tuple[Any, ...]] = []
+    digest = _class(cls, checks) if is_user_module(getattr(cls, "__module__", None)) else b""
+    with contextlib.suppress(TypeError), _memo_lock:
+        _class_memo[cls] = _Entry(digest, checks)
+    return digest
 
 
 def _methods_of(value: Any) -> list[FunctionType]:
@@ -449,4 +580,4 @@ def _code_digest(code: CodeType, doc: str | None) -> bytes:
     return _join([part if isinstance(part, bytes) else bytes(part) for part in parts])
 
 
-keys.register_callable_digest(callable_digest)
+keys.register_callable_digest(callable_digest, class_digest)
