@@ -169,9 +169,71 @@ def _callable(obj: Any, checks: list[tuple[Any, ...]]) -> bytes:
     return _digest_of(b"i" + qualified_name(type(obj)).encode() + base + value_token(obj))
 
 
+def code_parts(obj: Any) -> dict[str, str]:
+    """The digest (hex) of each user function and class ``obj`` reaches, by qualified name,
+    ``obj`` itself included: what :func:`callable_digest` is made of, so that a report can name
+    the helper that changed.  Computed afresh (not memoized); meant for explaining, not keys."""
+    found: dict[str, str] = {}
+    _local.collect = found
+    try:
+        _callable(obj, [])
+    finally:
+        _local.collect = None
+    return found
+
+
+def _collected(obj: Any, digest: bytes) -> bytes:
+    """Note ``obj``'s own part (without what it reaches) while :func:`code_parts` collects."""
+    collect = getattr(_local, "collect", None)
+    if collect is not None:
+        collect.setdefault(qualified_name(obj), _own_digest(obj).hex())
+    return digest
+
+
+def _own_digest(obj: Any) -> bytes:
+    """A function's or class's own part: its code (or class attributes, enum values) and the
+    constants it reads, leaving out the functions and classes it reaches (named on their own)."""
+    if isinstance(obj, type):
+        parts = [b"K"]
+        for attr in sorted(obj.__dict__):
+            value = obj.__dict__[attr]
+            if not (attr.startswith("__") and attr.endswith("__")) and _constant(value):
+                parts.append(attr.encode() + b"=" + value_token(value))
+        if isinstance(obj, enum.EnumMeta):
+            parts.extend(repr((n, m.value)).encode() for n, m in obj.__members__.items())
+        return _join(parts)
+    code = obj.__code__
+    parts = [b"F", _code_digest(code, obj.__doc__)]
+    namespace = obj.__globals__
+    for name in sorted(_all_names(code)):
+        value = namespace.get(name, _MISSING)
+        if value is not _MISSING and _constant(value):
+            parts.append(name.encode() + b"=" + value_token(value))
+    for cell in obj.__closure__ or ():
+        with contextlib.suppress(ValueError):
+            if _constant(cell.cell_contents):
+                parts.append(b"c" + value_token(cell.cell_contents))
+    for value in (*(obj.__defaults__ or ()), *sorted((obj.__kwdefaults__ or {}).items())):
+        if _constant(value):
+            parts.append(b"d" + value_token(value))
+    return _join(parts)
+
+
+def _collected_constant(name: str, value: Any, part: bytes) -> None:
+    """Note a module constant a function reads (``helpers.SCALE``) while collecting."""
+    collect = getattr(_local, "collect", None)
+    if collect is not None and _constant(value):
+        collect.setdefault(name, _digest_of(part).hex())
+
+
+def _constant(value: Any) -> bool:
+    return _plain_size(value, _PLAIN_LIMIT) is not None
+
+
 def _function(func: FunctionType, checks: list[tuple[Any, ...]]) -> bytes:
     entry = _memo.get(func)
-    if entry is not None and _still_valid(entry.checks):
+    collecting = getattr(_local, "collect", None) is not None
+    if entry is not None and not collecting and _still_valid(entry.checks):
         checks.extend(entry.checks)
         return entry.digest
     active = _active()
@@ -186,7 +248,7 @@ def _function(func: FunctionType, checks: list[tuple[Any, ...]]) -> bytes:
     with _memo_lock:
         _memo[func] = _Entry(digest, own)
     checks.extend(own)
-    return digest
+    return _collected(func, digest)
 
 
 def _compute_function(func: FunctionType, checks: list[tuple[Any, ...]]) -> bytes:
@@ -343,6 +405,13 @@ def _reference(obj: Any, names: Any, checks: list[tuple[Any, ...]]) -> bytes | N
             return None
     if isinstance(obj, Node):
         return _callable(obj.func, checks)
+    return _value_reference(obj, names, checks)
+
+
+def _value_reference(obj: Any, names: Any, checks: list[tuple[Any, ...]]) -> bytes | None:
+    """:func:`_reference` of what is not a function, class, module or method: constants by
+    value, wrappers by what they wrap, containers by the callables they hold, instances of user
+    classes by their class."""
     if (
         _plain_size(obj, _PLAIN_LIMIT) is not None
         or hasattr(type(obj), "__cache_key__")
@@ -384,6 +453,7 @@ def _module_part(module: ModuleType, names: Any, checks: list[tuple[Any, ...]]) 
             part = _reference(attr, names, checks)
             if part is not None:
                 found.append(name.encode() + b"=" + part)
+                _collected_constant(f"{module.__name__}.{name}", attr, part)
         return b"M" + _join(found)
     finally:
         active.discard(id(module))
@@ -421,30 +491,37 @@ def _held_callables(obj: Any, names: Any, checks: list[tuple[Any, ...]]) -> byte
     while stack:
         path, frozen, item = stack.pop()
         seen += 1
-        if seen > _PLAIN_LIMIT:
+        if seen > _PLAIN_LIMIT or not _expand(path, frozen, item, stack):
             return None
         kind = type(item)
         if kind in _ATOMS:
             if frozen:
                 found.append(path + b"=" + value_token(item))
-        elif kind in (tuple, list):
-            inner = frozen and kind is tuple
-            stack.extend((path + b"%d." % i, inner, v) for i, v in enumerate(item))
-        elif kind is dict:
-            for k, v in item.items():
-                try:
-                    label = value_token(k)
-                except Unhashable:
-                    return None
-                stack.append((path + label + b".", False, v))
-        elif kind in (set, frozenset):
-            stack.extend((path + b"*.", frozen and kind is frozenset, v) for v in item)
-        elif callable(item):
+        elif kind not in _CONTAINERS and callable(item):
             part = _reference(item, names, checks)
             if part is not None:
                 callables += 1
                 found.append(path + b"=" + part)
     return b"H" + _join(sorted(found)) if callables else None
+
+
+def _expand(path: bytes, frozen: bool, item: Any, stack: list[tuple[bytes, bool, Any]]) -> bool:
+    """Push a container's elements with their paths (``frozen``: only immutable containers
+    above); False for a dict key without a token."""
+    kind = type(item)
+    if kind in (tuple, list):
+        inner = frozen and kind is tuple
+        stack.extend((path + b"%d." % i, inner, v) for i, v in enumerate(item))
+    elif kind is dict:
+        for k, v in item.items():
+            try:
+                label = value_token(k)
+            except Unhashable:
+                return False
+            stack.append((path + label + b".", False, v))
+    elif kind in (set, frozenset):
+        stack.extend((path + b"*.", frozen and kind is frozenset, v) for v in item)
+    return True
 
 
 _ATOMS = (type(None), bool, int, float, complex, str, bytes)
@@ -500,7 +577,7 @@ def _class(cls: type, checks: list[tuple[Any, ...]]) -> bytes:
                 except Unhashable:
                     token = b"?"
                 parts.append(b"e" + member_name.encode() + b"=" + token)
-        return _join(parts)
+        return _collected(cls, _join(parts))
     finally:
         active.discard(id(cls))
 

@@ -26,6 +26,7 @@ from __future__ import annotations
 import contextlib
 import errno
 import os
+import shutil
 import sqlite3
 import threading
 import time
@@ -728,6 +729,37 @@ class DiskCache:
         with contextlib.suppress(*_STORE_ERRORS):
             store.delete(key, retry=False)
 
+    # -- records (what explain_cache reads; not entries) -----------------------------------
+
+    def _record_path(self, key: bytes) -> str:
+        return os.path.join(self.path, "records", key.hex())
+
+    def put_record(self, key: bytes, value: Any) -> None:
+        """Keep ``value`` (a small record of what a node's key is made of) under ``key``: an
+        authenticated file in ``records/``, replaced atomically; failures are ignored."""
+        if self._get() is None:
+            return
+        assert self._signer is not None
+        blob = dump_entry(value, self._signer, key)
+        path = self._record_path(key)
+        temporary = f"{path}.{os.getpid()}.{threading.get_ident()}.tmp"
+        with contextlib.suppress(OSError):
+            os.makedirs(os.path.dirname(path), mode=0o700, exist_ok=True)
+            with open(temporary, "wb", opener=_private_opener) as out:
+                out.write(blob)
+            os.replace(temporary, path)
+
+    def get_record(self, key: bytes) -> Any:
+        """The record under ``key``, or ``None`` (missing, unreadable or not authentic)."""
+        if self._get() is None:
+            return None
+        assert self._signer is not None
+        try:
+            with open(self._record_path(key), "rb") as source:
+                return load_entry(source.read(), self._signer, key)
+        except (OSError, CorruptEntry):
+            return None
+
     def clear(self) -> None:
         """Delete every entry, every value file no entry points to, and set-aside indexes."""
         with self._pending_lock:
@@ -739,6 +771,7 @@ class DiskCache:
         except diskcache.Timeout as exc:
             raise self._timeout_error(exc) from exc
         self._sweep(store, before=None)
+        shutil.rmtree(os.path.join(self.path, "records"), ignore_errors=True)
         with os.scandir(self.path) as entries:
             for entry in entries:
                 if entry.name.startswith(_DB) and ".corrupt-" in entry.name:
