@@ -80,7 +80,7 @@ def test_a_tampered_entry_is_never_unpickled(store, tmp_path):
     forged = blob[:19] + pickle.dumps(Boom(marker))  # a valid header, a payload not signed
     cache._fs.rm(path)
     cache._fs.pipe_file(path, forged)
-    with pytest.warns(CacheWarning, match="failed authentication"):
+    with pytest.warns(CacheWarning, match="authentication failed"):
         assert cache.get_many([key]) == {}
     assert not marker.exists()
 

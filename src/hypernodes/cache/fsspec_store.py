@@ -33,7 +33,14 @@ from collections.abc import Mapping, Sequence
 from typing import Any
 
 from ..exceptions import CacheStoreError
-from .base import CorruptEntry, EntrySigner, dump_entry, load_entry, warn_once
+from .base import (
+    CorruptEntry,
+    EntrySigner,
+    dump_entry,
+    load_entry,
+    refused_entry_message,
+    warn_once,
+)
 from .keyfile import MIN_KEY_BYTES, KeyFileError, default_key_file, load_key
 
 #: environment variable holding the secret shared by every machine (at least 16 characters)
@@ -157,7 +164,10 @@ class FsspecCache:
             try:
                 found[key] = load_entry(blob, signer, key)
             except CorruptEntry as exc:
-                warn_once(("fsspec-corrupt", self.url), _refused(f"FsspecCache({self.url!r})", exc))
+                warn_once(
+                    ("fsspec-corrupt", self.url),
+                    refused_entry_message(f"FsspecCache({self.url!r})", exc),
+                )
         return found
 
     def _read(self, paths: list[str]) -> dict[str, bytes]:
@@ -317,15 +327,3 @@ def _link_into_place(path: str, blob: bytes) -> None:
     finally:
         with contextlib.suppress(FileNotFoundError):
             os.unlink(temporary)
-
-
-def _refused(owner: str, exc: CorruptEntry) -> str:
-    """The warning for an entry that does not verify."""
-    if "authentication failed" in str(exc):
-        return (
-            f"{owner}: an entry failed authentication, so it is recomputed: it was written with "
-            "a different key (every process and machine sharing a cache must use the same key: "
-            f"pass key=..., set ${KEY_ENV}, or point key_file= at one shared key file) or it was "
-            "corrupted"
-        )
-    return f"{owner}: dropping a corrupt entry ({exc}); it will be recomputed"
