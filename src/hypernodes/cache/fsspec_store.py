@@ -119,6 +119,8 @@ class FsspecCache:
         self._fs = fs
         self._root = root.rstrip("/")
         self._local = type(fs).__name__ == "LocalFileSystem"
+        if self._local:  # a relative path, resolved once, here: workers use the same folder
+            self.url = fs.unstrip_protocol(self._root)
         self._relay = "memory" in _protocols(fs)
         self._signer = EntrySigner(self._secret)
         self._lock = threading.Lock()
