@@ -176,11 +176,9 @@ class FsspecCache:
         if self._local:
             found = {}
             for path in paths:
-                try:
-                    with open(path, "rb") as source:
-                        found[path] = source.read()
-                except FileNotFoundError:
-                    continue
+                blob = _read_file(path)
+                if blob is not None:
+                    found[path] = blob
             return found
         if len(paths) == 1:
             try:
@@ -305,6 +303,24 @@ class FsspecCache:
 def _protocols(fs: Any) -> tuple[str, ...]:
     protocol = fs.protocol
     return (protocol,) if isinstance(protocol, str) else tuple(protocol)
+
+
+def _read_file(path: str) -> bytes | None:
+    """The bytes of the file ``path`` (``None`` if missing), with the fewest system calls."""
+    try:
+        fd = os.open(path, os.O_RDONLY)
+    except FileNotFoundError:
+        return None
+    try:
+        chunks = [os.read(fd, _CHUNK)]
+        while len(chunks[-1]) == _CHUNK:
+            chunks.append(os.read(fd, _CHUNK))
+    finally:
+        os.close(fd)
+    return chunks[0] if len(chunks) == 1 else b"".join(chunks)
+
+
+_CHUNK = 1 << 16
 
 
 def _link_into_place(path: str, blob: bytes) -> None:
