@@ -12,6 +12,8 @@ from types import ModuleType
 import hypernodes
 
 SRC = str(pathlib.Path(hypernodes.__file__).resolve().parent.parent)
+#: the secret of the FsspecCache stores the tests make
+KEY = b"conformance-key-" * 2
 
 
 class ModuleWriter:

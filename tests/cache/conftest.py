@@ -6,14 +6,13 @@ import pathlib
 import sys
 
 import pytest
-from cache_helpers import ModuleWriter, MotoServer
+from cache_helpers import KEY, ModuleWriter, MotoServer
 
 import hypernodes
 from hypernodes.cache import base
 
 #: the stores every conformance case runs against
 STORES = ["memory", "disk", "fsspec-file", "fsspec-memory", "fsspec-s3"]
-KEY = b"conformance-key-" * 2
 
 
 @pytest.fixture(autouse=True)

@@ -17,11 +17,10 @@ import textwrap
 import warnings
 
 import pytest
-from cache_helpers import subprocess_env
+from cache_helpers import KEY, subprocess_env
 
 import hypernodes
 import hypernodes.cache
-from conftest import KEY
 from hypernodes import FsspecCache, HypernodesEngine, Pipeline, node
 from hypernodes.cache import CacheWarning
 from hypernodes.cache.fsspec_store import KEY_ENV

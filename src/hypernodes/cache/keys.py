@@ -373,6 +373,9 @@ def _enc_dataclass(enc: _Encoder, obj: Any) -> None:
         enc.encode(getattr(obj, field.name))
     enc.write(b")")
     # attributes set after construction (outside the fields) change behaviour too
+    attrs = getattr(obj, "__dict__", None)
+    if attrs is not None and len(attrs) <= len(fields) and not hasattr(type(obj), "__slots__"):
+        return  # the common case: no room for anything but fields
     state, _ = _instance_state(obj)
     names = {field.name for field in fields}
     extra = [(k, v) for k, v in state.items() if k not in names]
