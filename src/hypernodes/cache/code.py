@@ -548,9 +548,11 @@ def _plain_size(obj: Any, limit: int) -> int | None:
     return count
 
 
-def _class(cls: type, checks: list[tuple[Any, ...]]) -> bytes:
+def _class(cls: type, checks: list[tuple[Any, ...]], data: bool = True) -> bytes:
     """A user class by its bases, methods (with what they reach), class attributes
-    (``Cfg.FACTOR``) and, for an enum, its members' values."""
+    (``Cfg.FACTOR``; not with ``data=False``, the digest in its instances' tokens, where a class
+    attribute used as a counter must not change every key) and, for an enum, its members'
+    values."""
     name = qualified_name(cls).encode()
     if not is_user_module(cls.__module__):
         return _digest_of(b"q" + name)
@@ -562,11 +564,11 @@ def _class(cls: type, checks: list[tuple[Any, ...]]) -> bytes:
         parts = [b"K" + name]
         for base in cls.__bases__:
             if base is not object:
-                parts.append(_class(base, checks))
+                parts.append(_class(base, checks, data))
         namespace = cls.__dict__
         for attr in sorted(namespace):
             value = namespace[attr]
-            part = _class_attribute(cls, attr, value, checks)
+            part = _class_attribute(cls, attr, value, checks, data)
             if part is not None:
                 checks.append((_GLOBAL, namespace, attr, value))
                 parts.append(attr.encode() + b"=" + part)
@@ -583,13 +585,13 @@ def _class(cls: type, checks: list[tuple[Any, ...]]) -> bytes:
 
 
 def _class_attribute(
-    cls: type, attr: str, value: Any, checks: list[tuple[Any, ...]]
+    cls: type, attr: str, value: Any, checks: list[tuple[Any, ...]], data: bool
 ) -> bytes | None:
     """The part one attribute in a class's namespace adds (methods, then data)."""
     funcs = _methods_of(value)
     if funcs:
         return b"".join(_function(f, checks) for f in funcs)
-    if attr.startswith("__") and attr.endswith("__"):
+    if not data or (attr.startswith("__") and attr.endswith("__")):
         return None  # __module__, __dict__, __doc__, __dataclass_fields__, ...
     if isinstance(value, cls) or (isinstance(cls, enum.EnumMeta) and attr.startswith("_")):
         return None  # enum members (counted by value) and the enum's own tables
@@ -609,7 +611,8 @@ def class_digest(cls: type) -> bytes:
     if entry is not None and (not entry.checks or _still_valid(entry.checks)):
         return entry.digest
     checks: list[tuple[Any, ...]] = []
-    digest = _class(cls, checks) if is_user_module(getattr(cls, "__module__", None)) else b""
+    user = is_user_module(getattr(cls, "__module__", None))
+    digest = _class(cls, checks, data=False) if user else b""
     with contextlib.suppress(TypeError), _memo_lock:
         _class_memo[cls] = _Entry(digest, checks)
     return digest
