@@ -33,8 +33,8 @@ if TYPE_CHECKING:
 
 _digest_of = xxhash.xxh3_128_digest
 
-#: (id of the cache, the call's static digests) already recorded in this process
-_recorded: set[tuple[int, tuple[bytes | None, ...]]] = set()
+#: (kind of cache, its path, URL or id, the call's static digests) recorded in this process
+_recorded: set[tuple[str, Any, tuple[bytes | None, ...]]] = set()
 
 
 def record_key(step: Any, static: bytes) -> bytes:
@@ -55,7 +55,8 @@ def note_call(plan: Plan, call: CallInfo, cache: Any) -> None:
     put = getattr(cache, "put_record", None)
     if put is None:
         return
-    mark = (id(cache), call.statics)
+    where = getattr(cache, "path", None) or getattr(cache, "url", None) or id(cache)
+    mark = (type(cache).__name__, where, call.statics)
     if mark in _recorded:
         return
     _recorded.add(mark)
