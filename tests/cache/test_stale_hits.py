@@ -449,3 +449,27 @@ def test_code_edited_between_two_processes(case, code_runs):
         assert second[case] == {"y": y1, "calls": 0}, f"{case}: a cosmetic edit missed"
     else:
         assert second[case] == {"y": y2, "calls": 1}, f"{case}: stale hit after the edit"
+
+
+def test_cycles_between_modules_and_classes_are_cut(modules):
+    """Modules that import each other, a class whose attribute is its own instance, and
+    functions calling each other across modules digest without recursing forever, and an edit
+    on either side of the cycle still changes the digest."""
+    from hypernodes.cache.code import callable_digest
+
+    def load(k):
+        (modules.folder / "cyc_b.py").write_text(
+            "import cyc_a\n\ndef g(x):\n    return cyc_a.f(x - 1) if x else 0\n"
+        )
+        sys.modules.pop("cyc_b", None)  # imported afresh by cyc_a, which it imports in turn
+        source = (
+            "import cyc_b\n\n"
+            "class Node:\n    FACTOR = %d\n\n    def step(self, x):\n        return x * Node.FACTOR\n\n"
+            "Node.default = Node()\n\n"
+            "def f(x):\n    return cyc_b.g(x) + Node.default.step(x) + cyc_b.cyc_a.Node.FACTOR\n"
+        )
+        return modules.load("cyc_a", source % k)
+
+    first = callable_digest(load(2).f)
+    assert callable_digest(load(2).f) == first
+    assert callable_digest(load(3).f) != first
