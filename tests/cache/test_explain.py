@@ -157,3 +157,12 @@ def test_diskcache_records_are_not_entries(tmp_path, modules):
     cache = DiskCache(tmp_path / "c", key=b"k" * 32)
     Pipeline([load(modules).a], cache=cache).run({"x": 1})
     assert len(cache) == 1
+
+
+def test_records_are_written_again_after_clear(modules, make_cache):
+    cache = make_cache()
+    Pipeline([load(modules).a], cache=cache).run({"x": 1})
+    cache.clear()
+    Pipeline([load(modules).a], cache=make_cache()).run({"x": 1})
+    (row,) = Pipeline([load(modules, k=3).a], cache=make_cache()).explain_cache(inputs={"x": 1})
+    assert (row.status, row.reason) == ("miss", "helper ex_h.clean changed")

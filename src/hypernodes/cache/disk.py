@@ -323,6 +323,8 @@ class DiskCache:
         self._copy = False
         #: the folder can be read but not written here: entries are read, none stored
         self._read_only = False
+        #: how many times :meth:`clear` ran (explain's records are written again after one)
+        self.records_epoch = 0
 
     # -- opening ------------------------------------------------------------------------------
 
@@ -863,6 +865,7 @@ class DiskCache:
             raise self._timeout_error(exc) from exc
         self._sweep(store, before=None)
         shutil.rmtree(os.path.join(self.path, "records"), ignore_errors=True)
+        self.records_epoch += 1
         with os.scandir(self.path) as entries:
             for entry in entries:
                 if entry.name.startswith(_DB) and ".corrupt-" in entry.name:

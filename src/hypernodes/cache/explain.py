@@ -5,8 +5,8 @@ A key is a digest of a node's static part (its code, ``cache_version``, the envi
 tokens of what it reads (inputs, upstream outputs' keys), so a miss means one of those changed.
 To name *which*, the cache keeps one small **record** per node and code version: the digest of
 the node's function and of every helper and class it reaches, by qualified name.  Records are
-written at most once per node, cache and code version in a process (when a run or map starts),
-so runs pay one set lookup per call for them; items pay nothing.  Records live beside the
+written at most once per node, cache object and code version (when a run or map starts), so
+runs pay one lookup per call for them; items pay nothing.  Records live beside the
 entries (``put_record``/``get_record``: they are not entries and do not count in ``len``); a
 cache without those methods still gets hit/miss, without the code part of reasons.
 
@@ -18,6 +18,8 @@ misses, or the inputs the node reads (a value with no stored entry).
 from __future__ import annotations
 
 import dataclasses
+import functools
+import weakref
 from collections.abc import Iterator, Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
@@ -33,8 +35,8 @@ if TYPE_CHECKING:
 
 _digest_of = xxhash.xxh3_128_digest
 
-#: (kind of cache, its path, URL or id, the call's static digests) recorded in this process
-_recorded: set[tuple[str, Any, tuple[bytes | None, ...]]] = set()
+#: id of a cache -> (a reference to it, the (clear count, static digests) it has records for)
+_recorded: dict[int, tuple[Any, set[tuple[int, tuple[bytes | None, ...]]]]] = {}
 
 
 def record_key(step: Any, static: bytes) -> bytes:
@@ -50,16 +52,23 @@ def latest_key(step: Any) -> bytes:
 
 
 def note_call(plan: Plan, call: CallInfo, cache: Any) -> None:
-    """Keep a record of each cached node of ``plan`` in ``cache`` (once per process per code
-    version: afterwards one set lookup per call)."""
+    """Keep a record of each cached node of ``plan`` in ``cache`` (once per cache object, code
+    version and :meth:`clear`: afterwards a dictionary lookup per call)."""
     put = getattr(cache, "put_record", None)
     if put is None:
         return
-    where = getattr(cache, "path", None) or getattr(cache, "url", None) or id(cache)
-    mark = (type(cache).__name__, where, call.statics)
-    if mark in _recorded:
+    mark = (getattr(cache, "records_epoch", 0), call.statics)
+    key = id(cache)
+    seen = _recorded.get(key)
+    if seen is None or seen[0]() is not cache:  # a new cache (or a dead one's id reused)
+        try:
+            owner: Any = weakref.ref(cache, functools.partial(_forget, key))
+        except TypeError:  # a cache that cannot be weakly referenced: kept alive here
+            owner = _Strong(cache)
+        seen = _recorded[key] = (owner, set())
+    elif mark in seen[1]:
         return
-    _recorded.add(mark)
+    seen[1].add(mark)
     for step, static in zip(plan.steps, call.statics):
         if static is None:
             continue
@@ -69,6 +78,22 @@ def note_call(plan: Plan, call: CallInfo, cache: Any) -> None:
             put(latest_key(step), static)
         except (CacheWriteError, OSError):
             return  # a store that refuses writes: no explanations, never a failed run
+
+
+def _forget(key: int, _: Any) -> None:
+    _recorded.pop(key, None)
+
+
+class _Strong:
+    """A strong reference that answers like a weak one."""
+
+    __slots__ = ("value",)
+
+    def __init__(self, value: Any) -> None:
+        self.value = value
+
+    def __call__(self) -> Any:
+        return self.value
 
 
 @dataclasses.dataclass(frozen=True)

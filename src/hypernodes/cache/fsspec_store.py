@@ -124,6 +124,8 @@ class FsspecCache:
         self._relay = "memory" in _protocols(fs)
         self._signer = EntrySigner(self._secret)
         self._lock = threading.Lock()
+        #: how many times :meth:`clear` ran (explain's records are written again after one)
+        self.records_epoch = 0
         try:
             if self._local or self._relay:  # folders; an object store makes no bucket here
                 fs.makedirs(self._root, exist_ok=True)
@@ -229,6 +231,7 @@ class FsspecCache:
         with contextlib.suppress(FileNotFoundError):
             self._fs.rm(self._root, recursive=True)
         self._fs.makedirs(self._root, exist_ok=True)
+        self.records_epoch += 1
 
     def __len__(self) -> int:
         try:

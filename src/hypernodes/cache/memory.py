@@ -51,6 +51,8 @@ class MemoryCache:
         self._journal: list[tuple[bytes, Any]] | None = None
         #: what ``explain_cache`` reads (see :mod:`hypernodes.cache.explain`); not entries
         self._records: dict[bytes, Any] = {}
+        #: how many times :meth:`clear` ran (explain's records are written again after one)
+        self.records_epoch = 0
 
     def put_record(self, key: bytes, value: Any) -> None:
         """Keep ``value`` (a small record of what a node's key is made of) under ``key``."""
@@ -116,6 +118,7 @@ class MemoryCache:
         with self._lock:
             self._data.clear()
             self._records.clear()
+            self.records_epoch += 1
 
     def __len__(self) -> int:
         return len(self._data)
@@ -147,6 +150,7 @@ class MemoryCache:
         self._lock = threading.Lock()
         self._journal = []  # a copy in another process: remember what it writes
         self._records = {}
+        self.records_epoch = 0
 
     def __repr__(self) -> str:
         return f"MemoryCache({len(self._data)} entries)"
