@@ -9,7 +9,7 @@ import time
 from bench_core import _a, _b, _c
 from common import Result, Workload, best_of, fmt_s
 
-from hypernodes import DiskCache, MemoryCache, Pipeline, node
+from hypernodes import DiskCache, FsspecCache, MemoryCache, Pipeline, node
 
 N = 2000
 BIG = 100_000
@@ -169,6 +169,34 @@ def disk_warm_big(quick: bool) -> Result:
     )
 
 
+def fsspec_warm_big(quick: bool) -> Result:
+    """FsspecCache on a local folder (``file://``): one file per entry, read back warm."""
+    n = 20_000 if quick else BIG
+    xs = list(range(n))
+    path = tempfile.mkdtemp(prefix="hn-bench-")
+    key = b"benchmark-secret" * 2
+    try:
+        expected = _pipeline().map({"x": xs}, map_over="x")
+        _pipeline(FsspecCache(f"file://{path}", key=key)).map({"x": xs}, map_over="x")  # fill
+
+        def warm() -> None:  # a fresh object each time: nothing served from memory
+            cache = FsspecCache(f"file://{path}", key=key)
+            assert _pipeline(cache).map({"x": xs}, map_over="x") == expected
+
+        per_item = best_of(warm, 2 if quick else 3) / n
+    finally:
+        shutil.rmtree(path, ignore_errors=True)
+    bare = best_of(lambda: _bare(xs), 3) / n
+    return Result(
+        f"3 nodes, map {n // 1000}k items, FsspecCache file:// warm",
+        fmt_s(per_item) + "/item",
+        fmt_s(bare) + "/item",
+        f"{per_item * 1e6:.1f} µs/item",
+        "≤ 30 µs/item",
+        per_item <= 30e-6,
+    )
+
+
 def memory_cold_overhead(quick: bool) -> Result:
     n = 20_000
     xs = list(range(n))
@@ -284,5 +312,6 @@ def workloads() -> list[Workload]:
         Workload("MemoryCache cold overhead, 3 nodes x 20k items", memory_cold_overhead),
         Workload("3 nodes, map 100k items, DiskCache cold", disk_cold_big),
         Workload("3 nodes, map 100k items, DiskCache warm", disk_warm_big),
+        Workload("3 nodes, map 100k items, FsspecCache file:// warm", fsspec_warm_big),
         Workload("nested retrieval eval, DiskCache warm", nested_warm),
     ]

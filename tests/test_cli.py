@@ -528,3 +528,17 @@ def test_encoder_numpy_item_errors_and_other_values() -> None:
         "d": "{1, 2}",
     }
     assert list(encoder.not_json) == ["set"]
+
+
+def test_cache_why_names_hits_and_misses(tmp_path: Path) -> None:
+    cache = tmp_path / "cache"
+    ok("run", TEXT, "--map-over", "text", "-i", 'text=["a b"]', "--cache", str(cache))
+    why = ok(
+        "cache", "why", TEXT, "--map-over", "text", "-i", 'text=["a b", "c"]', "--cache", str(cache)
+    )
+    lines = why.stdout.splitlines()
+    assert lines[0].split() == ["node", "item", "status", "reason"]
+    assert any(line.split()[1:3] == ["0", "hit"] for line in lines[1:])
+    assert any(line.split()[1:3] == ["1", "miss"] and "input 'text'" in line for line in lines[1:])
+    no_cache = hn("cache", "why", TEXT, "-i", "text=a")
+    assert no_cache.returncode != 0 and "--cache" in no_cache.stderr

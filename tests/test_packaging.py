@@ -27,7 +27,7 @@ EXTRAS: dict[str, list[str]] = tomllib.loads((ROOT / "pyproject.toml").read_text
 
 def extras_in_all() -> list[str]:
     (spec,) = EXTRAS["all"]
-    match = re.fullmatch(r"hypernodes\[([a-z,]+)\]", spec)
+    match = re.fullmatch(r"hypernodes\[([a-z0-9,]+)\]", spec)
     assert match, spec
     return match.group(1).split(",")
 
@@ -36,7 +36,7 @@ def promised_by_docs() -> set[str]:
     pages = [ROOT / "README.md", *sorted((ROOT / "docs").glob("*.md"))]
     found: set[str] = set()
     for page in pages:
-        for names in re.findall(r"hypernodes\[([a-z,]+)\]", page.read_text(encoding="utf-8")):
+        for names in re.findall(r"hypernodes\[([a-z0-9,]+)\]", page.read_text(encoding="utf-8")):
             found.update(names.split(","))
     return found
 

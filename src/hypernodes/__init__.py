@@ -2,7 +2,7 @@
 scale across executors without changing the functions."""
 
 from . import compat
-from .cache import DiskCache, MemoryCache
+from .cache import DiskCache, FsspecCache, MemoryCache
 from .engines import HypernodesEngine
 from .exceptions import HyperNodesError
 from .execution.item_error import ItemError
@@ -20,6 +20,7 @@ __version__ = "0.5.0"
 __all__ = [
     "CallbackContext",
     "DiskCache",
+    "FsspecCache",
     "HyperNodesError",
     "HypernodesEngine",
     "ItemError",

@@ -113,6 +113,11 @@ class CachePathError(HyperNodesError, NotADirectoryError):
     """``DiskCache(path)`` was pointed at something that is not a directory (an existing file)."""
 
 
+class CacheStoreError(HyperNodesError, OSError):
+    """``FsspecCache(url)`` cannot reach its store (a wrong URL, missing credentials, no
+    network, s3fs not installed) or has no usable key; the message says which."""
+
+
 class ExecutorError(HyperNodesError, ValueError):
     """An engine was configured with an executor it cannot use."""
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import hashlib
 import hmac
 import pickle
+import socket
 import threading
 import warnings
 from collections.abc import Sequence
@@ -120,6 +121,25 @@ def load_entry(blob: Any, signer: EntrySigner, key: bytes) -> Any:
         return pickle.loads(payload)
     except Exception as exc:
         raise CorruptEntry(f"cannot unpickle: {exc}") from exc
+
+
+def refused_entry_message(owner: str, exc: CorruptEntry) -> str:
+    """The warning for an entry that does not verify: most often one written with another key
+    (another machine or user), so say that and how to share one."""
+    if "authentication failed" in str(exc):
+        return (
+            f"{owner}: dropping a corrupt entry ({exc}); it will be recomputed. Most often it "
+            "was written with a different key: every process and machine sharing a cache must "
+            "use the same key (pass key=..., set $HYPERNODES_CACHE_KEY for FsspecCache, or "
+            "point key_file= at one shared key file)"
+        )
+    return f"{owner}: dropping a corrupt entry ({exc}); it will be recomputed"
+
+
+def where() -> str:
+    """Where this process runs, for messages from workers: ``on host <name>`` (the host, not
+    the process: the workers of one machine give one warning between them)."""
+    return f"on host {socket.gethostname()}"
 
 
 # ---------------------------------------------------------------------------------------------

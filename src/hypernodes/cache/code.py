@@ -17,7 +17,9 @@ so redefining a helper in a notebook or reloading a module invalidates exactly w
 
 from __future__ import annotations
 
+import contextlib
 import dis
+import enum
 import functools
 import importlib
 import importlib.util
@@ -26,7 +28,14 @@ import sys
 import sysconfig
 import threading
 import weakref
-from types import BuiltinFunctionType, CodeType, FunctionType, MethodType, ModuleType
+from types import (
+    BuiltinFunctionType,
+    CodeType,
+    FunctionType,
+    MappingProxyType,
+    MethodType,
+    ModuleType,
+)
 from typing import Any
 
 import xxhash
@@ -160,9 +169,71 @@ def _callable(obj: Any, checks: list[tuple[Any, ...]]) -> bytes:
     return _digest_of(b"i" + qualified_name(type(obj)).encode() + base + value_token(obj))
 
 
+def code_parts(obj: Any) -> dict[str, str]:
+    """The digest (hex) of each user function and class ``obj`` reaches, by qualified name,
+    ``obj`` itself included: what :func:`callable_digest` is made of, so that a report can name
+    the helper that changed.  Computed afresh (not memoized); meant for explaining, not keys."""
+    found: dict[str, str] = {}
+    _local.collect = found
+    try:
+        _callable(obj, [])
+    finally:
+        _local.collect = None
+    return found
+
+
+def _collected(obj: Any, digest: bytes) -> bytes:
+    """Note ``obj``'s own part (without what it reaches) while :func:`code_parts` collects."""
+    collect = getattr(_local, "collect", None)
+    if collect is not None:
+        collect.setdefault(qualified_name(obj), _own_digest(obj).hex())
+    return digest
+
+
+def _own_digest(obj: Any) -> bytes:
+    """A function's or class's own part: its code (or class attributes, enum values) and the
+    constants it reads, leaving out the functions and classes it reaches (named on their own)."""
+    if isinstance(obj, type):
+        parts = [b"K"]
+        for attr in sorted(obj.__dict__):
+            value = obj.__dict__[attr]
+            if not (attr.startswith("__") and attr.endswith("__")) and _constant(value):
+                parts.append(attr.encode() + b"=" + value_token(value))
+        if isinstance(obj, enum.EnumMeta):
+            parts.extend(repr((n, m.value)).encode() for n, m in obj.__members__.items())
+        return _join(parts)
+    code = obj.__code__
+    parts = [b"F", _code_digest(code, obj.__doc__)]
+    namespace = obj.__globals__
+    for name in sorted(_all_names(code)):
+        value = namespace.get(name, _MISSING)
+        if value is not _MISSING and _constant(value):
+            parts.append(name.encode() + b"=" + value_token(value))
+    for cell in obj.__closure__ or ():
+        with contextlib.suppress(ValueError):
+            if _constant(cell.cell_contents):
+                parts.append(b"c" + value_token(cell.cell_contents))
+    for value in (*(obj.__defaults__ or ()), *sorted((obj.__kwdefaults__ or {}).items())):
+        if _constant(value):
+            parts.append(b"d" + value_token(value))
+    return _join(parts)
+
+
+def _collected_constant(name: str, value: Any, part: bytes) -> None:
+    """Note a module constant a function reads (``helpers.SCALE``) while collecting."""
+    collect = getattr(_local, "collect", None)
+    if collect is not None and _constant(value):
+        collect.setdefault(name, _digest_of(part).hex())
+
+
+def _constant(value: Any) -> bool:
+    return _plain_size(value, _PLAIN_LIMIT) is not None
+
+
 def _function(func: FunctionType, checks: list[tuple[Any, ...]]) -> bytes:
     entry = _memo.get(func)
-    if entry is not None and _still_valid(entry.checks):
+    collecting = getattr(_local, "collect", None) is not None
+    if entry is not None and not collecting and _still_valid(entry.checks):
         checks.extend(entry.checks)
         return entry.digest
     active = _active()
@@ -177,7 +248,7 @@ def _function(func: FunctionType, checks: list[tuple[Any, ...]]) -> bytes:
     with _memo_lock:
         _memo[func] = _Entry(digest, own)
     checks.extend(own)
-    return digest
+    return _collected(func, digest)
 
 
 def _compute_function(func: FunctionType, checks: list[tuple[Any, ...]]) -> bytes:
@@ -318,26 +389,15 @@ def _join(parts: list[bytes]) -> bytes:
     return _digest_of(b"".join(b"%d:" % len(p) + p for p in parts))
 
 
-def _reference(obj: Any, names: list[str], checks: list[tuple[Any, ...]]) -> bytes | None:
+def _reference(obj: Any, names: Any, checks: list[tuple[Any, ...]]) -> bytes | None:
     """The part a referenced object adds to a function's digest (``None``: leave it out)."""
     if isinstance(obj, FunctionType | type):
+        extra = _wrapped_part(obj, names, checks) or b""
         if is_user_module(getattr(obj, "__module__", None)):
-            return _callable(obj, checks)
-        return qualified_name(obj).encode()
+            return _callable(obj, checks) + extra
+        return qualified_name(obj).encode() + extra
     if isinstance(obj, ModuleType):
-        if not is_user_module(obj):
-            return None
-        found = []
-        namespace = obj.__dict__
-        for name in names:
-            attr = namespace.get(name, _MISSING)
-            if attr is _MISSING or isinstance(attr, ModuleType):
-                continue
-            checks.append((_GLOBAL, namespace, name, attr))
-            part = _reference(attr, names, checks)
-            if part is not None:
-                found.append(name.encode() + b"=" + part)
-        return b"M" + _join(found)
+        return _module_part(obj, names, checks)
     if isinstance(obj, BuiltinFunctionType | MethodType | functools.partial):
         try:
             return _callable(obj, checks)
@@ -345,6 +405,13 @@ def _reference(obj: Any, names: list[str], checks: list[tuple[Any, ...]]) -> byt
             return None
     if isinstance(obj, Node):
         return _callable(obj.func, checks)
+    return _value_reference(obj, names, checks)
+
+
+def _value_reference(obj: Any, names: Any, checks: list[tuple[Any, ...]]) -> bytes | None:
+    """:func:`_reference` of what is not a function, class, module or method: constants by
+    value, wrappers by what they wrap, containers by the callables they hold, instances of user
+    classes by their class."""
     if (
         _plain_size(obj, _PLAIN_LIMIT) is not None
         or hasattr(type(obj), "__cache_key__")
@@ -354,7 +421,107 @@ def _reference(obj: Any, names: list[str], checks: list[tuple[Any, ...]]) -> byt
             return value_token(obj)
         except Unhashable:
             return None
+    wrapped = _wrapped_part(obj, names, checks)  # lru_cache(helper), a singledispatch function
+    if wrapped is not None:
+        return wrapped
+    if type(obj) in _CONTAINERS:
+        return _held_callables(obj, names, checks)
+    kind = type(obj)
+    if is_user_module(getattr(kind, "__module__", None)) and not isinstance(obj, ModuleType):
+        # an instance of a user class (a callable object, a config): its class's code
+        return b"o" + _class(kind, checks)
     return None  # mutable or opaque state (a counter, a client, a model): documented as not counted
+
+
+def _module_part(module: ModuleType, names: Any, checks: list[tuple[Any, ...]]) -> bytes | None:
+    """A user module a function reaches: the attributes of it the function names, followed into
+    submodules (``pkg.sub.helper``); ``None`` for the standard library and installed packages."""
+    if not is_user_module(module):
+        return None
+    active = _active()
+    if id(module) in active:
+        return b"R" + module.__name__.encode()
+    active.add(id(module))
+    try:
+        found = []
+        namespace = module.__dict__
+        for name in names:
+            attr = namespace.get(name, _MISSING)
+            if attr is _MISSING:
+                continue
+            checks.append((_GLOBAL, namespace, name, attr))
+            part = _reference(attr, names, checks)
+            if part is not None:
+                found.append(name.encode() + b"=" + part)
+                _collected_constant(f"{module.__name__}.{name}", attr, part)
+        return b"M" + _join(found)
+    finally:
+        active.discard(id(module))
+
+
+def _wrapped_part(obj: Any, names: Any, checks: list[tuple[Any, ...]]) -> bytes | None:
+    """What a wrapper adds: the function it wraps (``__wrapped__``: ``functools.lru_cache``,
+    ``functools.wraps``) and the implementations registered with it (``singledispatch``)."""
+    parts = []
+    wrapped = getattr(obj, "__wrapped__", None) if callable(obj) else None
+    if wrapped is not None and wrapped is not obj:
+        part = _reference(wrapped, names, checks)
+        if part is not None:
+            parts.append(b"w" + part)
+    registry = getattr(obj, "registry", None)
+    if callable(getattr(obj, "dispatch", None)) and isinstance(registry, MappingProxyType):
+        part = _held_callables(dict(registry), names, checks)
+        if part is not None:
+            parts.append(b"r" + part)
+    return b"W" + _join(parts) if parts else None
+
+
+_CONTAINERS = (tuple, list, dict, set, frozenset)
+_FROZEN = (tuple, frozenset)
+
+
+def _held_callables(obj: Any, names: Any, checks: list[tuple[Any, ...]]) -> bytes | None:
+    """A module-level container of functions (a tuple of steps, a dict of handlers): the
+    callables it holds by position or key, and the constants beside them in immutable parts;
+    ``None`` when it holds no callable (a list used as state stays out)."""
+    found: list[bytes] = []
+    callables = 0
+    stack: list[tuple[bytes, bool, Any]] = [(b"", True, obj)]
+    seen = 0
+    while stack:
+        path, frozen, item = stack.pop()
+        seen += 1
+        if seen > _PLAIN_LIMIT or not _expand(path, frozen, item, stack):
+            return None
+        kind = type(item)
+        if kind in _ATOMS:
+            if frozen:
+                found.append(path + b"=" + value_token(item))
+        elif kind not in _CONTAINERS and callable(item):
+            part = _reference(item, names, checks)
+            if part is not None:
+                callables += 1
+                found.append(path + b"=" + part)
+    return b"H" + _join(sorted(found)) if callables else None
+
+
+def _expand(path: bytes, frozen: bool, item: Any, stack: list[tuple[bytes, bool, Any]]) -> bool:
+    """Push a container's elements with their paths (``frozen``: only immutable containers
+    above); False for a dict key without a token."""
+    kind = type(item)
+    if kind in (tuple, list):
+        inner = frozen and kind is tuple
+        stack.extend((path + b"%d." % i, inner, v) for i, v in enumerate(item))
+    elif kind is dict:
+        for k, v in item.items():
+            try:
+                label = value_token(k)
+            except Unhashable:
+                return False
+            stack.append((path + label + b".", False, v))
+    elif kind in (set, frozenset):
+        stack.extend((path + b"*.", frozen and kind is frozenset, v) for v in item)
+    return True
 
 
 _ATOMS = (type(None), bool, int, float, complex, str, bytes)
@@ -381,7 +548,11 @@ def _plain_size(obj: Any, limit: int) -> int | None:
     return count
 
 
-def _class(cls: type, checks: list[tuple[Any, ...]]) -> bytes:
+def _class(cls: type, checks: list[tuple[Any, ...]], data: bool = True) -> bytes:
+    """A user class by its bases, methods (with what they reach), class attributes
+    (``Cfg.FACTOR``; not with ``data=False``, the digest in its instances' tokens, where a class
+    attribute used as a counter must not change every key) and, for an enum, its members'
+    values."""
     name = qualified_name(cls).encode()
     if not is_user_module(cls.__module__):
         return _digest_of(b"q" + name)
@@ -393,18 +564,58 @@ def _class(cls: type, checks: list[tuple[Any, ...]]) -> bytes:
         parts = [b"K" + name]
         for base in cls.__bases__:
             if base is not object:
-                parts.append(_class(base, checks))
+                parts.append(_class(base, checks, data))
         namespace = cls.__dict__
         for attr in sorted(namespace):
             value = namespace[attr]
-            funcs = _methods_of(value)
-            if not funcs:
-                continue
-            checks.append((_GLOBAL, namespace, attr, value))
-            parts.append(attr.encode() + b"=" + b"".join(_function(f, checks) for f in funcs))
-        return _join(parts)
+            part = _class_attribute(cls, attr, value, checks, data)
+            if part is not None:
+                checks.append((_GLOBAL, namespace, attr, value))
+                parts.append(attr.encode() + b"=" + part)
+        if isinstance(cls, enum.EnumMeta):
+            for member_name, member in cls.__members__.items():
+                try:
+                    token = value_token(member.value)
+                except Unhashable:
+                    token = b"?"
+                parts.append(b"e" + member_name.encode() + b"=" + token)
+        return _collected(cls, _join(parts))
     finally:
         active.discard(id(cls))
+
+
+def _class_attribute(
+    cls: type, attr: str, value: Any, checks: list[tuple[Any, ...]], data: bool
+) -> bytes | None:
+    """The part one attribute in a class's namespace adds (methods, then data)."""
+    funcs = _methods_of(value)
+    if funcs:
+        return b"".join(_function(f, checks) for f in funcs)
+    if not data or (attr.startswith("__") and attr.endswith("__")):
+        return None  # __module__, __dict__, __doc__, __dataclass_fields__, ...
+    if isinstance(value, cls) or (isinstance(cls, enum.EnumMeta) and attr.startswith("_")):
+        return None  # enum members (counted by value) and the enum's own tables
+    return _reference(value, (), checks)
+
+
+_class_memo: weakref.WeakKeyDictionary[type, _Entry] = weakref.WeakKeyDictionary()
+
+
+def class_digest(cls: type) -> bytes:
+    """The code digest of a user-defined class (``b""`` for any other class), memoized like
+    function digests: part of the token of its instances (see ``keys.CLASS_DIGEST``)."""
+    try:
+        entry = _class_memo.get(cls)
+    except TypeError:
+        entry = None
+    if entry is not None and (not entry.checks or _still_valid(entry.checks)):
+        return entry.digest
+    checks: list[tuple[Any, ...]] = []
+    user = is_user_module(getattr(cls, "__module__", None))
+    digest = _class(cls, checks, data=False) if user else b""
+    with contextlib.suppress(TypeError), _memo_lock:
+        _class_memo[cls] = _Entry(digest, checks)
+    return digest
 
 
 def _methods_of(value: Any) -> list[FunctionType]:
@@ -449,4 +660,4 @@ def _code_digest(code: CodeType, doc: str | None) -> bytes:
     return _join([part if isinstance(part, bytes) else bytes(part) for part in parts])
 
 
-keys.register_callable_digest(callable_digest)
+keys.register_callable_digest(callable_digest, class_digest)

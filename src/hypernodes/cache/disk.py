@@ -26,6 +26,7 @@ from __future__ import annotations
 import contextlib
 import errno
 import os
+import shutil
 import sqlite3
 import threading
 import time
@@ -43,7 +44,9 @@ from .base import (
     EntrySigner,
     dump_entry,
     load_entry,
+    refused_entry_message,
     warn_once,
+    where,
 )
 from .keyfile import MIN_KEY_BYTES, KeyFileError, default_key_file, load_key
 
@@ -175,6 +178,64 @@ class _Store(diskcache.Cache):
         return execute
 
 
+class _ReadOnlyStore:
+    """The parts of ``diskcache.Cache`` that reads use, over a read-only SQLite connection: for
+    a cache folder this process may read but not write (a shared, read-only cache)."""
+
+    def __init__(self, directory: str) -> None:
+        db = os.path.join(directory, _DB)
+        last: Exception | None = None
+        for mode in ("ro", "ro&immutable=1"):  # immutable: no -shm file can be made here
+            try:
+                con = sqlite3.connect(f"file:{db}?mode={mode}", uri=True, check_same_thread=False)
+                con.execute("SELECT 1 FROM Cache LIMIT 1").fetchall()
+            except sqlite3.Error as exc:
+                last = exc
+                continue
+            self._con = con
+            self._disk = diskcache.Disk(directory)
+            self._lock = threading.Lock()
+            return
+        assert last is not None
+        raise last
+
+    def _sql(self, statement: str, *args: Any) -> Any:
+        with self._lock:
+            return _Rows(self._con.execute(statement, *args).fetchall())
+
+    def get(self, key: bytes, default: Any = None, retry: bool = False) -> Any:
+        rows = self._sql(_BATCH_SELECT % "?", [key]).fetchall()
+        if not rows:
+            return default
+        _, mode, filename, value = rows[0]
+        return self._disk.fetch(mode, filename, value, False)
+
+    def set(self, *args: Any, **kwargs: Any) -> None:
+        raise sqlite3.OperationalError("attempt to write a readonly database")
+
+    def delete(self, *args: Any, **kwargs: Any) -> None:
+        raise sqlite3.OperationalError("attempt to write a readonly database")
+
+    def clear(self, *args: Any, **kwargs: Any) -> None:
+        raise OSError("the cache directory is read-only here")
+
+    def __len__(self) -> int:
+        return int(self._sql("SELECT COUNT(*) FROM Cache").fetchall()[0][0])
+
+    def volume(self) -> int:
+        return 0
+
+    def close(self) -> None:
+        self._con.close()
+
+
+class _Rows(list):  # type: ignore[type-arg]
+    """Fetched rows, with the ``fetchall()`` a cursor has."""
+
+    def fetchall(self) -> list[Any]:
+        return list(self)
+
+
 class _OpenFailed(Exception):
     """The cache cannot be opened for a reason other than a lock (disk full, no permission)."""
 
@@ -243,8 +304,9 @@ class DiskCache:
                 "Pass key_file= for a key kept in a file (shared by several machines), key= for "
                 "the bytes themselves"
             )
-        self.path = os.fspath(path)
-        _check_directory(self.path)
+        _check_directory(os.fspath(path))
+        # resolved once, here: workers with another working directory use the same folder
+        self.path = os.path.abspath(os.fspath(path))
         self.size_limit = check_whole(size_limit, "size_limit", "DiskCache")
         self.timeout = check_seconds(timeout, "timeout", "DiskCache")
         self._key = None if key is None else _as_secret(key)
@@ -271,6 +333,12 @@ class DiskCache:
         self._flush_lock = threading.Lock()
         #: entries at least this long are written at once (diskcache gives them a file)
         self._inline_limit = diskcache.DEFAULT_SETTINGS["disk_min_file_size"]
+        #: this copy was unpickled (a worker): it opens the caller's folder, never makes one
+        self._copy = False
+        #: the folder can be read but not written here: entries are read, none stored
+        self._read_only = False
+        #: how many times :meth:`clear` ran (explain's records are written again after one)
+        self.records_epoch = 0
 
     # -- opening ------------------------------------------------------------------------------
 
@@ -302,8 +370,8 @@ class DiskCache:
                     raise OSError(str(exc)) from exc.__cause__
                 warn_once(
                     ("open", self.path),
-                    f"DiskCache({self.path!r}) cannot be opened, so this run is not cached "
-                    f"(results are unaffected): {exc}",
+                    f"DiskCache({self.path!r}) cannot be opened {where()}, so this run is not "
+                    f"cached there (results are unaffected): {exc}",
                 )
             return self._store
 
@@ -313,6 +381,11 @@ class DiskCache:
         except KeyFileError as exc:
             raise _OpenFailed(str(exc)) from exc
         self._signer = EntrySigner(secret)
+        if self._copy and not os.path.isdir(self.path):
+            raise _OpenFailed(
+                "its directory does not exist on this machine: workers elsewhere need it on a "
+                "shared file system at the same path, or use FsspecCache for a shared store"
+            )
         for attempt in range(2):
             try:
                 created = self._prepare()
@@ -323,6 +396,9 @@ class DiskCache:
                     raise self._timeout_error(exc) from exc
                 if kind == "corrupt" and attempt == 0 and self._quarantine(exc):
                     continue
+                read_only = self._open_read_only()
+                if read_only is not None:
+                    return read_only
                 raise _OpenFailed(f"{type(exc).__name__}: {exc}") from exc
             if created is not None:
                 # A new index: value files older than it belong to no entry (a deleted or
@@ -331,6 +407,23 @@ class DiskCache:
                     self._sweep(store, before=created)
             return store
         raise AssertionError("unreachable")  # pragma: no cover
+
+    def _open_read_only(self) -> Any:
+        """A store for a folder this process may read but not write, or ``None``."""
+        db = os.path.join(self.path, _DB)
+        if os.access(self.path, os.W_OK) or not os.access(db, os.R_OK):
+            return None
+        try:
+            store = _ReadOnlyStore(self.path)
+        except (sqlite3.Error, OSError):
+            return None
+        self._read_only = True
+        warn_once(
+            ("read-only", self.path),
+            f"DiskCache({self.path!r}) is read-only {where()}: entries are read, new "
+            "results are not stored",
+        )
+        return store
 
     def _prepare(self) -> float | None:
         """Create the directory (0700) and an empty index (0600) if missing.
@@ -522,10 +615,9 @@ class DiskCache:
             except CorruptEntry as exc:
                 warn_once(
                     ("corrupt", self.path),
-                    f"DiskCache({self.path!r}): dropping a corrupt entry ({exc}); "
-                    "it will be recomputed",
+                    refused_entry_message(f"DiskCache({self.path!r})", exc),
                 )
-                if store is not None:
+                if store is not None and not self._read_only:
                     self._discard(store, key)
         return found
 
@@ -581,6 +673,8 @@ class DiskCache:
         signer = self._signer
         assert signer is not None
         blob = dump_entry(value, signer, key)
+        if self._read_only:
+            return
         if self._deferring and len(blob) < self._inline_limit:
             with self._pending_lock:
                 pending = self._pending
@@ -742,6 +836,37 @@ class DiskCache:
         with contextlib.suppress(*_STORE_ERRORS):
             store.delete(key, retry=False)
 
+    # -- records (what explain_cache reads; not entries) -----------------------------------
+
+    def _record_path(self, key: bytes) -> str:
+        return os.path.join(self.path, "records", key.hex())
+
+    def put_record(self, key: bytes, value: Any) -> None:
+        """Keep ``value`` (a small record of what a node's key is made of) under ``key``: an
+        authenticated file in ``records/``, replaced atomically; failures are ignored."""
+        if self._get() is None:
+            return
+        assert self._signer is not None
+        blob = dump_entry(value, self._signer, key)
+        path = self._record_path(key)
+        temporary = f"{path}.{os.getpid()}.{threading.get_ident()}.tmp"
+        with contextlib.suppress(OSError):
+            os.makedirs(os.path.dirname(path), mode=0o700, exist_ok=True)
+            with open(temporary, "wb", opener=_private_opener) as out:
+                out.write(blob)
+            os.replace(temporary, path)
+
+    def get_record(self, key: bytes) -> Any:
+        """The record under ``key``, or ``None`` (missing, unreadable or not authentic)."""
+        if self._get() is None:
+            return None
+        assert self._signer is not None
+        try:
+            with open(self._record_path(key), "rb") as source:
+                return load_entry(source.read(), self._signer, key)
+        except (OSError, CorruptEntry):
+            return None
+
     def clear(self) -> None:
         """Delete every entry, every value file no entry points to, and set-aside indexes."""
         with self._pending_lock:
@@ -753,6 +878,8 @@ class DiskCache:
         except diskcache.Timeout as exc:
             raise self._timeout_error(exc) from exc
         self._sweep(store, before=None)
+        shutil.rmtree(os.path.join(self.path, "records"), ignore_errors=True)
+        self.records_epoch += 1
         with os.scandir(self.path) as entries:
             for entry in entries:
                 if entry.name.startswith(_DB) and ".corrupt-" in entry.name:
@@ -809,7 +936,11 @@ class DiskCache:
 
     def __getstate__(self) -> dict[str, Any]:
         # The key file travels as a path (resolved here, so workers use this process's key);
-        # a key given as bytes travels as bytes.
+        # a key given as bytes travels as bytes.  The folder is made here, so that a worker
+        # finds it (a worker never makes one: see _open).
+        if not self._copy:
+            with contextlib.suppress(OSError):
+                os.makedirs(self.path, mode=0o700, exist_ok=True)
         return {
             "path": self.path,
             "size_limit": self.size_limit,
@@ -827,6 +958,7 @@ class DiskCache:
         if self._key is None and self.key_file is None:
             self.key_file = default_key_file()
         self._reset()
+        self._copy = True
 
     def __repr__(self) -> str:
         return f"DiskCache({self.path!r})"

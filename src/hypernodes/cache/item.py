@@ -27,6 +27,7 @@ from typing import TYPE_CHECKING, Any
 import xxhash
 
 from .base import CacheWriteError, warn_once
+from .explain import note_call
 from .keys import Unhashable, value_token
 from .signatures import (
     NESTED,
@@ -101,6 +102,7 @@ def prepare_call(plan: Plan, shared: dict[str, Any], ctx: RunContext) -> RunCont
     cp = cache_plan(plan)
     call = CallInfo(plan, cp)
     call.remember(shared, cp.value_keys)
+    note_call(plan, call, ctx.cache)
     return ctx.for_call(call)
 
 
@@ -124,6 +126,7 @@ def steps_for(
     call = ctx.call
     if call is None:  # Pipeline.run: one item, its own call
         call = CallInfo(plan, cp)
+        note_call(plan, call, ctx.cache)
         ctx = ctx.for_call(call)
     cache = ctx.cache
     seen = LANDINGS[0]  # landings before this item looks its keys up (single flight)

@@ -19,12 +19,13 @@ hit.
 from __future__ import annotations
 
 import dataclasses
+import datetime
 import enum
 import functools
 import sys
 import threading
 import weakref
-from collections import OrderedDict
+from collections import OrderedDict, deque
 from collections.abc import Callable
 from types import BuiltinFunctionType, FunctionType, MethodType
 from typing import Any, TypeVar
@@ -154,9 +155,20 @@ _TRUE, _FALSE, _NONE = b"T", b"F", b"N"
 CALLABLE_DIGEST: list[Callable[[Any], bytes]] = []
 
 
-def register_callable_digest(digest: Callable[[Any], bytes]) -> None:
-    """Make ``digest`` the token of functions, methods and classes (see :data:`CALLABLE_DIGEST`)."""
+#: ``CLASS_DIGEST[0](cls)``: the code digest of a user-defined class (its methods and class
+#: attributes), ``b""`` for a class of the standard library or an installed package; part of the
+#: token of every instance, so that editing ``Model.predict`` changes the key of a ``Model`` input
+CLASS_DIGEST: list[Callable[[type], bytes]] = [lambda cls: b""]
+
+
+def register_callable_digest(
+    digest: Callable[[Any], bytes], class_digest: Callable[[type], bytes] | None = None
+) -> None:
+    """Make ``digest`` the token of functions, methods and classes (see :data:`CALLABLE_DIGEST`),
+    and ``class_digest`` the code part of instances' tokens (see :data:`CLASS_DIGEST`)."""
     CALLABLE_DIGEST[:] = [digest]
+    if class_digest is not None:
+        CLASS_DIGEST[:] = [class_digest]
 
 
 FAST_TOKENS: dict[type, Callable[[Any], bytes]] = {
@@ -238,12 +250,14 @@ class _Encoder:
 
     # helpers for handlers
     def tag(self, tag: bytes, obj: Any = None) -> None:
-        """Write ``tag`` (and the class name of ``obj`` when given)."""
+        """Write ``tag`` (and, when ``obj`` is given, its class: the qualified name, and for a
+        user-defined class its code digest, see :data:`CLASS_DIGEST`)."""
         if obj is None:
             self.write(tag)
         else:
-            name = qualified_name(type(obj)).encode()
-            self.write(tag + b"%d:" % len(name) + name)
+            kind = type(obj)
+            name = qualified_name(kind).encode()
+            self.write(tag + b"%d:" % len(name) + name + CLASS_DIGEST[0](kind))
 
     def sequence(self, items: Any, count: int) -> None:
         self.write(b"%d(" % count)
@@ -308,6 +322,7 @@ _BY_TYPE: dict[type, Callable[[_Encoder, Any], None]] = {
     range: lambda enc, v: enc.write(b"r%d,%d,%d;" % (v.start, v.stop, v.step)),
     slice: lambda enc, v: (enc.write(b"_"), enc.sequence((v.start, v.stop, v.step), 3)),
     type(Ellipsis): lambda enc, v: enc.write(b"E"),
+    deque: lambda enc, v: (enc.write(b"Q"), enc.encode(v.maxlen), enc.sequence(v, len(v))),
 }
 
 
@@ -363,6 +378,16 @@ def _enc_dataclass(enc: _Encoder, obj: Any) -> None:
         _enc_str(enc, field.name)
         enc.encode(getattr(obj, field.name))
     enc.write(b")")
+    # attributes set after construction (outside the fields) change behaviour too
+    attrs = getattr(obj, "__dict__", None)
+    if attrs is not None and len(attrs) <= len(fields) and not hasattr(type(obj), "__slots__"):
+        return  # the common case: no room for anything but fields
+    state, _ = _instance_state(obj)
+    names = {field.name for field in fields}
+    extra = [(k, v) for k, v in state.items() if k not in names]
+    if extra:
+        enc.write(b"+")
+        enc.mapping(extra, ordered=False)
 
 
 def _enc_callable(enc: _Encoder, obj: Any) -> None:
@@ -399,6 +424,13 @@ def _enc_function_data(enc: _Encoder, func: FunctionType) -> None:
 def _enc_dict_subclass(enc: _Encoder, obj: dict[Any, Any]) -> None:
     enc.write(b"d")
     enc.mapping(obj.items(), ordered=False)
+    factory = getattr(obj, "default_factory", _NO_FACTORY)  # defaultdict(int) vs (list)
+    if factory is not _NO_FACTORY:
+        enc.write(b"f")
+        enc.encode(factory)
+
+
+_NO_FACTORY = object()
 
 
 _SUBCLASSABLE: tuple[tuple[type, Callable[[_Encoder, Any], None]], ...] = (
@@ -488,47 +520,91 @@ def _numpy(enc: _Encoder, obj: Any) -> bool:
 
 def _pandas(enc: _Encoder, obj: Any) -> bool:
     pd = sys.modules["pandas"]
-    hash_object = pd.util.hash_pandas_object
+    if obj is pd.NA or obj is pd.NaT:  # missing markers differ from None and NaN
+        enc.write(b"PNA" if obj is pd.NA else b"PNaT")
+        return True
     try:
         if isinstance(obj, pd.DataFrame):
             enc.tag(b"P", obj)
-            enc.encode([_pandas_dtype(pd, t) for t in obj.dtypes])
-            _pandas_index(enc, pd, obj.columns, values="list")
-            _pandas_index(enc, pd, obj.index, values="hash")
-            enc.encode(hash_object(obj, index=False).to_numpy())
+            _pandas_index(enc, pd, obj.columns, labels=True)
+            _pandas_index(enc, pd, obj.index)
+            enc.write(b"%d[" % obj.shape[1])
+            for _, column in obj.items():  # by position: duplicate labels are fine
+                enc.encode(_pandas_dtype(pd, column.dtype))
+                _pandas_values(enc, pd, column.array)
+            enc.write(b"]")
+            _pandas_meta(enc, obj)
             return True
         if isinstance(obj, pd.Series):
             enc.tag(b"P", obj)
             enc.encode(_pandas_dtype(pd, obj.dtype))
             enc.encode(obj.name)
-            _pandas_index(enc, pd, obj.index, values=None)  # labels are in the hash below
-            enc.encode(hash_object(obj, index=True).to_numpy())
+            _pandas_index(enc, pd, obj.index)
+            _pandas_values(enc, pd, obj.array)
+            _pandas_meta(enc, obj)
             return True
         if isinstance(obj, pd.Index):
             enc.tag(b"P", obj)
-            _pandas_index(enc, pd, obj, values="hash")
-            return True
-        if isinstance(obj, pd.Categorical):
-            enc.tag(b"P", obj)
-            enc.encode(_pandas_dtype(pd, obj.dtype))
-            enc.encode(obj.codes)
+            _pandas_index(enc, pd, obj)
             return True
         if isinstance(obj, pd.api.extensions.ExtensionArray):
             enc.tag(b"P", obj)
             enc.encode(_pandas_dtype(pd, obj.dtype))
-            enc.encode(hash_object(pd.Series(obj), index=False).to_numpy())
+            _pandas_values(enc, pd, obj)
             return True
-    except TypeError as exc:  # e.g. object columns holding lists
+    except TypeError as exc:  # values pandas cannot convert
         raise Unhashable(type(obj).__name__, f" ({exc})") from exc
+    return _pandas_scalar(enc, pd, obj)
+
+
+def _pandas_scalar(enc: _Encoder, pd: Any, obj: Any) -> bool:
     if isinstance(obj, pd.Timestamp | pd.Timedelta):
         enc.tag(b"P", obj)
         _enc_str(enc, obj.isoformat())
+        if isinstance(obj, pd.Timestamp):
+            enc.write(b"z%d" % obj.fold)
+            _enc_tz(enc, obj.tzinfo)
+        return True
+    if isinstance(obj, pd.Period):
+        enc.tag(b"P", obj)
+        _enc_str(enc, f"{obj}/{obj.freqstr}")
+        return True
+    if isinstance(obj, pd.Interval):
+        enc.tag(b"P", obj)
+        enc.encode((obj.left, obj.right, obj.closed))
         return True
     if isinstance(obj, pd.api.extensions.ExtensionDtype):
         enc.tag(b"P", obj)
         enc.encode(_pandas_dtype(pd, obj))
         return True
     return False
+
+
+def _pandas_meta(enc: _Encoder, obj: Any) -> None:
+    """What a frame or series carries besides its data: ``attrs`` and its flags."""
+    enc.encode(obj.attrs)
+    enc.encode(obj.flags.allows_duplicate_labels)
+
+
+def _pandas_values(enc: _Encoder, pd: Any, values: Any) -> None:
+    """A column's values exactly: numpy-backed ones by their bytes (signed zeros and NaN kinds
+    differ), object ones element by element (by type and value: ``None``, ``NaN`` and ``pd.NA``
+    differ, so do ``True`` and ``"True"``), masked ones by data and mask, others as objects."""
+    np = sys.modules["numpy"]
+    if isinstance(values, pd.arrays.NumpyExtensionArray):
+        enc.encode(values.to_numpy())
+    elif isinstance(values, pd.Categorical):
+        enc.encode(values.codes)
+    elif isinstance(values, pd.arrays.DatetimeArray | pd.arrays.TimedeltaArray):
+        enc.encode(np.asarray(values.asi8))
+    elif isinstance(
+        values, pd.arrays.IntegerArray | pd.arrays.FloatingArray | pd.arrays.BooleanArray
+    ):
+        numpy_dtype = values.dtype.numpy_dtype
+        enc.encode(values.to_numpy(dtype=numpy_dtype, na_value=numpy_dtype.type(0)))
+        enc.encode(np.asarray(values.isna()))
+    else:  # strings, Arrow-backed, intervals, periods, sparse: element by element
+        enc.encode(np.asarray(values, dtype=object).tolist())
 
 
 def _pandas_dtype(pd: Any, dtype: Any) -> Any:
@@ -539,18 +615,22 @@ def _pandas_dtype(pd: Any, dtype: Any) -> Any:
     return str(dtype)
 
 
-def _pandas_index(enc: _Encoder, pd: Any, index: Any, values: str | None) -> None:
-    """An index's class, dtype and level names, and its labels: hashed with pandas
-    (``values="hash"``), one by one (``"list"``, for column labels) or not at all (``None``)."""
+def _pandas_index(enc: _Encoder, pd: Any, index: Any, labels: bool = False) -> None:
+    """An index's class, dtype, level names and values (exactly, like a column's; ``labels``:
+    as a list of labels, for column labels)."""
     enc.tag(b"I", index)
     enc.encode(_pandas_dtype(pd, index.dtype))
     enc.encode(list(index.names))
-    if isinstance(index, pd.MultiIndex):
-        enc.encode([_pandas_dtype(pd, t) for t in index.dtypes])
-    if values == "hash":
-        enc.encode(pd.util.hash_pandas_object(index).to_numpy())
-    elif values == "list":
+    if isinstance(index, pd.RangeIndex):
+        enc.write(b"r%d,%d,%d;" % (index.start, index.stop, index.step))
+    elif labels:
         enc.encode(list(index))
+    elif isinstance(index, pd.MultiIndex):
+        enc.encode([_pandas_dtype(pd, t) for t in index.dtypes])
+        for level in range(index.nlevels):
+            _pandas_values(enc, pd, index.get_level_values(level).array)
+    else:
+        _pandas_values(enc, pd, index.array)
 
 
 def _pydantic(enc: _Encoder, obj: Any) -> bool:
@@ -563,8 +643,13 @@ def _pydantic(enc: _Encoder, obj: Any) -> bool:
 
 
 def _stdlib_by_str(enc: _Encoder, obj: Any) -> bool:
-    """datetime/decimal/fractions/uuid/pathlib values: their ``str`` is exact and address-free."""
+    """datetime/decimal/fractions/uuid/pathlib values: their ``str`` is exact and address-free;
+    a date-time also by its ``fold`` and its time zone's identity (see :func:`_enc_tz`)."""
     name = type(obj).__module__
+    if isinstance(obj, datetime.tzinfo):
+        enc.tag(b"z", obj)
+        _enc_tz(enc, obj)
+        return True
     if name == "datetime" and hasattr(obj, "isoformat"):
         text = obj.isoformat()
     elif name in ("decimal", "fractions", "uuid", "pathlib", "ipaddress") and not isinstance(
@@ -575,7 +660,34 @@ def _stdlib_by_str(enc: _Encoder, obj: Any) -> bool:
         return False
     enc.tag(b"v", obj)
     _enc_str(enc, text)
+    tz = getattr(obj, "tzinfo", None)
+    if tz is not None or getattr(obj, "fold", 0):
+        enc.write(b"z%d" % obj.fold)
+        _enc_tz(enc, tz)
     return True
+
+
+def _enc_tz(enc: _Encoder, tz: Any) -> None:
+    """A time zone by identity: a named zone (``ZoneInfo("Europe/Paris")``, pytz, dateutil) by
+    its name, a fixed offset by its offset and name: the two format alike but differ in
+    daylight saving time, so they must not share a key."""
+    if tz is None:
+        enc.write(_NONE)
+        return
+    if isinstance(tz, datetime.timezone):
+        enc.write(b"zf")
+        _enc_str(enc, repr(tz))
+        return
+    key = getattr(tz, "key", None) or getattr(tz, "zone", None)
+    if isinstance(key, str):
+        enc.tag(b"zn", tz)
+        _enc_str(enc, key)
+        return
+    if type(tz).__module__.partition(".")[0] == "zoneinfo":  # a ZoneInfo read from a file
+        raise Unhashable(type(tz).__name__, " (a time zone without a name)")
+    state, _ = _instance_state(tz)
+    enc.tag(b"zo", tz)
+    enc.mapping(state.items(), ordered=False)
 
 
 _LIBRARIES: dict[str, Callable[[_Encoder, Any], bool]] = {
@@ -590,4 +702,5 @@ _LIBRARIES: dict[str, Callable[[_Encoder, Any], bool]] = {
     "uuid": _stdlib_by_str,
     "pathlib": _stdlib_by_str,
     "ipaddress": _stdlib_by_str,
+    "zoneinfo": _stdlib_by_str,
 }

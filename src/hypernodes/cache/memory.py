@@ -50,6 +50,18 @@ class MemoryCache:
         self._data: dict[bytes, Any] = {}
         self._lock = threading.Lock()
         self._journal: list[tuple[bytes, Any]] | None = None
+        #: what ``explain_cache`` reads (see :mod:`hypernodes.cache.explain`); not entries
+        self._records: dict[bytes, Any] = {}
+        #: how many times :meth:`clear` ran (explain's records are written again after one)
+        self.records_epoch = 0
+
+    def put_record(self, key: bytes, value: Any) -> None:
+        """Keep ``value`` (a small record of what a node's key is made of) under ``key``."""
+        self._records[key] = value
+
+    def get_record(self, key: bytes) -> Any:
+        """The record under ``key``, or ``None``."""
+        return self._records.get(key)
 
     def get_many(self, keys: Sequence[bytes]) -> dict[bytes, Any]:
         """The stored values for those of ``keys`` that are present."""
@@ -106,6 +118,8 @@ class MemoryCache:
         """Drop every entry."""
         with self._lock:
             self._data.clear()
+            self._records.clear()
+            self.records_epoch += 1
 
     def __len__(self) -> int:
         return len(self._data)
@@ -136,6 +150,8 @@ class MemoryCache:
         self._data = dict(state["data"])
         self._lock = threading.Lock()
         self._journal = []  # a copy in another process: remember what it writes
+        self._records = {}
+        self.records_epoch = 0
 
     def __repr__(self) -> str:
         return f"MemoryCache({len(self._data)} entries)"

@@ -28,8 +28,9 @@ if TYPE_CHECKING:
 
 _digest_of = xxhash.xxh3_128_digest
 
-#: bump when the meaning of keys or the entry format changes
-FORMAT_VERSION = 2
+#: bump when the meaning of keys or the entry format changes (3: exact pandas values, time zones,
+#: class digests in instance tokens, wider code digests - entries keyed the old way must not hit)
+FORMAT_VERSION = 3
 ENV = _digest_of(
     b"hypernodes-cache:%d:%s:%d.%d"
     % (FORMAT_VERSION, sys.implementation.name.encode(), *sys.version_info[:2])

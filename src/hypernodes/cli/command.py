@@ -511,11 +511,12 @@ def describe(target: str, output_format: str) -> None:
 Examples:
   hypernodes cache info .cache/hypernodes
   hypernodes cache clear .cache/hypernodes --yes
+  hypernodes cache why pipeline.py -i x=3 --cache .cache/hypernodes
 """
 )
 @_traceback_option
 def cache() -> None:
-    """Inspect or empty a DiskCache directory."""
+    """Inspect or empty a DiskCache directory, or explain a pipeline's hits and misses."""
 
 
 def _open_cache(directory: Path) -> Any:
@@ -587,6 +588,60 @@ def cache_clear(directory: Path, yes: bool) -> None:
     finally:
         store.close()
     click.echo(f"deleted {count} entr{'y' if count == 1 else 'ies'} from {directory}")
+
+
+@cache.command(
+    "why",
+    epilog="\b\nExamples:\n  hypernodes cache why pipeline.py -i x=3 --cache .cache/hypernodes\n"
+    "  hypernodes cache why etl:pipeline -i 'x=[1, 2]' --map-over x\n",
+)
+@click.argument("target")
+@click.option(
+    "--inputs",
+    "inputs_file",
+    type=click.Path(dir_okay=False, path_type=Path),
+    help="A .json, .yaml/.yml or .toml file of inputs.",
+)
+@click.option(
+    "-i", "--input", "assignments", multiple=True, metavar="NAME=VALUE", help="One input."
+)
+@click.option("--map-over", "map_over", multiple=True, metavar="NAME", help="Mapped input.")
+@click.option("--output", "outputs", multiple=True, metavar="NAME", help="Only this output.")
+@click.option(
+    "--cache",
+    "cache_dir",
+    type=click.Path(file_okay=False, path_type=Path),
+    help="The DiskCache directory (default: the pipeline's own cache).",
+)
+@_traceback_option
+def cache_why(
+    target: str,
+    inputs_file: Path | None,
+    assignments: tuple[str, ...],
+    map_over: tuple[str, ...],
+    outputs: tuple[str, ...],
+    cache_dir: Path | None,
+) -> None:
+    """For each node of TARGET: would a run load it from the cache (hit), compute it (miss) or
+    never cache it (uncached), and why - the function, helper, input or upstream node changed."""
+    pipeline = load_target(target)
+    inputs = read_inputs_file(inputs_file) if inputs_file is not None else {}
+    for text in assignments:
+        name, value = parse_assignment(text)
+        inputs[name] = value
+    _check_input_names(pipeline, inputs, map_over, outputs)
+    if cache_dir is not None:
+        pipeline = pipeline.with_cache(DiskCache(cache_dir))
+    if pipeline.cache is None:
+        raise UsageProblem(f"{target} has no cache: pass --cache DIRECTORY")
+    try:
+        report = pipeline.explain_cache(
+            inputs, map_over=list(map_over) or None, output_name=list(outputs) or None
+        )
+    finally:
+        if cache_dir is not None:
+            pipeline.cache.close()
+    click.echo(str(report))
 
 
 # ---------------------------------------------------------------------------------------------

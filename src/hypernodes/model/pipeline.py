@@ -11,6 +11,7 @@ from typing import TYPE_CHECKING, Any, Literal, overload
 import networkx as nx
 
 from ..cache.base import Cache
+from ..cache.explain import CacheReport, explain
 from ..cache.item import prepare_call
 from ..engines.base import Engine, is_tolerant
 from ..engines.hypernodes import bridge, default_engine
@@ -282,6 +283,38 @@ class Pipeline:
         except Exception as exc:
             add_failure_note(exc)
             raise
+
+    def explain_cache(
+        self,
+        inputs: Mapping[str, Any] | None = None,
+        map_over: str | Sequence[str] | None = None,
+        output_name: OutputName = None,
+    ) -> CacheReport:
+        """Which nodes ``run`` (or ``map`` with ``map_over``, items zipped) would load from this
+        pipeline's cache and which it would compute, and why: for a miss, the function or
+        helper whose code changed, the upstream node, or the input that differs.  Nothing runs.
+
+        Returns a :class:`~hypernodes.cache.explain.CacheReport`: ``print`` it, or iterate its
+        rows (``node``, ``item``, ``status`` ``"hit"``/``"miss"``/``"uncached"``, ``reason``).
+        """
+        cache = self.cache
+        if cache is None:
+            raise InvalidSettingError(
+                f"explain_cache: {pipeline_phrase(self.label)} has no cache; build it with "
+                "cache=DiskCache(...) (or .with_cache(...)) to see what it would load"
+            )
+        values = {**self._bound, **dict(inputs or {})}
+        names = [map_over] if isinstance(map_over, str) else list(map_over or ())
+        missing = [name for name in names if name not in values]
+        if missing:
+            raise MapError(f"explain_cache: map_over names {missing}, which are not in inputs")
+        plan = self.plan(_outputs_key(output_name), frozenset(values), resource_names(values))
+        if not names:
+            return explain(plan, [plan.seed(values)], cache, mapped=False)
+        shared = {k: v for k, v in values.items() if k not in names}
+        rows = zip(*(list(values[name]) for name in names), strict=True)
+        items = [plan.seed({**shared, **dict(zip(names, row))}) for row in rows]
+        return explain(plan, items, cache, mapped=True)
 
     def __call__(self, **inputs: Any) -> dict[str, Any]:
         """``pipeline(x=1)`` is ``pipeline.run(inputs={"x": 1})``."""

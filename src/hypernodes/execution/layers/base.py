@@ -146,8 +146,10 @@ def run_after(
     values: dict[str, Any],
     ctx: RunContext,
 ) -> None:
-    for i in range(len(layers) - 1, -1, -1):
-        layers[i].after(step, values, ctx, tokens[i])
+    # Outermost first: the cache (outside the events layer) stores a step's outputs before
+    # callbacks see them, so a callback that mutates ``outputs`` cannot change what is stored.
+    for i, layer in enumerate(layers):
+        layer.after(step, values, ctx, tokens[i])
 
 
 def run_error(
