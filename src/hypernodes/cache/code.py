@@ -200,7 +200,8 @@ def _own_digest(obj: Any) -> bytes:
             if not (attr.startswith("__") and attr.endswith("__")) and _constant(value):
                 parts.append(attr.encode() + b"=" + value_token(value))
         if isinstance(obj, enum.EnumMeta):
-            parts.extend(repr((n, m.value)).encode() for n, m in obj.__members__.items())
+            members: dict[str, Any] = dict(obj.__members__)
+            parts.extend(repr((n, m.value)).encode() for n, m in members.items())
         return _join(parts)
     code = obj.__code__
     parts = [b"F", _code_digest(code, obj.__doc__)]
@@ -573,7 +574,8 @@ def _class(cls: type, checks: list[tuple[Any, ...]], data: bool = True) -> bytes
                 checks.append((_GLOBAL, namespace, attr, value))
                 parts.append(attr.encode() + b"=" + part)
         if isinstance(cls, enum.EnumMeta):
-            for member_name, member in cls.__members__.items():
+            members: dict[str, Any] = dict(cls.__members__)
+            for member_name, member in members.items():
                 try:
                     token = value_token(member.value)
                 except Unhashable:

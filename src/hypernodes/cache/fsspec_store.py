@@ -187,7 +187,8 @@ class FsspecCache:
                 return {paths[0]: self._fs.cat_file(paths[0])}
             except FileNotFoundError:
                 return {}
-        return self._fs.cat(paths, on_error="omit")
+        read: dict[str, bytes] = self._fs.cat(paths, on_error="omit")
+        return read
 
     def waiting(self, keys: Sequence[bytes]) -> dict[bytes, Any]:
         """Nothing waits in memory: every write goes to the store at once."""

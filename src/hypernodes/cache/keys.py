@@ -661,7 +661,7 @@ def _stdlib_by_str(enc: _Encoder, obj: Any) -> bool:
     enc.tag(b"v", obj)
     _enc_str(enc, text)
     tz = getattr(obj, "tzinfo", None)
-    if tz is not None or getattr(obj, "fold", 0):
+    if tz is not None or getattr(obj, "fold", False):
         enc.write(b"z%d" % obj.fold)
         _enc_tz(enc, tz)
     return True
