@@ -452,6 +452,7 @@ _DESCRIBE_EXAMPLES = """\b
 Examples:
   hypernodes describe examples/cli_pipelines.py:text
   hypernodes describe examples/cli_pipelines.py:corpus --format json
+  hypernodes describe examples/cli_pipelines.py:text --upstream-of NAME
 """
 
 
@@ -465,16 +466,39 @@ Examples:
     show_default=True,
     help="Readable text, or JSON for tools.",
 )
+@click.option(
+    "--upstream-of",
+    "upstream",
+    multiple=True,
+    metavar="NAME",
+    help="Only what NAME (a node or value; repeatable) is computed from.",
+)
 @_traceback_option
-def describe(target: str, output_format: str) -> None:
+def describe(target: str, output_format: str, upstream: tuple[str, ...]) -> None:
     """Show the inputs (required, optional with defaults, bound), outputs, nodes with their
     parameters, types and options, and nested pipelines of TARGET."""
     pipeline = load_target(target)
+    lineage = None
+    if upstream:
+        lineage = pipeline.upstream_of(*upstream)
+        kept = set(lineage.nodes)
+        outputs = [out for item in pipeline.nodes if item.name in kept for out in item.outputs]
+        pipeline = pipeline.subpipeline(outputs=outputs)
     description = describe_pipeline(pipeline)
+    if lineage is not None:
+        description["upstream_of"] = {
+            "names": list(upstream),
+            "nodes": list(lineage.nodes),
+            "values": list(lineage.values),
+        }
     if output_format == "json":
         click.echo(JsonEncoder().dumps(description, indent=2))
-    else:
-        click.echo(describe_text(description))
+        return
+    if lineage is not None:
+        click.echo(f"upstream of {', '.join(upstream)}:")
+        click.echo(f"  nodes:  {', '.join(lineage.nodes) or '-'}")
+        click.echo(f"  values: {', '.join(lineage.values) or '-'}")
+    click.echo(describe_text(description))
 
 
 # ---------------------------------------------------------------------------------------------
