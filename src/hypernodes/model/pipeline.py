@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import copy
-from collections.abc import AsyncIterator, Iterable, Iterator, Mapping, Sequence
+from collections.abc import AsyncIterator, Callable, Iterable, Iterator, Mapping, Sequence
 from contextlib import AbstractContextManager, aclosing, nullcontext
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
@@ -20,6 +20,7 @@ from ..execution.plan import Plan, compile_plan
 from ..observe import events
 from ..observe.callbacks import dispatcher_for
 from ..viz import repr_svg, visualize
+from . import lineage, patching
 from .checks import (
     check_cache,
     check_callbacks,
@@ -31,6 +32,7 @@ from .checks import (
 )
 from .gc import gc_paused
 from .graph import PipelineGraph
+from .lineage import Lineage
 from .mapspec import MapSpec
 from .node import Node
 from .pipeline_node import PipelineNode
@@ -228,6 +230,53 @@ class Pipeline:
         """Use this pipeline as a node: rename inputs (``{outer: inner}``) and outputs
         (``{inner: outer}``), and optionally map it over outer lists (``map_over``)."""
         return PipelineNode(self, input_mapping, output_mapping, map_over, map_mode, name)
+
+    # -- lineage, slicing and patching (model/lineage.py, model/patching.py) -----------------
+
+    def upstream_of(self, *names: str) -> Lineage:
+        """The nodes and values that ``names`` (node or value names) are computed from, with
+        ``names`` themselves, each in topological order (``.nodes``, ``.values``)."""
+        return lineage.upstream_of(self.pgraph, names, self.label)
+
+    def downstream_of(self, *names: str) -> Lineage:
+        """The nodes and values computed from ``names``, with ``names`` themselves."""
+        return lineage.downstream_of(self.pgraph, names, self.label)
+
+    def path_between(self, source: str, target: str) -> Lineage:
+        """The nodes and values on a path from ``source`` to ``target`` (both included); empty
+        (falsy) when ``target`` does not depend on ``source``."""
+        return lineage.path_between(self.pgraph, source, target, self.label)
+
+    def subpipeline(
+        self,
+        inputs: str | Sequence[str] | None = None,
+        outputs: str | Sequence[str] | None = None,
+    ) -> Pipeline:
+        """A copy holding only the nodes that compute ``outputs`` from ``inputs``.
+
+        ``inputs`` become root inputs of the copy (the nodes producing them are left out);
+        without ``outputs``, every output computed from ``inputs`` is kept; without either, the
+        copy holds every node.  Engine, cache, callbacks and bound values carry over.
+        """
+        kept = lineage.slice_nodes(self.pgraph, inputs, outputs, self.label)
+        with gc_paused():
+            pgraph = PipelineGraph(kept, self.label)
+        bound = {k: v for k, v in self._bound.items() if k in pgraph.root_args}
+        return self._copy(pgraph=pgraph, _bound=bound)
+
+    def with_node_function(self, name: str, func: Callable[..., Any]) -> Pipeline:
+        """A copy whose node ``name`` calls ``func`` (for tests: a fake API, a fixed answer).
+
+        ``func`` takes the node's parameters (same names, any order) and keeps its options
+        (outputs, retries, timeout, cache settings, checks).  A node of a nested pipeline is
+        named by its path: ``"inner.fetch"``.  Raises ``UnknownNodeError`` or
+        ``NodeSignatureError`` (see ``docs/testing.md``).
+        """
+        pgraph = patching.patched_graph(self, name, func)
+        clone = self._copy(pgraph=pgraph)
+        if self.type_check != "off":
+            check_pipeline(clone, self.type_check)
+        return clone
 
     # -- running -----------------------------------------------------------------------------
 
