@@ -11,7 +11,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any
 
 from ..cache.base import CacheTimeout
-from ..exceptions import UNNAMED
+from ..exceptions import UNNAMED, OutputCheckError
 from ..model.checks import unfinished_inputs_note
 
 if TYPE_CHECKING:
@@ -105,6 +105,8 @@ def mark_item(exc: BaseException, depth: int, index: int) -> None:
     where = getattr(exc, _WHERE, None)
     if where is not None:
         where.items.setdefault(depth, index)
+    if isinstance(exc, OutputCheckError) and exc.item is None:  # the innermost map's item
+        exc.item = index
 
 
 def add_failure_note(exc: BaseException) -> None:

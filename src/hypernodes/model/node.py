@@ -12,6 +12,7 @@ from collections.abc import Callable, Mapping
 from typing import Any, overload
 
 from ..exceptions import InvalidNodeError
+from .output_checks import read_checks
 from .signature import code_flags, read_signature
 
 _VARIADIC = (inspect.Parameter.VAR_POSITIONAL, inspect.Parameter.VAR_KEYWORD)
@@ -170,6 +171,7 @@ class Node:
         timeout: float | None = None,
         resources: Mapping[str, Any] | None = None,
         batch: bool | Callable[..., Any] = False,
+        check: Any = None,
     ) -> None:
         if isinstance(func, Node):
             func = func.func
@@ -220,6 +222,9 @@ class Node:
         self.per_item: bool = True
         if batch is not False:
             self._set_batch(batch, func, where)
+        #: what ``check=`` was given, and the checks read from it (None: no check, no cost)
+        self.check = check
+        self.output_checks = read_checks(check, self.outputs, where)
         self.__name__ = fname
         self.__qualname__ = getattr(func, "__qualname__", fname)
         self.__module__ = getattr(func, "__module__", None)  # type: ignore[assignment]
@@ -312,6 +317,8 @@ class Node:
             options.append(f"resources={self.resources}")
         if self.batch_func is not None:
             options.append("batch" if not self.per_item else "dual")
+        if getattr(self, "output_checks", None):
+            options.append("check")
         shown = f" [{', '.join(options)}]" if options else ""
         return f"{self.name}({', '.join(self.inputs)}) -> {outs}{shown}"
 
@@ -405,6 +412,7 @@ def node(
     timeout: float | None = ...,
     resources: Mapping[str, Any] | None = ...,
     batch: bool | Callable[..., Any] = ...,
+    check: Any = ...,
 ) -> Callable[[Callable[..., Any]], Node]: ...
 @overload
 def node(
@@ -420,6 +428,7 @@ def node(
     timeout: float | None = ...,
     resources: Mapping[str, Any] | None = ...,
     batch: bool | Callable[..., Any] = ...,
+    check: Any = ...,
 ) -> Callable[[Callable[..., Any]], Node]: ...
 
 
@@ -438,6 +447,7 @@ def node(
     timeout: float | None = None,
     resources: Mapping[str, Any] | None = None,
     batch: bool | Callable[..., Any] = False,
+    check: Any = None,
 ) -> Any:
     """Turn a function into a :class:`Node`: ``@node``, ``@node(output_name="y")`` or ``@node("y")``.
 
@@ -456,6 +466,9 @@ def node(
     for several outputs); maps call it on batches of ``resources["batch_size"]`` items, ``run``
     on one-element lists.  ``batch=fn`` keeps the function for one item and adds ``fn`` as its
     batch implementation (a dual node; see ``docs/ml.md``).
+    ``check`` validates what the node returns (a function, a pydantic model, a pandera schema,
+    or a dict of those by output name): a value that fails raises
+    :class:`~hypernodes.exceptions.OutputCheckError` and is never cached (``docs/reliability.md``).
     """
     if isinstance(func, (str, tuple)):
         if output_name is not None:
@@ -472,6 +485,7 @@ def node(
         "timeout": timeout,
         "resources": resources,
         "batch": batch,
+        "check": check,
     }
     if func is None:
         return lambda f: Node(f, output_name, **options)
