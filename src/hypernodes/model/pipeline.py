@@ -30,6 +30,7 @@ from .checks import (
     nesting_cycle,
     unknown_input_error,
 )
+from .failures import Budget, collect, read_budget, within_budget
 from .gc import gc_paused
 from .graph import PipelineGraph
 from .lineage import Lineage
@@ -308,6 +309,7 @@ class Pipeline:
         output_name: OutputName = None,
         return_format: Literal["list", "columns"] = "list",
         on_error: Literal["raise", "continue"] = "raise",
+        max_failures: int | float | None = None,
     ) -> list[dict[str, Any]] | dict[str, list[Any]]:
         """Run once per item of the ``map_over`` inputs; other inputs go whole to every item.
 
@@ -318,16 +320,23 @@ class Pipeline:
         ``on_error="raise"`` stops at the first failing item and raises its exception (a note names
         the node and the item index).  ``"continue"`` attempts every item; an output that a failed
         node kept from being computed holds an :class:`~hypernodes.ItemError` instead.
+        With ``max_failures`` (a number of items, or a ratio such as ``0.05``) the map stops
+        with :class:`~hypernodes.exceptions.FailureBudgetError` once more items have failed.
         """
         if return_format not in ("list", "columns"):
             raise MapError(f"return_format must be 'list' or 'columns', got {return_format!r}")
         _check_on_error(on_error)
+        budget = read_budget(max_failures, on_error)
         if inputs.__class__ is not dict:
             check_inputs_mapping(inputs, "map")
         ctx = self._root_context()
         spec = MapSpec.of(map_over, map_mode)
         try:
             with _deferred(ctx):
+                if budget is not None:
+                    return self._budgeted_map(
+                        dict(inputs), spec, output_name, ctx, budget, return_format
+                    )
                 plan, rows = self._map(dict(inputs), spec, _outputs_key(output_name), ctx, on_error)
         except Exception as exc:
             add_failure_note(exc)
@@ -346,20 +355,25 @@ class Pipeline:
         output_name: OutputName = None,
         on_error: Literal["raise", "continue"] = "raise",
         ordered: bool = True,
+        max_failures: int | float | None = None,
     ) -> Iterator[tuple[int, dict[str, Any]]]:
         """:meth:`map` as a stream: yield ``(index, outputs)`` for each item as it finishes.
 
         With ``ordered=True`` items come in input order; with ``False`` as they complete.  Memory
         holds only the items in flight: a ``map_over`` input may be an iterator (a generator
         reading a file, say), read as items are started (``map_mode="zip"``).  Stopping the loop
-        early cancels the items not started yet.
+        early cancels the items not started yet.  ``max_failures`` works as for :meth:`map`.
         """
         _check_on_error(on_error)
+        budget = read_budget(max_failures, on_error)
         if inputs.__class__ is not dict:
             check_inputs_mapping(inputs, "imap")
         ctx = self._root_context()
         spec = MapSpec.of(map_over, map_mode)
         stream = self._imap(dict(inputs), spec, _outputs_key(output_name), ctx, on_error, ordered)
+        if budget is not None:
+            total = _known_count(inputs, spec)
+            stream = within_budget(stream, budget, total, self.label)
         try:
             with _deferred(ctx):
                 yield from stream
@@ -545,6 +559,26 @@ class Pipeline:
         with events.observe_map(ctx, ctx.path[-1], count):
             return plan, ctx.engine.map(plan, items, count, ctx, **extra)
 
+    def _budgeted_map(
+        self,
+        inputs: dict[str, Any],
+        spec: MapSpec,
+        output_name: OutputName,
+        ctx: RunContext,
+        budget: Budget,
+        return_format: str,
+    ) -> list[dict[str, Any]] | dict[str, list[Any]]:
+        """:meth:`map` under a failure budget: items streamed as they finish, counted, and the
+        stream closed (the rest never started) once the budget is spent."""
+        outputs = _outputs_key(output_name)
+        total = _known_count(inputs, spec)
+        stream = self._imap(inputs, spec, outputs, ctx, "continue", False)
+        rows = collect(within_budget(stream, budget, total, self.label))
+        if return_format == "columns":
+            names = list(rows[0]) if rows else list(outputs or self.output_names)
+            return {name: [row[name] for row in rows] for name in names}
+        return rows
+
     def _imap(
         self,
         inputs: dict[str, Any],
@@ -628,6 +662,13 @@ def _deferred(ctx: RunContext) -> AbstractContextManager[Any]:
     write-behind); they are all stored when the call ends, however it ends."""
     defer = getattr(ctx.cache, "defer", None)
     return defer() if defer is not None else nullcontext()
+
+
+def _known_count(inputs: Mapping[str, Any], spec: MapSpec) -> int | None:
+    """How many items a map makes, when its mapped inputs have lengths (for a ratio budget)."""
+    if not all(name in inputs for name in spec.names):
+        return None  # the map itself says what is missing
+    return spec.count([inputs[name] for name in spec.names])
 
 
 def _check_on_error(on_error: str) -> None:
