@@ -91,6 +91,11 @@ class MappingError(HyperNodesError, ValueError):
     """``as_node`` mappings name inputs or outputs the inner pipeline does not have."""
 
 
+class NamespaceError(MappingError):
+    """``as_node(namespace=...)`` was given a name that is not an identifier, or a namespaced
+    name collides with one that ``input_mapping``/``output_mapping`` gives another value."""
+
+
 class OutputShapeError(HyperNodesError, ValueError):
     """A node declared several outputs but returned something of another length."""
 
@@ -251,6 +256,7 @@ __all__ = [
     "MapError",
     "MappingError",
     "MissingInputError",
+    "NamespaceError",
     "NodeSignatureError",
     "NodeTimeoutError",
     "OutputCheckError",

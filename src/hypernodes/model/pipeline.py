@@ -35,6 +35,7 @@ from .gc import gc_paused
 from .graph import PipelineGraph
 from .lineage import Lineage
 from .mapspec import MapSpec
+from .namespaces import namespaced
 from .node import Node
 from .pipeline_node import PipelineNode
 from .resources import resource_names
@@ -227,9 +228,20 @@ class Pipeline:
         map_over: str | Sequence[str] | None = None,
         map_mode: Literal["zip", "product"] = "zip",
         name: str | None = None,
+        namespace: str | None = None,
     ) -> PipelineNode:
         """Use this pipeline as a node: rename inputs (``{outer: inner}``) and outputs
-        (``{inner: outer}``), and optionally map it over outer lists (``map_over``)."""
+        (``{inner: outer}``), and optionally map it over outer lists (``map_over``).
+
+        ``namespace="train"`` shows every input and output outside as ``train_<name>`` (names
+        the mappings rename keep theirs; ``map_over`` uses the outer names) and names the node
+        ``train``, so one pipeline can be used twice in a parent (see ``docs/nesting.md``).
+        """
+        if namespace is not None:
+            input_mapping, output_mapping = namespaced(
+                self, namespace, input_mapping, output_mapping
+            )
+            name = name or namespace
         return PipelineNode(self, input_mapping, output_mapping, map_over, map_mode, name)
 
     # -- lineage, slicing and patching (model/lineage.py, model/patching.py) -----------------
