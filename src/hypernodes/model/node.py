@@ -13,12 +13,13 @@ from typing import Any, overload
 
 from ..exceptions import InvalidNodeError
 from .output_checks import read_checks
+from .rates import read_rate
 from .signature import code_flags, read_signature
 
 _VARIADIC = (inspect.Parameter.VAR_POSITIONAL, inspect.Parameter.VAR_KEYWORD)
 
 #: the resource hints a node may declare (``@node(resources=...)``), honoured by engines that can
-RESOURCE_KEYS = ("num_gpus", "num_cpus", "max_concurrency", "batch_size")
+RESOURCE_KEYS = ("num_gpus", "num_cpus", "max_concurrency", "batch_size", "rate_limit")
 
 
 def is_async(func: Callable[..., Any]) -> bool:
@@ -115,6 +116,10 @@ def _check_resources(resources: Any, where: str) -> dict[str, Any] | None:
             raise InvalidNodeError(
                 f"{where}: unknown resource {key!r}; use {', '.join(RESOURCE_KEYS)}"
             )
+        if key == "rate_limit":  # "10/s", "600/min": checked here, used by the rate layer
+            read_rate(value, where)
+            checked[key] = value
+            continue
         whole = key in ("max_concurrency", "batch_size")
         kinds = int if whole else (int, float)
         if isinstance(value, bool) or not isinstance(value, kinds) or value < (1 if whole else 0):
@@ -460,7 +465,8 @@ def node(
     ``resources`` holds hints for engines that place work (``num_gpus``, ``num_cpus``,
     ``max_concurrency``, ``batch_size``): DaftEngine runs such a node as a stage of its own with
     those options, DaskEngine sends tasks to workers that declare the resources, and every engine
-    runs at most ``max_concurrency`` calls of the node at once per process.
+    runs at most ``max_concurrency`` calls of the node at once per process, and starts at most
+    ``rate_limit`` calls (``"10/s"``, ``"600/min"``) per process.
     ``batch=True`` makes the function a batch function: it takes a list per input (one value per
     item; a resource whole) and returns a list of outputs of the same length (a tuple of lists
     for several outputs); maps call it on batches of ``resources["batch_size"]`` items, ``run``
