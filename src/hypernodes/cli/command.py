@@ -501,6 +501,33 @@ def describe(target: str, output_format: str, upstream: tuple[str, ...]) -> None
     click.echo(describe_text(description))
 
 
+_SERVE_EXAMPLES = """\b
+Examples:
+  hypernodes serve examples/cli_pipelines.py:text
+  hypernodes serve examples/cli_pipelines.py:text --port 8080
+  curl -X POST localhost:8080/run -H 'content-type: application/json' -d '{"inputs": {"text": "a b"}}'
+"""
+
+
+@cli.command(epilog=_SERVE_EXAMPLES)
+@click.argument("target")
+@click.option("--host", default="127.0.0.1", show_default=True, help="Address to bind.")
+@click.option("--port", type=int, default=8000, show_default=True, help="Port (0: a free one).")
+@_traceback_option
+def serve(target: str, host: str, port: int) -> None:
+    """Serve TARGET over HTTP: POST /run and POST /map with JSON bodies, OpenAPI at
+    /openapi.json (needs the serve extra)."""
+    from .. import serving
+
+    pipeline = load_target(target)
+    serving.serve(
+        pipeline,
+        host=host,
+        port=port,
+        ready=lambda url: click.echo(f"serving {pipeline.label!r} on {url}", err=True),
+    )
+
+
 # ---------------------------------------------------------------------------------------------
 # cache
 
