@@ -96,6 +96,12 @@ class NamespaceError(MappingError):
     name collides with one that ``input_mapping``/``output_mapping`` gives another value."""
 
 
+class VariantError(HyperNodesError, ValueError):
+    """Variants of an output cannot be used as given: none is chosen and none is the default
+    (the message lists them and says how to pick), a name or default is given twice, or a
+    variant asked for does not exist."""
+
+
 class OutputShapeError(HyperNodesError, ValueError):
     """A node declared several outputs but returned something of another length."""
 
@@ -269,5 +275,6 @@ __all__ = [
     "TypeMismatchWarning",
     "UnknownOutputError",
     "UnpicklableError",
+    "VariantError",
     "WorkerCrashedError",
 ]

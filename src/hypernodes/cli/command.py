@@ -485,6 +485,8 @@ def describe(target: str, output_format: str, upstream: tuple[str, ...]) -> None
         outputs = [out for item in pipeline.nodes if item.name in kept for out in item.outputs]
         pipeline = pipeline.subpipeline(outputs=outputs)
     description = describe_pipeline(pipeline)
+    if pipeline.variants:
+        description["variants"] = pipeline.variants
     if lineage is not None:
         description["upstream_of"] = {
             "names": list(upstream),
@@ -499,6 +501,9 @@ def describe(target: str, output_format: str, upstream: tuple[str, ...]) -> None
         click.echo(f"  nodes:  {', '.join(lineage.nodes) or '-'}")
         click.echo(f"  values: {', '.join(lineage.values) or '-'}")
     click.echo(describe_text(description))
+    for outputs, group in pipeline.variants.items():
+        shown = [f"{v} (chosen)" if v == group["chosen"] else v for v in group["variants"]]
+        click.echo(f"variants of {outputs}: {', '.join(shown)}")
 
 
 _SERVE_EXAMPLES = """\b

@@ -129,6 +129,18 @@ def _check_resources(resources: Any, where: str) -> dict[str, Any] | None:
     return checked or None
 
 
+def _check_variant(variant: Any, default: Any, where: str) -> tuple[str | None, bool]:
+    if variant is not None and not (isinstance(variant, str) and variant):
+        raise InvalidNodeError(f"{where}: variant must be a non-empty string, got {variant!r}")
+    if not isinstance(default, bool):
+        raise InvalidNodeError(f"{where}: variant_default must be True or False, got {default!r}")
+    if default and variant is None:
+        raise InvalidNodeError(
+            f"{where}: variant_default=True needs variant='name' (the variant it makes the default)"
+        )
+    return variant, default
+
+
 def _read_parameters(
     signature: Any,
     fname: str,
@@ -177,6 +189,8 @@ class Node:
         resources: Mapping[str, Any] | None = None,
         batch: bool | Callable[..., Any] = False,
         check: Any = None,
+        variant: str | None = None,
+        variant_default: bool = False,
     ) -> None:
         if isinstance(func, Node):
             func = func.func
@@ -230,6 +244,9 @@ class Node:
         #: what ``check=`` was given, and the checks read from it (None: no check, no cost)
         self.check = check
         self.output_checks = read_checks(check, self.outputs, where)
+        #: which variant of its outputs this node is (None: not a variant), and whether it is the
+        #: one a pipeline runs unless told otherwise (see hypernodes.model.variants)
+        self.variant, self.variant_default = _check_variant(variant, variant_default, where)
         self.__name__ = fname
         self.__qualname__ = getattr(func, "__qualname__", fname)
         self.__module__ = getattr(func, "__module__", None)  # type: ignore[assignment]
@@ -324,6 +341,8 @@ class Node:
             options.append("batch" if not self.per_item else "dual")
         if getattr(self, "output_checks", None):
             options.append("check")
+        if getattr(self, "variant", None) is not None:
+            options.append(f"variant={self.variant!r}" + ("*" if self.variant_default else ""))
         shown = f" [{', '.join(options)}]" if options else ""
         return f"{self.name}({', '.join(self.inputs)}) -> {outs}{shown}"
 
@@ -418,6 +437,8 @@ def node(
     resources: Mapping[str, Any] | None = ...,
     batch: bool | Callable[..., Any] = ...,
     check: Any = ...,
+    variant: str | None = ...,
+    variant_default: bool = ...,
 ) -> Callable[[Callable[..., Any]], Node]: ...
 @overload
 def node(
@@ -434,6 +455,8 @@ def node(
     resources: Mapping[str, Any] | None = ...,
     batch: bool | Callable[..., Any] = ...,
     check: Any = ...,
+    variant: str | None = ...,
+    variant_default: bool = ...,
 ) -> Callable[[Callable[..., Any]], Node]: ...
 
 
@@ -453,6 +476,8 @@ def node(
     resources: Mapping[str, Any] | None = None,
     batch: bool | Callable[..., Any] = False,
     check: Any = None,
+    variant: str | None = None,
+    variant_default: bool = False,
 ) -> Any:
     """Turn a function into a :class:`Node`: ``@node``, ``@node(output_name="y")`` or ``@node("y")``.
 
@@ -475,6 +500,9 @@ def node(
     ``check`` validates what the node returns (a function, a pydantic model, a pandera schema,
     or a dict of those by output name): a value that fails raises
     :class:`~hypernodes.exceptions.OutputCheckError` and is never cached (``docs/reliability.md``).
+    ``variant="ridge"`` makes the node one of several that produce the same outputs; a pipeline
+    runs the one marked ``variant_default=True`` or the one ``with_variants`` picks
+    (``docs/variants.md``).
     """
     if isinstance(func, (str, tuple)):
         if output_name is not None:
@@ -492,6 +520,8 @@ def node(
         "resources": resources,
         "batch": batch,
         "check": check,
+        "variant": variant,
+        "variant_default": variant_default,
     }
     if func is None:
         return lambda f: Node(f, output_name, **options)

@@ -13,7 +13,14 @@ import networkx as nx
 from ..cache.item import prepare_call
 from ..engines.base import is_tolerant
 from ..engines.hypernodes import bridge, default_engine
-from ..exceptions import UNNAMED, HyperNodesError, InvalidNodeError, MapError, pipeline_phrase
+from ..exceptions import (
+    UNNAMED,
+    HyperNodesError,
+    InvalidNodeError,
+    MapError,
+    VariantError,
+    pipeline_phrase,
+)
 from ..execution.context import RunContext
 from ..execution.failure import add_failure_note
 from ..execution.plan import Plan, compile_plan
@@ -40,6 +47,7 @@ from .node import Node
 from .pipeline_node import PipelineNode
 from .resources import resource_names
 from .typecheck import TypeCheck, check_mode, check_pipeline, with_runtime_checks
+from .variants import read_variants
 
 if TYPE_CHECKING:
     from ..viz.styles import Style
@@ -80,6 +88,10 @@ class Pipeline:
         type_mode = check_mode(type_check)
         if type_check == "runtime":
             items = with_runtime_checks(items)
+        #: the variant nodes and the variant chosen for each output (None: no variants)
+        self._variants = read_variants(items, label)
+        if self._variants is not None:
+            items = self._variants.active()
         with gc_paused():
             pgraph = PipelineGraph(items, label)
         previous = self.__dict__.get("pgraph")
@@ -271,11 +283,31 @@ class Pipeline:
         without ``outputs``, every output computed from ``inputs`` is kept; without either, the
         copy holds every node.  Engine, cache, callbacks and bound values carry over.
         """
+        if self._variants is not None:
+            self._variants.check_decided(self.label)
         kept = lineage.slice_nodes(self.pgraph, inputs, outputs, self.label)
         with gc_paused():
             pgraph = PipelineGraph(kept, self.label)
         bound = {k: v for k, v in self._bound.items() if k in pgraph.root_args}
-        return self._copy(pgraph=pgraph, _bound=bound)
+        return self._copy(pgraph=pgraph, _bound=bound, _variants=None)
+
+    def with_variants(self, **choices: str) -> Pipeline:
+        """A copy that runs the named variants: ``with_variants(model="ridge")`` picks the node
+        with ``variant="ridge"`` among those producing ``model`` (see ``docs/variants.md``)."""
+        if self._variants is None:
+            raise VariantError(f"{pipeline_phrase(self.name)} has no variant nodes")
+        variants = self._variants.pick(self.label, choices)
+        with gc_paused():
+            pgraph = PipelineGraph(variants.active(), self.label)
+        clone = self._copy(pgraph=pgraph, _variants=variants)
+        if self.type_check != "off":
+            check_pipeline(clone, self.type_check)
+        return clone
+
+    @property
+    def variants(self) -> dict[str, dict[str, Any]]:
+        """For each output with variants, ``{"variants": [names], "chosen": name or None}``."""
+        return self._variants.describe() if self._variants is not None else {}
 
     def with_node_function(self, name: str, func: Callable[..., Any]) -> Pipeline:
         """A copy whose node ``name`` calls ``func`` (for tests: a fake API, a fixed answer).
@@ -285,8 +317,10 @@ class Pipeline:
         named by its path: ``"inner.fetch"``.  Raises ``UnknownNodeError`` or
         ``NodeSignatureError`` (see ``docs/testing.md``).
         """
+        if self._variants is not None:
+            self._variants.check_decided(self.label)
         pgraph = patching.patched_graph(self, name, func)
-        clone = self._copy(pgraph=pgraph)
+        clone = self._copy(pgraph=pgraph, _variants=None)  # the chosen variants stay fixed
         if self.type_check != "off":
             check_pipeline(clone, self.type_check)
         return clone
@@ -511,6 +545,8 @@ class Pipeline:
         key: tuple[Any, ...] = (outputs, provided, resources) if resources else (outputs, provided)
         found = self.pgraph.plans.get(key)
         if found is None:
+            if self._variants is not None:
+                self._variants.check_decided(self.label)
             loop = nesting_cycle(self.label, self.pgraph)
             if loop is not None:
                 raise loop
