@@ -160,3 +160,26 @@ def test_budget_arguments_are_checked(tmp_path):
 
 def test_failures_of_an_empty_map_and_of_clean_rows():
     assert failures([]) == [] and failures({}) == [] and failures([{"y": 1}]) == []
+
+
+@pytest.mark.parametrize("kind", ["sequential", "threaded", "async", "parallel"])
+def test_amap_with_a_budget_on_an_event_loop(engine, kind, tmp_path):
+    import asyncio
+
+    items = list(range(60))
+    files = setup(tmp_path, items)  # every item fails
+    pipeline = Pipeline([flaky], engine=engine, name="on_loop")
+
+    async def main() -> None:
+        with pytest.raises(FailureBudgetError) as info:
+            await pipeline.amap(
+                {"x": items, **files}, map_over="x", on_error="continue", max_failures=2
+            )
+        assert len(info.value.failures) == 3
+        fine = setup(tmp_path, [5])
+        rows = await pipeline.amap(
+            {"x": items, **fine}, map_over="x", on_error="continue", max_failures=0.1
+        )
+        assert [i for i, _ in failures(rows)] == [5]
+
+    asyncio.run(main())

@@ -7,7 +7,7 @@ not started yet are never run (the map's stream is closed).
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Iterator, Mapping
+from collections.abc import AsyncIterator, Iterable, Iterator, Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -94,6 +94,31 @@ def within_budget(
         close = getattr(pairs, "close", None)
         if close is not None:
             close()
+
+
+async def awithin_budget(
+    pairs: AsyncIterator[tuple[int, dict[str, Any]]],
+    budget: Budget,
+    total: int | None,
+    label: str,
+) -> AsyncIterator[tuple[int, dict[str, Any]]]:
+    """:func:`within_budget` for an async stream (``aimap``, ``amap``)."""
+    allowed = budget.allowed(total, label)
+    failed: list[tuple[int, ItemError]] = []
+    finished = 0
+    try:
+        async for index, row in pairs:
+            finished += 1
+            error = item_failure(row)
+            if error is not None:
+                failed.append((index, error))
+                if len(failed) > allowed:
+                    raise _over_budget(failed, finished, total, budget, label)
+            yield index, row
+    finally:
+        close = getattr(pairs, "aclose", None)
+        if close is not None:
+            await close()
 
 
 def _over_budget(

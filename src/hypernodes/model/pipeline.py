@@ -37,7 +37,7 @@ from .checks import (
     nesting_cycle,
     unknown_input_error,
 )
-from .failures import Budget, collect, read_budget, within_budget
+from .failures import Budget, awithin_budget, collect, read_budget, within_budget
 from .gc import gc_paused
 from .graph import PipelineGraph
 from .lineage import Lineage
@@ -466,13 +466,15 @@ class Pipeline:
         output_name: OutputName = None,
         return_format: Literal["list", "columns"] = "list",
         on_error: Literal["raise", "continue"] = "raise",
+        max_failures: int | float | None = None,
     ) -> list[dict[str, Any]] | dict[str, list[Any]]:
         """:meth:`map` for code already on an event loop; see :meth:`aimap`."""
         if return_format not in ("list", "columns"):
             raise MapError(f"return_format must be 'list' or 'columns', got {return_format!r}")
-        rows = [
-            row async for _, row in self.aimap(inputs, map_over, map_mode, output_name, on_error)
-        ]
+        stream = self.aimap(
+            inputs, map_over, map_mode, output_name, on_error, max_failures=max_failures
+        )
+        rows = [row async for _, row in stream]
         if return_format == "columns":
             names = _outputs_key(output_name) or self.output_names
             return {name: [row[name] for row in rows] for name in names}
@@ -486,13 +488,16 @@ class Pipeline:
         output_name: OutputName = None,
         on_error: Literal["raise", "continue"] = "raise",
         ordered: bool = True,
+        max_failures: int | float | None = None,
     ) -> AsyncIterator[tuple[int, dict[str, Any]]]:
         """:meth:`imap` for code already on an event loop: ``async for index, row in ...``.
 
         With a sequential or async map executor the items run as tasks on the caller's loop;
         with threads or processes the loop awaits their rows without blocking.
+        ``max_failures`` works as for :meth:`map`.
         """
         _check_on_error(on_error)
+        budget = read_budget(max_failures, on_error)
         if inputs.__class__ is not dict:
             check_inputs_mapping(inputs, "aimap")
         ctx = self._root_context()
@@ -506,6 +511,8 @@ class Pipeline:
                 rows = engine.aimap(plan, items, count, ctx, on_error, ordered)
             else:
                 rows = bridge(self._imap_rows(engine, plan, items, count, ctx, on_error, ordered))
+            if budget is not None:
+                rows = awithin_budget(rows, budget, count, self.label)
             async with aclosing(rows):
                 with _deferred(ctx):
                     if ctx.dispatcher is None:
