@@ -22,10 +22,10 @@ def flaky(x: int, log: str, broken: str) -> int:
     """Logs each call to ``log``; fails for the x listed in the file ``broken`` (if it exists)."""
     with open(log, "a") as out:
         out.write(f"{x}\n")
+    time.sleep(0.005)  # every item takes a moment, failing or not
     path = Path(broken)
     if path.exists() and str(x) in path.read_text().split():
         raise ConnectionError(f"item {x} is down")
-    time.sleep(0.005)
     return x * 2
 
 
