@@ -6,6 +6,7 @@ from .cache import DiskCache, FsspecCache, MemoryCache
 from .engines import HypernodesEngine
 from .exceptions import HyperNodesError
 from .execution.item_error import ItemError
+from .model.failures import failures
 from .model.node import Node, node
 from .model.pipeline import Pipeline
 from .model.pipeline_node import PipelineNode
@@ -25,6 +26,7 @@ __all__ = [
     "HypernodesEngine",
     "ItemError",
     "MemoryCache",
+    "failures",
     "PipelineCallback",
     "Node",
     "Pipeline",

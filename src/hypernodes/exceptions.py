@@ -93,6 +93,17 @@ class MappingError(HyperNodesError, ValueError):
     """``as_node`` mappings name inputs or outputs the inner pipeline does not have."""
 
 
+class NamespaceError(MappingError):
+    """``as_node(namespace=...)`` was given a name that is not an identifier, or a namespaced
+    name collides with one that ``input_mapping``/``output_mapping`` gives another value."""
+
+
+class VariantError(HyperNodesError, ValueError):
+    """Variants of an output cannot be used as given: none is chosen and none is the default
+    (the message lists them and says how to pick), a name or default is given twice, or a
+    variant asked for does not exist."""
+
+
 class OutputShapeError(HyperNodesError, ValueError):
     """A node declared several outputs but returned something of another length."""
 
@@ -232,12 +243,79 @@ class TypeMismatchWarning(UserWarning):
     """What :class:`TypeMismatchError` says, as a warning: ``Pipeline(..., type_check="warn")``."""
 
 
+class UnknownNameError(HyperNodesError, ValueError):
+    """A lineage question (``upstream_of``, ``downstream_of``, ``path_between``) named something
+    that is neither a node nor a value of the pipeline; the message lists close matches."""
+
+
+class SubpipelineError(HyperNodesError, ValueError):
+    """``pipeline.subpipeline(inputs=..., outputs=...)`` cannot cut the pipeline as asked: a name
+    is no value of it, an input leads to none of the outputs, or a node kept would compute a
+    value given as an input."""
+
+
+class UnknownNodeError(HyperNodesError, ValueError):
+    """A node was named (``with_node_function``, ``hypernodes.testing.patch``) that the pipeline
+    does not have; the message lists its nodes and close matches."""
+
+
+class NodeSignatureError(InvalidNodeError):
+    """A function given to replace a node (``with_node_function``) does not fit it: it takes
+    other parameters, or declares another number of outputs."""
+
+
+class OutputCheckError(HyperNodesError, ValueError):
+    """A value a node returned failed the node's ``check=`` (a callable, pydantic model or
+    pandera schema).  ``node``, ``output`` and ``item`` (the map item, or None) say which; the
+    check's own exception, if it raised one, is the ``__cause__``.  Nothing is cached."""
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        node: str | None = None,
+        output: str | None = None,
+        item: int | None = None,
+    ) -> None:
+        super().__init__(message)
+        self.node = node
+        self.output = output
+        self.item = item
+
+    def __reduce__(self) -> tuple[object, ...]:
+        return (_rebuild, (type(self), str(self), self.__dict__))
+
+
+class FailureBudgetError(HyperNodesError, RuntimeError):
+    """``map(..., on_error="continue", max_failures=...)`` stopped: more items failed than the
+    budget allows.  ``failures`` holds ``(index, ItemError)`` of the failed items seen,
+    ``finished`` how many items had finished."""
+
+    def __init__(
+        self, message: str, failures: list[tuple[int, object]] | None = None, finished: int = 0
+    ) -> None:
+        super().__init__(message)
+        self.failures = failures or []
+        self.finished = finished
+
+    def __reduce__(self) -> tuple[object, ...]:
+        return (type(self), (str(self), self.failures, self.finished), self.__dict__)
+
+
+def _rebuild(cls: type[BaseException], message: str, state: dict[str, object]) -> BaseException:
+    """Unpickle an error whose constructor takes keyword-only details (from a worker process)."""
+    error = cls(message)
+    error.__dict__.update(state)
+    return error
+
+
 __all__ = [
     "CycleError",
     "DependencyError",
     "CachePathError",
     "DuplicateOutputError",
     "ExecutorError",
+    "FailureBudgetError",
     "GraphvizNotFoundError",
     "HyperNodesError",
     "InputError",
@@ -247,13 +325,20 @@ __all__ = [
     "MapError",
     "MappingError",
     "MissingInputError",
+    "NamespaceError",
+    "NodeSignatureError",
     "NodeTimeoutError",
+    "OutputCheckError",
     "OutputShapeError",
     "ResourceError",
+    "SubpipelineError",
     "UnknownInputError",
+    "UnknownNameError",
+    "UnknownNodeError",
     "TypeMismatchError",
     "TypeMismatchWarning",
     "UnknownOutputError",
     "UnpicklableError",
+    "VariantError",
     "WorkerCrashedError",
 ]

@@ -477,6 +477,7 @@ _DESCRIBE_EXAMPLES = """\b
 Examples:
   hypernodes describe examples/cli_pipelines.py:text
   hypernodes describe examples/cli_pipelines.py:corpus --format json
+  hypernodes describe examples/cli_pipelines.py:text --upstream-of NAME
 """
 
 
@@ -490,16 +491,71 @@ Examples:
     show_default=True,
     help="Readable text, or JSON for tools.",
 )
+@click.option(
+    "--upstream-of",
+    "upstream",
+    multiple=True,
+    metavar="NAME",
+    help="Only what NAME (a node or value; repeatable) is computed from.",
+)
 @_traceback_option
-def describe(target: str, output_format: str) -> None:
+def describe(target: str, output_format: str, upstream: tuple[str, ...]) -> None:
     """Show the inputs (required, optional with defaults, bound), outputs, nodes with their
     parameters, types and options, and nested pipelines of TARGET."""
     pipeline = load_target(target)
+    lineage = None
+    if upstream:
+        lineage = pipeline.upstream_of(*upstream)
+        kept = set(lineage.nodes)
+        outputs = [out for item in pipeline.nodes if item.name in kept for out in item.outputs]
+        pipeline = pipeline.subpipeline(outputs=outputs)
     description = describe_pipeline(pipeline)
+    if pipeline.variants:
+        description["variants"] = pipeline.variants
+    if lineage is not None:
+        description["upstream_of"] = {
+            "names": list(upstream),
+            "nodes": list(lineage.nodes),
+            "values": list(lineage.values),
+        }
     if output_format == "json":
         click.echo(JsonEncoder().dumps(description, indent=2))
-    else:
-        click.echo(describe_text(description))
+        return
+    if lineage is not None:
+        click.echo(f"upstream of {', '.join(upstream)}:")
+        click.echo(f"  nodes:  {', '.join(lineage.nodes) or '-'}")
+        click.echo(f"  values: {', '.join(lineage.values) or '-'}")
+    click.echo(describe_text(description))
+    for outputs, group in pipeline.variants.items():
+        shown = [f"{v} (chosen)" if v == group["chosen"] else v for v in group["variants"]]
+        click.echo(f"variants of {outputs}: {', '.join(shown)}")
+
+
+_SERVE_EXAMPLES = """\b
+Examples:
+  hypernodes serve examples/cli_pipelines.py:text
+  hypernodes serve examples/cli_pipelines.py:text --port 8080
+  curl -X POST localhost:8080/run -H 'content-type: application/json' -d '{"inputs": {"text": "a b"}}'
+"""
+
+
+@cli.command(epilog=_SERVE_EXAMPLES)
+@click.argument("target")
+@click.option("--host", default="127.0.0.1", show_default=True, help="Address to bind.")
+@click.option("--port", type=int, default=8000, show_default=True, help="Port (0: a free one).")
+@_traceback_option
+def serve(target: str, host: str, port: int) -> None:
+    """Serve TARGET over HTTP: POST /run and POST /map with JSON bodies, OpenAPI at
+    /openapi.json (needs the serve extra)."""
+    from .. import serving
+
+    pipeline = load_target(target)
+    serving.serve(
+        pipeline,
+        host=host,
+        port=port,
+        ready=lambda url: click.echo(f"serving {pipeline.label!r} on {url}", err=True),
+    )
 
 
 # ---------------------------------------------------------------------------------------------

@@ -8,11 +8,15 @@ of pipeline outer[item 2] > inner[item 0]; inputs: x=1``.
 
 from __future__ import annotations
 
+import inspect
 from typing import TYPE_CHECKING, Any
 
 from ..cache.base import CacheTimeout
-from ..exceptions import UNNAMED
+from ..exceptions import UNNAMED, HyperNodesError, OutputCheckError
 from ..model.checks import unfinished_inputs_note
+from ..model.node import Node
+from ..model.resources import Resource
+from .aio import run_sync
 
 if TYPE_CHECKING:
     from .context import RunContext
@@ -24,7 +28,7 @@ _WHERE = "__hypernodes_where__"
 
 
 class _Where:
-    __slots__ = ("node", "path", "items", "noted", "inputs")
+    __slots__ = ("node", "path", "items", "noted", "inputs", "callee")
 
     def __init__(self, node: str | None, path: tuple[str, ...]) -> None:
         self.node = node
@@ -33,18 +37,26 @@ class _Where:
         self.noted = False
         #: the failing step's inputs by name (None when unknown)
         self.inputs: dict[str, Any] | None = None
+        #: the failing node (a Node, to call again), or None
+        self.callee: Any = None
 
     def __getstate__(self) -> dict[str, Any]:
         # An error travels back from a worker process with its place; inputs that cannot travel
-        # (a coroutine, a lock) go as their reprs rather than losing the whole error.
+        # (a coroutine, a lock) go as their reprs rather than losing the whole error, and a node
+        # that cannot travel is left out (the snapshot then cannot reproduce).
         state = {name: getattr(self, name) for name in self.__slots__}
-        if self.inputs:
-            import cloudpickle
+        import cloudpickle
 
+        if self.inputs:
             try:
                 cloudpickle.dumps(self.inputs)
             except Exception:
                 state["inputs"] = {k: _Shown(_short(v)) for k, v in self.inputs.items()}
+        if self.callee is not None:
+            try:
+                cloudpickle.dumps(self.callee)
+            except Exception:
+                state["callee"] = None
         return state
 
     def __setstate__(self, state: dict[str, Any]) -> None:
@@ -79,8 +91,11 @@ def locate_failure(
     where = _Where(step.name if step is not None else None, ctx.path)
     if step is not None and values is not None:
         where.inputs = step_inputs(step, values)
+    if step is not None and isinstance(step.node, Node):
+        where.callee = step.node
     try:
         setattr(exc, _WHERE, where)
+        setattr(exc, SNAPSHOT, ErrorSnapshot(where))
     except (AttributeError, TypeError):  # an exception type that takes no attributes
         exc.add_note(describe(where))
     if plan is not None and values is not None and step is not None:
@@ -105,6 +120,8 @@ def mark_item(exc: BaseException, depth: int, index: int) -> None:
     where = getattr(exc, _WHERE, None)
     if where is not None:
         where.items.setdefault(depth, index)
+    if isinstance(exc, OutputCheckError) and exc.item is None:  # the innermost map's item
+        exc.item = index
 
 
 def add_failure_note(exc: BaseException) -> None:
@@ -113,6 +130,82 @@ def add_failure_note(exc: BaseException) -> None:
     if where is not None and not where.noted:
         where.noted = True
         exc.add_note(describe(where))
+
+
+#: the attribute of a node's exception that holds its :class:`ErrorSnapshot`
+SNAPSHOT = "hypernodes_snapshot"
+
+
+class ErrorSnapshot:
+    """Where a node failed and with what: ``err.hypernodes_snapshot`` on the node's exception
+    (and ``ItemError.snapshot``), to look at the failure and call the node again by hand.
+
+    ``node`` is the node's name, ``path`` the pipelines from the outermost in, ``items`` the map
+    item at each of those levels (None where the level was not a map item), ``item`` the
+    innermost map item, ``inputs`` the values the node was called with, by input name.
+    :meth:`reproduce` calls the node's own function with them, in this process.
+    """
+
+    __slots__ = ("_where",)
+
+    def __init__(self, where: _Where) -> None:
+        self._where = where
+
+    @property
+    def node(self) -> str | None:
+        return self._where.node
+
+    @property
+    def path(self) -> tuple[str, ...]:
+        return tuple(self._where.path)
+
+    @property
+    def items(self) -> tuple[int | None, ...]:
+        found = self._where.items
+        return tuple(found.get(depth) for depth in range(len(self._where.path)))
+
+    @property
+    def item(self) -> int | None:
+        known = [index for index in self.items if index is not None]
+        return known[-1] if known else None
+
+    @property
+    def inputs(self) -> dict[str, Any]:
+        return dict(self._where.inputs or {})
+
+    def reproduce(self) -> Any:
+        """Call the failing node's function again with :attr:`inputs` (resources built here,
+        an ``async def`` run to completion) and return what it returns, or let it raise: put a
+        breakpoint in the function, or run this under a debugger, to step through the failure.
+        """
+        node = self._where.callee
+        if node is None or self._where.inputs is None:
+            raise HyperNodesError(
+                f"this failure of {self._where.node or 'a step'!r} cannot be reproduced: its node "
+                "or its inputs were not recorded (a nested pipeline's own step, or values that "
+                "could not come back from a worker process); see the note on the error instead"
+            )
+        return call_again(node, self._where.inputs)
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        return (ErrorSnapshot, (self._where,))
+
+    def __repr__(self) -> str:
+        return f"ErrorSnapshot({describe(self._where).removeprefix('hypernodes: raised by ')})"
+
+
+def call_again(node: Node, inputs: dict[str, Any]) -> Any:
+    """``node``'s own function called with ``inputs`` (by input name), as the pipeline did."""
+    by_input = dict(zip(node.inputs, node.parameters))
+    kwargs = {}
+    for name, value in inputs.items():
+        if isinstance(value, Resource):
+            value = value.get()
+        kwargs[by_input.get(name, name)] = value if node.per_item else [value]
+    result = node.__wrapped__(**kwargs)
+    if inspect.isawaitable(result):
+        result = run_sync(result)
+    return result
 
 
 def describe(where: _Where) -> str:

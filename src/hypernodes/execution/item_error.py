@@ -5,6 +5,8 @@ from __future__ import annotations
 
 from typing import Any, NoReturn
 
+from ..exceptions import HyperNodesError
+
 
 class ItemError:
     """Stands in for the outputs of a map item that a node failed to produce.
@@ -37,6 +39,24 @@ class ItemError:
 
     def __bool__(self) -> bool:
         return False
+
+    @property
+    def snapshot(self) -> Any:
+        """The :class:`~hypernodes.execution.failure.ErrorSnapshot` of the failure (node,
+        pipeline path, item, inputs), or None when the error came from no node (a crashed
+        worker)."""
+        return getattr(self.exception, "hypernodes_snapshot", None)
+
+    def reproduce(self) -> Any:
+        """Call the failing node's function again with its inputs, here (see
+        :meth:`ErrorSnapshot.reproduce <hypernodes.execution.failure.ErrorSnapshot.reproduce>`)."""
+        snapshot = self.snapshot
+        if snapshot is None:
+            raise HyperNodesError(
+                f"item {self.index} failed outside any node ({type(self.exception).__name__}); "
+                "there is no node call to reproduce"
+            )
+        return snapshot.reproduce()
 
     def reraise(self) -> NoReturn:
         """Raise the original exception."""

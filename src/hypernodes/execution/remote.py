@@ -52,6 +52,10 @@ _KEEP = 16
 #: the specs this process made, by token (for a backend that re-sends one item of a chunk)
 _SPECS: weakref.WeakValueDictionary[str, PlanSpec] = weakref.WeakValueDictionary()
 
+#: bumped when a pipeline is changed in place (hypernodes.testing.patch): specs pickled before
+#: then may hold its old nodes, so they are not reused
+_EPOCH = [0]
+
 _state = threading.local()
 #: set in a process that runs chunks for another one (a pool or cluster worker)
 _WORKER_PROCESS = False
@@ -133,6 +137,12 @@ class PlanSpec:
         self._refs = _weak((ctx.engine, ctx.cache, node_executor))
 
     @staticmethod
+    def forget_all() -> None:
+        """Make every spec made so far stale: a pipeline was changed in place, and the bytes of
+        a spec that nests it would still hold its old nodes."""
+        _EPOCH[0] += 1
+
+    @staticmethod
     def for_token(token: str) -> PlanSpec:
         """The spec named ``token`` in this (the caller's) process, while it is in use."""
         return _SPECS[token]
@@ -143,7 +153,15 @@ class PlanSpec:
     ) -> PlanSpec:
         """The spec for ``plan`` in ``ctx``, kept on the plan and reused while the engine, cache,
         node executor, path, recorded hooks and error policy stay the same."""
-        key = (ctx.path, ctx.items, recorded_hooks(ctx), on_error, where, _statics(plan, ctx))
+        key = (
+            ctx.path,
+            ctx.items,
+            recorded_hooks(ctx),
+            on_error,
+            where,
+            _statics(plan, ctx),
+            _EPOCH[0],
+        )
         objects = (ctx.engine, ctx.cache, node_executor)
         specs: dict[Any, PlanSpec] = plan.specs
         found = specs.get(key)

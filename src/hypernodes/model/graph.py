@@ -37,7 +37,8 @@ class PipelineGraph:
                     raise DuplicateOutputError(
                         f"{pipeline_phrase(pipeline_name)}: output {out!r} is produced by both "
                         f"{other.name!r} and {item.name!r}; rename one of them "
-                        "(@node(output_name=...), node.with_output(...) or as_node(output_mapping=...))"
+                        "(@node(output_name=...), node.with_output(...), as_node(output_mapping=...) or "
+                        "as_node(namespace=...))"
                     )
                 producer[out] = item
 

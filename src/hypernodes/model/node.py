@@ -14,6 +14,8 @@ from typing import TYPE_CHECKING, Any, Generic, overload
 
 from ..exceptions import InvalidNodeError
 from ..execution.byvalue import shipped
+from .output_checks import read_checks
+from .rates import read_rate
 from .signature import code_flags, read_signature
 
 if TYPE_CHECKING:  # defaults (PEP 696) so that a bare ``Node`` means ``Node[..., Any]``
@@ -30,7 +32,7 @@ else:
 _VARIADIC = (inspect.Parameter.VAR_POSITIONAL, inspect.Parameter.VAR_KEYWORD)
 
 #: the resource hints a node may declare (``@node(resources=...)``), honoured by engines that can
-RESOURCE_KEYS = ("num_gpus", "num_cpus", "max_concurrency", "batch_size")
+RESOURCE_KEYS = ("num_gpus", "num_cpus", "max_concurrency", "batch_size", "rate_limit")
 
 
 def is_async(func: Callable[..., Any]) -> bool:
@@ -150,6 +152,10 @@ def _check_resources(resources: Any, where: str) -> dict[str, Any] | None:
             raise InvalidNodeError(
                 f"{where}: unknown resource {key!r}; use {', '.join(RESOURCE_KEYS)}"
             )
+        if key == "rate_limit":  # "10/s", "600/min": checked here, used by the rate layer
+            read_rate(value, where)
+            checked[key] = value
+            continue
         whole = key in ("max_concurrency", "batch_size")
         kinds = int if whole else (int, float)
         if isinstance(value, bool) or not isinstance(value, kinds) or value < (1 if whole else 0):
@@ -157,6 +163,18 @@ def _check_resources(resources: Any, where: str) -> dict[str, Any] | None:
             raise InvalidNodeError(f"{where}: resources[{key!r}] must be {need}, got {value!r}")
         checked[key] = value
     return checked or None
+
+
+def _check_variant(variant: Any, default: Any, where: str) -> tuple[str | None, bool]:
+    if variant is not None and not (isinstance(variant, str) and variant):
+        raise InvalidNodeError(f"{where}: variant must be a non-empty string, got {variant!r}")
+    if not isinstance(default, bool):
+        raise InvalidNodeError(f"{where}: variant_default must be True or False, got {default!r}")
+    if default and variant is None:
+        raise InvalidNodeError(
+            f"{where}: variant_default=True needs variant='name' (the variant it makes the default)"
+        )
+    return variant, default
 
 
 def _read_parameters(
@@ -209,6 +227,9 @@ class Node(Generic[P, R]):
         timeout: float | None = None,
         resources: Mapping[str, Any] | None = None,
         batch: bool | Callable[..., Any] = False,
+        check: Any = None,
+        variant: str | None = None,
+        variant_default: bool = False,
     ) -> None:
         if isinstance(func, Node):
             func = func.func
@@ -260,6 +281,12 @@ class Node(Generic[P, R]):
         self.per_item: bool = True
         if batch is not False:
             self._set_batch(batch, func, where)
+        #: what ``check=`` was given, and the checks read from it (None: no check, no cost)
+        self.check = check
+        self.output_checks = read_checks(check, self.outputs, where)
+        #: which variant of its outputs this node is (None: not a variant), and whether it is the
+        #: one a pipeline runs unless told otherwise (see hypernodes.model.variants)
+        self.variant, self.variant_default = _check_variant(variant, variant_default, where)
         self.__name__ = fname
         self.__qualname__ = getattr(func, "__qualname__", fname)
         self.__module__ = getattr(func, "__module__", None)  # type: ignore[assignment]
@@ -352,6 +379,10 @@ class Node(Generic[P, R]):
             options.append(f"resources={self.resources}")
         if self.batch_func is not None:
             options.append("batch" if not self.per_item else "dual")
+        if getattr(self, "output_checks", None):
+            options.append("check")
+        if getattr(self, "variant", None) is not None:
+            options.append(f"variant={self.variant!r}" + ("*" if self.variant_default else ""))
         shown = f" [{', '.join(options)}]" if options else ""
         return f"{self.name}({', '.join(self.inputs)}) -> {outs}{shown}"
 
@@ -449,6 +480,10 @@ def node(
     resources: Mapping[str, Any] | None = ...,
     batch: bool | Callable[..., Any] = ...,
 ) -> Callable[[Callable[P, R]], Node[P, R]]: ...
+    check: Any = ...,
+    variant: str | None = ...,
+    variant_default: bool = ...,
+) -> Callable[[Callable[..., Any]], Node]: ...
 @overload
 def node(
     *,
@@ -464,6 +499,10 @@ def node(
     resources: Mapping[str, Any] | None = ...,
     batch: bool | Callable[..., Any] = ...,
 ) -> Callable[[Callable[P, R]], Node[P, R]]: ...
+    check: Any = ...,
+    variant: str | None = ...,
+    variant_default: bool = ...,
+) -> Callable[[Callable[..., Any]], Node]: ...
 
 
 def node(
@@ -481,6 +520,9 @@ def node(
     timeout: float | None = None,
     resources: Mapping[str, Any] | None = None,
     batch: bool | Callable[..., Any] = False,
+    check: Any = None,
+    variant: str | None = None,
+    variant_default: bool = False,
 ) -> Any:
     """Turn a function into a :class:`Node`: ``@node``, ``@node(output_name="y")`` or ``@node("y")``.
 
@@ -493,12 +535,19 @@ def node(
     ``resources`` holds hints for engines that place work (``num_gpus``, ``num_cpus``,
     ``max_concurrency``, ``batch_size``): DaftEngine runs such a node as a stage of its own with
     those options, DaskEngine sends tasks to workers that declare the resources, and every engine
-    runs at most ``max_concurrency`` calls of the node at once per process.
+    runs at most ``max_concurrency`` calls of the node at once per process, and starts at most
+    ``rate_limit`` calls (``"10/s"``, ``"600/min"``) per process.
     ``batch=True`` makes the function a batch function: it takes a list per input (one value per
     item; a resource whole) and returns a list of outputs of the same length (a tuple of lists
     for several outputs); maps call it on batches of ``resources["batch_size"]`` items, ``run``
     on one-element lists.  ``batch=fn`` keeps the function for one item and adds ``fn`` as its
     batch implementation (a dual node; see ``docs/ml.md``).
+    ``check`` validates what the node returns (a function, a pydantic model, a pandera schema,
+    or a dict of those by output name): a value that fails raises
+    :class:`~hypernodes.exceptions.OutputCheckError` and is never cached (``docs/reliability.md``).
+    ``variant="ridge"`` makes the node one of several that produce the same outputs; a pipeline
+    runs the one marked ``variant_default=True`` or the one ``with_variants`` picks
+    (``docs/variants.md``).
     """
     if isinstance(func, (str, tuple)):
         if output_name is not None:
@@ -515,6 +564,9 @@ def node(
         "timeout": timeout,
         "resources": resources,
         "batch": batch,
+        "check": check,
+        "variant": variant,
+        "variant_default": variant_default,
     }
     if func is None:
         return lambda f: Node(f, output_name, **options)

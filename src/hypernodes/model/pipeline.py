@@ -3,7 +3,15 @@
 from __future__ import annotations
 
 import copy
-from collections.abc import AsyncIterator, Generator, Iterable, Iterator, Mapping, Sequence
+from collections.abc import (
+    AsyncIterator,
+    Callable,
+    Generator,
+    Iterable,
+    Iterator,
+    Mapping,
+    Sequence,
+)
 from contextlib import AbstractContextManager, aclosing, nullcontext
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal, overload
@@ -21,6 +29,7 @@ from ..exceptions import (
     InvalidNodeError,
     InvalidSettingError,
     MapError,
+    VariantError,
     pipeline_phrase,
 )
 from ..execution.context import RunContext
@@ -32,6 +41,7 @@ from ..telemetry import env as run_log_env
 from ..viz import repr_svg, visualize
 from ..viz.widget import ENGINES as WIDGET_ENGINES
 from ..viz.widget import GraphWidget
+from . import lineage, patching
 from .checks import (
     check_cache,
     check_callbacks,
@@ -44,13 +54,17 @@ from .checks import (
     output_not_input_hint,
     unknown_input_error,
 )
+from .failures import Budget, awithin_budget, collect, read_budget, within_budget
 from .gc import gc_paused
 from .graph import PipelineGraph
+from .lineage import Lineage
 from .mapspec import MapItems, MapSpec
+from .namespaces import namespaced
 from .node import Node
 from .pipeline_node import PipelineNode
 from .resources import resource_names, resources_in_use
 from .typecheck import TypeCheck, check_mode, check_pipeline, with_runtime_checks
+from .variants import read_variants
 
 if TYPE_CHECKING:
     from ..viz.styles import Style
@@ -91,6 +105,10 @@ class Pipeline:
         type_mode = check_mode(type_check)
         if type_check == "runtime":
             items = with_runtime_checks(items)
+        #: the variant nodes and the variant chosen for each output (None: no variants)
+        self._variants = read_variants(items, label)
+        if self._variants is not None:
+            items = self._variants.active()
         with gc_paused():
             pgraph = PipelineGraph(items, label)
         previous = self.__dict__.get("pgraph")
@@ -261,10 +279,90 @@ class Pipeline:
         map_over: str | Sequence[str] | None = None,
         map_mode: Literal["zip", "product"] = "zip",
         name: str | None = None,
+        namespace: str | None = None,
     ) -> PipelineNode:
         """Use this pipeline as a node: rename inputs (``{outer: inner}``) and outputs
-        (``{inner: outer}``), and optionally map it over outer lists (``map_over``)."""
+        (``{inner: outer}``), and optionally map it over outer lists (``map_over``).
+
+        ``namespace="train"`` shows every input and output outside as ``train_<name>`` (names
+        the mappings rename keep theirs; ``map_over`` uses the outer names) and names the node
+        ``train``, so one pipeline can be used twice in a parent (see ``docs/nesting.md``).
+        """
+        if namespace is not None:
+            input_mapping, output_mapping = namespaced(
+                self, namespace, input_mapping, output_mapping
+            )
+            name = name or namespace
         return PipelineNode(self, input_mapping, output_mapping, map_over, map_mode, name)
+
+    # -- lineage, slicing and patching (model/lineage.py, model/patching.py) -----------------
+
+    def upstream_of(self, *names: str) -> Lineage:
+        """The nodes and values that ``names`` (node or value names) are computed from, with
+        ``names`` themselves, each in topological order (``.nodes``, ``.values``)."""
+        return lineage.upstream_of(self.pgraph, names, self.label)
+
+    def downstream_of(self, *names: str) -> Lineage:
+        """The nodes and values computed from ``names``, with ``names`` themselves."""
+        return lineage.downstream_of(self.pgraph, names, self.label)
+
+    def path_between(self, source: str, target: str) -> Lineage:
+        """The nodes and values on a path from ``source`` to ``target`` (both included); empty
+        (falsy) when ``target`` does not depend on ``source``."""
+        return lineage.path_between(self.pgraph, source, target, self.label)
+
+    def subpipeline(
+        self,
+        inputs: str | Sequence[str] | None = None,
+        outputs: str | Sequence[str] | None = None,
+    ) -> Pipeline:
+        """A copy holding only the nodes that compute ``outputs`` from ``inputs``.
+
+        ``inputs`` become root inputs of the copy (the nodes producing them are left out);
+        without ``outputs``, every output computed from ``inputs`` is kept; without either, the
+        copy holds every node.  Engine, cache, callbacks and bound values carry over.
+        """
+        if self._variants is not None:
+            self._variants.check_decided(self.label)
+        kept = lineage.slice_nodes(self.pgraph, inputs, outputs, self.label)
+        with gc_paused():
+            pgraph = PipelineGraph(kept, self.label)
+        bound = {k: v for k, v in self._bound.items() if k in pgraph.root_args}
+        return self._copy(pgraph=pgraph, _bound=bound, _variants=None)
+
+    def with_variants(self, **choices: str) -> Pipeline:
+        """A copy that runs the named variants: ``with_variants(model="ridge")`` picks the node
+        with ``variant="ridge"`` among those producing ``model`` (see ``docs/variants.md``)."""
+        if self._variants is None:
+            raise VariantError(f"{pipeline_phrase(self.name)} has no variant nodes")
+        variants = self._variants.pick(self.label, choices)
+        with gc_paused():
+            pgraph = PipelineGraph(variants.active(), self.label)
+        clone = self._copy(pgraph=pgraph, _variants=variants)
+        if self.type_check != "off":
+            check_pipeline(clone, self.type_check)
+        return clone
+
+    @property
+    def variants(self) -> dict[str, dict[str, Any]]:
+        """For each output with variants, ``{"variants": [names], "chosen": name or None}``."""
+        return self._variants.describe() if self._variants is not None else {}
+
+    def with_node_function(self, name: str, func: Callable[..., Any]) -> Pipeline:
+        """A copy whose node ``name`` calls ``func`` (for tests: a fake API, a fixed answer).
+
+        ``func`` takes the node's parameters (same names, any order) and keeps its options
+        (outputs, retries, timeout, cache settings, checks).  A node of a nested pipeline is
+        named by its path: ``"inner.fetch"``.  Raises ``UnknownNodeError`` or
+        ``NodeSignatureError`` (see ``docs/testing.md``).
+        """
+        if self._variants is not None:
+            self._variants.check_decided(self.label)
+        pgraph = patching.patched_graph(self, name, func)
+        clone = self._copy(pgraph=pgraph, _variants=None)  # the chosen variants stay fixed
+        if self.type_check != "off":
+            check_pipeline(clone, self.type_check)
+        return clone
 
     # -- running -----------------------------------------------------------------------------
 
@@ -369,6 +467,7 @@ class Pipeline:
         output_name: OutputName = None,
         return_format: Literal["list", "columns"] = "list",
         on_error: Literal["raise", "continue"] = "raise",
+        max_failures: int | float | None = None,
     ) -> list[dict[str, Any]] | dict[str, list[Any]]:
         """Run once per item of the ``map_over`` inputs; other inputs go whole to every item.
 
@@ -379,16 +478,23 @@ class Pipeline:
         ``on_error="raise"`` stops at the first failing item and raises its exception (a note names
         the node and the item index).  ``"continue"`` attempts every item; an output that a failed
         node kept from being computed holds an :class:`~hypernodes.ItemError` instead.
+        With ``max_failures`` (a number of items, or a ratio such as ``0.05``) the map stops
+        with :class:`~hypernodes.exceptions.FailureBudgetError` once more items have failed.
         """
         if return_format not in ("list", "columns"):
             raise MapError(f"return_format must be 'list' or 'columns', got {return_format!r}")
         _check_on_error(on_error)
+        budget = read_budget(max_failures, on_error)
         if inputs.__class__ is not dict:
             check_inputs_mapping(inputs, "map")
         ctx = self._root_context()
         spec = MapSpec.of(map_over, map_mode)
         try:
             with _deferred(ctx):
+                if budget is not None:
+                    return self._budgeted_map(
+                        dict(inputs or {}), spec, output_name, ctx, budget, return_format
+                    )
                 plan, rows = self._map(
                     dict(inputs or {}), spec, _outputs_key(output_name), ctx, on_error
                 )
@@ -409,15 +515,17 @@ class Pipeline:
         output_name: OutputName = None,
         on_error: Literal["raise", "continue"] = "raise",
         ordered: bool = True,
+        max_failures: int | float | None = None,
     ) -> Iterator[tuple[int, dict[str, Any]]]:
         """:meth:`map` as a stream: yield ``(index, outputs)`` for each item as it finishes.
 
         With ``ordered=True`` items come in input order; with ``False`` as they complete.  Memory
         holds only the items in flight: a ``map_over`` input may be an iterator (a generator
         reading a file, say), read as items are started (``map_mode="zip"``).  Stopping the loop
-        early cancels the items not started yet.
+        early cancels the items not started yet.  ``max_failures`` works as for :meth:`map`.
         """
         _check_on_error(on_error)
+        budget = read_budget(max_failures, on_error)
         if inputs.__class__ is not dict:
             check_inputs_mapping(inputs, "imap")
         ctx = self._root_context()
@@ -425,6 +533,9 @@ class Pipeline:
         stream = self._imap(
             dict(inputs or {}), spec, _outputs_key(output_name), ctx, on_error, ordered
         )
+        if budget is not None:
+            total = _known_count(inputs or {}, spec)
+            stream = within_budget(stream, budget, total, self.label)
         try:
             with _deferred(ctx):
                 yield from stream
@@ -512,13 +623,15 @@ class Pipeline:
         output_name: OutputName = None,
         return_format: Literal["list", "columns"] = "list",
         on_error: Literal["raise", "continue"] = "raise",
+        max_failures: int | float | None = None,
     ) -> list[dict[str, Any]] | dict[str, list[Any]]:
         """:meth:`map` for code already on an event loop; see :meth:`aimap`."""
         if return_format not in ("list", "columns"):
             raise MapError(f"return_format must be 'list' or 'columns', got {return_format!r}")
-        rows = [
-            row async for _, row in self.aimap(inputs, map_over, map_mode, output_name, on_error)
-        ]
+        stream = self.aimap(
+            inputs, map_over, map_mode, output_name, on_error, max_failures=max_failures
+        )
+        rows = [row async for _, row in stream]
         if return_format == "columns":
             names = _outputs_key(output_name) or self.output_names
             return {name: [row[name] for row in rows] for name in names}
@@ -532,13 +645,16 @@ class Pipeline:
         output_name: OutputName = None,
         on_error: Literal["raise", "continue"] = "raise",
         ordered: bool = True,
+        max_failures: int | float | None = None,
     ) -> AsyncIterator[tuple[int, dict[str, Any]]]:
         """:meth:`imap` for code already on an event loop: ``async for index, row in ...``.
 
         With a sequential or async map executor the items run as tasks on the caller's loop;
         with threads or processes the loop awaits their rows without blocking.
+        ``max_failures`` works as for :meth:`map`.
         """
         _check_on_error(on_error)
+        budget = read_budget(max_failures, on_error)
         if inputs.__class__ is not dict:
             check_inputs_mapping(inputs, "aimap")
         ctx = self._root_context()
@@ -552,6 +668,8 @@ class Pipeline:
                 rows = engine.aimap(plan, items, count, ctx, on_error, ordered)
             else:
                 rows = bridge(self._imap_rows(engine, plan, items, count, ctx, on_error, ordered))
+            if budget is not None:
+                rows = awithin_budget(rows, budget, count, self.label)
             async with aclosing(rows):
                 with _deferred(ctx):
                     if ctx.dispatcher is None:
@@ -595,6 +713,8 @@ class Pipeline:
         key: tuple[Any, ...] = (outputs, provided, resources) if resources else (outputs, provided)
         found = self.pgraph.plans.get(key)
         if found is None:
+            if self._variants is not None:
+                self._variants.check_decided(self.label)
             loop = nesting_cycle(self.label, self.pgraph)
             if loop is not None:
                 raise loop
@@ -670,6 +790,26 @@ class Pipeline:
                 return plan, ctx.engine.map(plan, items, count, ctx, **extra)
             with events.observe_map(ctx, ctx.path[-1], count):
                 return plan, ctx.engine.map(plan, items, count, ctx, **extra)
+
+    def _budgeted_map(
+        self,
+        inputs: dict[str, Any],
+        spec: MapSpec,
+        output_name: OutputName,
+        ctx: RunContext,
+        budget: Budget,
+        return_format: str,
+    ) -> list[dict[str, Any]] | dict[str, list[Any]]:
+        """:meth:`map` under a failure budget: items streamed as they finish, counted, and the
+        stream closed (the rest never started) once the budget is spent."""
+        outputs = _outputs_key(output_name)
+        total = _known_count(inputs, spec)
+        stream = self._imap(inputs, spec, outputs, ctx, "continue", False)
+        rows = collect(within_budget(stream, budget, total, self.label))
+        if return_format == "columns":
+            names = list(rows[0]) if rows else list(outputs or self.output_names)
+            return {name: [row[name] for row in rows] for name in names}
+        return rows
 
     def _imap(
         self,
@@ -755,6 +895,13 @@ def _deferred(ctx: RunContext) -> AbstractContextManager[Any]:
     write-behind); they are all stored when the call ends, however it ends."""
     defer = getattr(ctx.cache, "defer", None)
     return defer() if defer is not None else nullcontext()
+
+
+def _known_count(inputs: Mapping[str, Any], spec: MapSpec) -> int | None:
+    """How many items a map makes, when its mapped inputs have lengths (for a ratio budget)."""
+    if not all(name in inputs for name in spec.names):
+        return None  # the map itself says what is missing
+    return spec.count([inputs[name] for name in spec.names])
 
 
 def _check_on_error(on_error: str) -> None:

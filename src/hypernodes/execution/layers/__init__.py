@@ -1,10 +1,10 @@
 """Step layers: what wraps one step - a concurrency limit, a timeout, retries, the cache and
-callback events - registered once, here, in the order they wrap.
+callback events, output checks - registered once, here, in the order they wrap.
 
 A step's runner is built from its layers so that a run without options, cache or callbacks pays
 for nothing, and the sync and async paths share each layer:
 
-- ``call`` layers (concurrency, timeout) wrap the node's function, ``runner`` layers (retry)
+- ``call`` layers (output checks, concurrency, rate limit, timeout) wrap the node's function, ``runner`` layers (retry)
   wrap the step's runner; both are built into the step when the plan is compiled, since they
   depend only on the node's options;
 - ``around`` layers (cache, events) have ``before``/``after``/``error`` parts called around the
@@ -20,12 +20,14 @@ from __future__ import annotations
 
 from typing import Any
 
-from . import cache, concurrency, events, retry, timeout
+from . import cache, check, concurrency, events, rate, retry, timeout
 from .base import SKIP, Entry, Layer, acompose, compose, run_after, run_before, run_error
 
 #: every layer, innermost first within its kind
 REGISTRY: tuple[Entry, ...] = (
+    check.LAYER,
     concurrency.LAYER,
+    rate.LAYER,
     timeout.LAYER,
     retry.LAYER,
     cache.LAYER,
