@@ -6,6 +6,7 @@ Errors raised by a user's node keep their own type; they only gain a note naming
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Any
 
 #: the name paths and events give a pipeline created without ``name=``
@@ -292,10 +293,10 @@ class FailureBudgetError(HyperNodesError, RuntimeError):
     ``finished`` how many items had finished."""
 
     def __init__(
-        self, message: str, failures: list[tuple[int, object]] | None = None, finished: int = 0
+        self, message: str, failures: Sequence[tuple[int, object]] | None = None, finished: int = 0
     ) -> None:
         super().__init__(message)
-        self.failures = failures or []
+        self.failures = list(failures or [])
         self.finished = finished
 
     def __reduce__(self) -> tuple[object, ...]:

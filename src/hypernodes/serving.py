@@ -110,7 +110,7 @@ def _models(pipeline: Pipeline, pydantic: Any) -> dict[str, Any]:
             map_over=(list[str] | str, ...), map_mode=(Literal["zip", "product"], "zip"),
             output_name=(names, None), on_error=(Literal["raise", "continue"], "raise"),
         ),
-        "map_out": create(f"{label}MapResponse", rows=(list[create(f"{label}Row", **row)], ...)),
+        "map_out": create(f"{label}MapResponse", rows=(list[create(f"{label}Row", **row)], ...)),  # type: ignore[misc]
     }  # fmt: skip
 
 
@@ -154,7 +154,7 @@ def make_app(pipeline: Pipeline, *, title: str | None = None) -> Any:
     models = _models(pipeline, pydantic)
     app = fastapi.FastAPI(title=title or f"HyperNodes pipeline {pipeline.label!r}")
 
-    @app.exception_handler(Exception)
+    @app.exception_handler(Exception)  # type: ignore[untyped-decorator]
     async def on_error(request: Any, exc: Exception) -> Any:
         status = 400 if isinstance(exc, HyperNodesError) and not _from_node(exc) else 500
         return JSONResponse(fastapi.encoders.jsonable_encoder(error_body(exc)), status_code=status)
@@ -162,16 +162,18 @@ def make_app(pipeline: Pipeline, *, title: str | None = None) -> Any:
     run_in, map_in = models["run_in"], models["map_in"]
 
     async def run(body: run_in) -> Any:  # type: ignore[valid-type]
-        outputs = await pipeline.arun(_given(body.inputs), output_name=body.output_name)
+        asked: Any = body  # a pydantic model made from the pipeline's annotations
+        outputs = await pipeline.arun(_given(asked.inputs), output_name=asked.output_name)
         return {"outputs": outputs}
 
     async def map_(body: map_in) -> Any:  # type: ignore[valid-type]
+        asked: Any = body
         rows = await pipeline.amap(
-            _given(body.inputs),
-            map_over=body.map_over,
-            map_mode=body.map_mode,
-            output_name=body.output_name,
-            on_error=body.on_error,
+            _given(asked.inputs),
+            map_over=asked.map_over,
+            map_mode=asked.map_mode,
+            output_name=asked.output_name,
+            on_error=asked.on_error,
         )
         return {"rows": [_row(row) for row in rows]}
 

@@ -7,7 +7,7 @@ not started yet are never run (the map's stream is closed).
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Iterable, Iterator, Mapping
+from collections.abc import AsyncIterator, Generator, Iterable, Iterator, Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -75,7 +75,7 @@ def within_budget(
     budget: Budget,
     total: int | None,
     label: str,
-) -> Iterator[tuple[int, dict[str, Any]]]:
+) -> Generator[tuple[int, dict[str, Any]], None, None]:
     """``pairs`` passed on until more items have failed than ``budget`` allows; then the stream
     is closed (items not started are never run) and :class:`FailureBudgetError` raised."""
     allowed = budget.allowed(total, label)
@@ -160,7 +160,8 @@ def failures(
     """
     if isinstance(rows, Mapping):
         columns = list(rows.values())
-        rows = [dict(enumerate(values)) for values in zip(*columns)] if columns else []
+        names = list(rows)
+        rows = [dict(zip(names, values)) for values in zip(*columns)] if columns else []
     found = []
     for index, row in enumerate(rows):
         error = item_failure(row)

@@ -74,7 +74,9 @@ def _vertices(pgraph: PipelineGraph, names: Iterable[str], label: str) -> set[Ve
     for name in names:
         if not isinstance(name, str):
             raise UnknownNameError(f"names are strings (node or value names), got {name!r}")
-        hits = {("node", i) for i, item in enumerate(pgraph.nodes) if item.name == name}
+        hits: set[Vertex] = {
+            ("node", i) for i, item in enumerate(pgraph.nodes) if item.name == name
+        }
         if name in known_values:
             hits.add(("value", name))
         if not hits:

@@ -479,11 +479,10 @@ def node(
     timeout: float | None = ...,
     resources: Mapping[str, Any] | None = ...,
     batch: bool | Callable[..., Any] = ...,
-) -> Callable[[Callable[P, R]], Node[P, R]]: ...
     check: Any = ...,
     variant: str | None = ...,
     variant_default: bool = ...,
-) -> Callable[[Callable[..., Any]], Node]: ...
+) -> Callable[[Callable[P, R]], Node[P, R]]: ...
 @overload
 def node(
     *,
@@ -498,11 +497,10 @@ def node(
     timeout: float | None = ...,
     resources: Mapping[str, Any] | None = ...,
     batch: bool | Callable[..., Any] = ...,
-) -> Callable[[Callable[P, R]], Node[P, R]]: ...
     check: Any = ...,
     variant: str | None = ...,
     variant_default: bool = ...,
-) -> Callable[[Callable[..., Any]], Node]: ...
+) -> Callable[[Callable[P, R]], Node[P, R]]: ...
 
 
 def node(

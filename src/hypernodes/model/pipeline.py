@@ -530,7 +530,7 @@ class Pipeline:
             check_inputs_mapping(inputs, "imap")
         ctx = self._root_context()
         spec = MapSpec.of(map_over, map_mode)
-        stream = self._imap(
+        stream: Generator[tuple[int, dict[str, Any]], None, None] = self._imap(
             dict(inputs or {}), spec, _outputs_key(output_name), ctx, on_error, ordered
         )
         if budget is not None:
