@@ -253,8 +253,8 @@ class Pipeline:
 
     def map(
         self,
-        inputs: Mapping[str, Any],
-        map_over: str | Sequence[str],
+        inputs: Mapping[str, Any] | None = None,
+        map_over: str | Sequence[str] | None = None,
         map_mode: Literal["zip", "product"] = "zip",
         output_name: OutputName = None,
         return_format: Literal["list", "columns"] = "list",
@@ -279,7 +279,9 @@ class Pipeline:
         spec = MapSpec.of(map_over, map_mode)
         try:
             with _deferred(ctx):
-                plan, rows = self._map(dict(inputs), spec, _outputs_key(output_name), ctx, on_error)
+                plan, rows = self._map(
+                    dict(inputs or {}), spec, _outputs_key(output_name), ctx, on_error
+                )
         except Exception as exc:
             add_failure_note(exc)
             raise
@@ -291,8 +293,8 @@ class Pipeline:
 
     def imap(
         self,
-        inputs: Mapping[str, Any],
-        map_over: str | Sequence[str],
+        inputs: Mapping[str, Any] | None = None,
+        map_over: str | Sequence[str] | None = None,
         map_mode: Literal["zip", "product"] = "zip",
         output_name: OutputName = None,
         on_error: Literal["raise", "continue"] = "raise",
@@ -310,7 +312,9 @@ class Pipeline:
             check_inputs_mapping(inputs, "imap")
         ctx = self._root_context()
         spec = MapSpec.of(map_over, map_mode)
-        stream = self._imap(dict(inputs), spec, _outputs_key(output_name), ctx, on_error, ordered)
+        stream = self._imap(
+            dict(inputs or {}), spec, _outputs_key(output_name), ctx, on_error, ordered
+        )
         try:
             with _deferred(ctx):
                 yield from stream
@@ -351,8 +355,8 @@ class Pipeline:
 
     async def amap(
         self,
-        inputs: Mapping[str, Any],
-        map_over: str | Sequence[str],
+        inputs: Mapping[str, Any] | None = None,
+        map_over: str | Sequence[str] | None = None,
         map_mode: Literal["zip", "product"] = "zip",
         output_name: OutputName = None,
         return_format: Literal["list", "columns"] = "list",
@@ -371,8 +375,8 @@ class Pipeline:
 
     async def aimap(
         self,
-        inputs: Mapping[str, Any],
-        map_over: str | Sequence[str],
+        inputs: Mapping[str, Any] | None = None,
+        map_over: str | Sequence[str] | None = None,
         map_mode: Literal["zip", "product"] = "zip",
         output_name: OutputName = None,
         on_error: Literal["raise", "continue"] = "raise",
@@ -390,7 +394,7 @@ class Pipeline:
         spec = MapSpec.of(map_over, map_mode)
         try:
             plan, items, count, ctx = self._prepared(
-                dict(inputs), spec, _outputs_key(output_name), ctx, lazy=True
+                dict(inputs or {}), spec, _outputs_key(output_name), ctx, lazy=True
             )
             engine = ctx.engine
             if hasattr(engine, "aimap"):
@@ -469,12 +473,18 @@ class Pipeline:
     ) -> tuple[Plan, Iterator[dict[str, Any]], int | None, RunContext]:
         """The plan, the item value dicts (made lazily), their count (None if unknown) and the
         context of this map call (with a cache: what it derives once for every item)."""
+        for name in spec.names:  # a bound input may be mapped over (a passed one wins)
+            if name not in inputs and name in self._bound:
+                inputs[name] = self._bound[name]
         spec.check_inputs(inputs, self.root_args, self.name)
         columns = spec.columns(inputs, lazy)
         count = spec.count(columns)
         for name in spec.names:
             del inputs[name]
         base = {**self._bound, **inputs} if self._bound else inputs
+        if self._bound:
+            for name in spec.names:
+                base.pop(name, None)
         plan = self.plan(outputs, frozenset(base).union(spec.names), resource_names(base))
         seeded = plan.seed(base)
         if ctx.cache is not None:

@@ -6,7 +6,7 @@ from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
 from ..exceptions import MappingError
-from ..execution.context import RunContext
+from ..execution.context import RanFlag, RunContext
 from ..execution.plan import analyze
 from ..execution.step import Runner
 from .graph import PipelineGraph
@@ -106,24 +106,44 @@ class PipelineNode:
 
             def run(values: dict[str, Any], ctx: RunContext) -> None:
                 inputs = {inner: values[key] for inner, key in reads}
-                child = ctx.child(pipeline, name)
+                child = _observed_child(ctx, pipeline, name)
                 columns = pipeline.map_columns(inputs, spec, inner_outputs, child)
                 for inner, outer in pairs:
                     values[outer] = columns[inner]
+                if child.flag is not None and any(columns.values()):
+                    _report_cached(ctx, child, name)
 
         else:
 
             def run(values: dict[str, Any], ctx: RunContext) -> None:
                 inputs = {inner: values[key] for inner, key in reads}
-                result = pipeline.execute(inputs, inner_outputs, ctx.child(pipeline, name))
+                child = _observed_child(ctx, pipeline, name)
+                result = pipeline.execute(inputs, inner_outputs, child)
                 for inner, outer in pairs:
                     values[outer] = result[inner]
+                if child.flag is not None:
+                    _report_cached(ctx, child, name)
 
         return run
 
     def __repr__(self) -> str:
         mapped = f" map_over={list(self.map_over)}" if self.map_over else ""
         return f"{self.name}[pipeline]({', '.join(self.inputs)}) -> ({', '.join(self.outputs)}){mapped}"
+
+
+def _observed_child(ctx: RunContext, pipeline: Pipeline, name: str) -> RunContext:
+    """The context of the nested step ``name``; with callbacks and a cache in the caller, it
+    gets its own ran-flag, so the step can tell whether every inner node came from the cache."""
+    child = ctx.child(pipeline, name)
+    if ctx.dispatcher is not None and child.cache is not None:
+        child.flag = RanFlag(ctx.flag)
+    return child
+
+
+def _report_cached(ctx: RunContext, child: RunContext, name: str) -> None:
+    """``on_node_cached`` for the nested step ``name`` itself when none of its nodes ran."""
+    if not child.flag.ran:  # type: ignore[union-attr]
+        ctx.dispatcher.emit("on_node_cached", node=name, signature="", context=ctx.cb)
 
 
 def _inner_to_outer(
