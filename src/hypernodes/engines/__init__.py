@@ -17,6 +17,7 @@ from ..execution.executors import (
 from .base import Engine
 from .hypernodes import HypernodesEngine
 from .parallel import ParallelExecutor
+from .seq import SeqEngine, SequentialEngine
 
 __all__ = [
     "AsyncExecutor",
@@ -27,6 +28,8 @@ __all__ = [
     "Executor",
     "HypernodesEngine",
     "ParallelExecutor",
+    "SeqEngine",
+    "SequentialEngine",
     "SequentialExecutor",
     "ThreadedExecutor",
 ]

@@ -14,8 +14,9 @@ from __future__ import annotations
 import os
 import threading
 import time
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import Executor as FuturesExecutor
+from concurrent.futures import Future
 from concurrent.futures.process import BrokenProcessPool
 from typing import Any, Literal
 
@@ -89,6 +90,11 @@ class ParallelExecutor(Executor):
         return 2 * self.workers
 
     # -- processes ---------------------------------------------------------------------------
+
+    def submit(self, fn: Callable[..., Any], /, *args: Any, **kwargs: Any) -> Future:
+        """Run ``fn(*args, **kwargs)`` in one of the worker processes (``fn`` and the arguments
+        must pickle); its ``Future``."""
+        return self._get_pool().submit(fn, *args, **kwargs)
 
     def _get_pool(self) -> FuturesExecutor:
         with self._pool_lock:

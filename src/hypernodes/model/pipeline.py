@@ -11,15 +11,15 @@ from typing import TYPE_CHECKING, Any, Literal
 import networkx as nx
 
 from ..cache.item import prepare_call
-from ..engines.base import is_tolerant
-from ..engines.hypernodes import bridge, default_engine
+from ..engines.base import engine_settings, is_tolerant
+from ..engines.hypernodes import HypernodesEngine, bridge, default_engine
 from ..exceptions import UNNAMED, HyperNodesError, InvalidNodeError, MapError, pipeline_phrase
 from ..execution.context import RunContext
 from ..execution.failure import add_failure_note
 from ..execution.plan import Plan, compile_plan
 from ..observe import events
 from ..observe.callbacks import dispatcher_for
-from ..viz import repr_svg, visualize
+from ..viz import check_original_viz_options, repr_svg, visualize
 from .checks import (
     check_cache,
     check_callbacks,
@@ -148,6 +148,7 @@ class Pipeline:
         style: str | Style | Mapping[str, Any] = "default",
         show_legend: bool = False,
         return_type: Literal["auto", "graphviz", "svg", "html"] = "auto",
+        **original: Any,
     ) -> Any:
         """Draw the pipeline with graphviz.
 
@@ -161,9 +162,12 @@ class Pipeline:
         each kind of element in the picture.  ``return_type``: ``"auto"``/``"graphviz"`` return
         the ``graphviz.Digraph`` (Jupyter shows it as a picture), ``"svg"`` the SVG text,
         ``"html"`` an ``IPython.display.HTML`` of it.  Needs ``pip install "hypernodes[viz]"``
-        and the graphviz ``dot`` program to render.
+        and the graphviz ``dot`` program to render.  The original HyperNodes' options
+        ``separate_outputs``, ``group_inputs``, ``engine="graphviz"`` and ``interactive=False``
+        are accepted (see ``docs/migrating.md``).
         """
 
+        check_original_viz_options(original)
         loop = nesting_cycle(self.label, self.pgraph)
         if loop is not None:
             raise loop
@@ -417,10 +421,14 @@ class Pipeline:
     # -- internals shared with nested pipelines and engines ----------------------------------
 
     def _root_context(self) -> RunContext:
+        engine = self.engine if self.engine is not None else default_engine()
+        cache, callbacks = self.cache, self.callbacks
+        if callbacks or engine.__class__ is not HypernodesEngine:  # 0.4's SeqEngine holds both
+            cache, callbacks = engine_settings(engine, cache, callbacks)
         return RunContext(
-            engine=self.engine if self.engine is not None else default_engine(),
-            cache=self.cache,
-            dispatcher=dispatcher_for(self.callbacks),
+            engine=engine,
+            cache=cache,
+            dispatcher=dispatcher_for(callbacks),
             path=(self.label,),
             items=(None,),
         )

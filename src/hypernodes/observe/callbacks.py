@@ -96,6 +96,12 @@ class PipelineCallback:
     #: any hook is written positionally, the original way
     original_item_events: bool | None = None
 
+    @property
+    def supported_engines(self) -> list[str] | None:
+        """The engine class names this callback works with (0.4's contract); None: every engine.
+        A pipeline run on an engine it does not name raises ``UnsupportedEngineError``."""
+        return None
+
     def on_pipeline_start(
         self, *, pipeline: str, inputs: Mapping[str, Any], context: CallbackContext, **kwargs: Any
     ) -> None:
