@@ -96,11 +96,13 @@ def test_supported_engines_is_checked_when_a_run_starts():
     from hypernodes import SeqEngine
 
     class SeqOnly(Ends):
-        supported_engines = ["SeqEngine"]
+        supported_engines = ("SeqEngine",)
 
     assert PipelineCallback().supported_engines is None
     pipeline = Pipeline([double], callbacks=[SeqOnly()])
-    with pytest.raises(UnsupportedEngineError, match=r"\['SeqEngine'\], not HypernodesEngine"):
+    with pytest.raises(
+        UnsupportedEngineError, match="supports the engines \\['SeqEngine'\\], not HypernodesEngine"
+    ):
         pipeline.run({"x": 1})
     assert pipeline.with_engine(SeqEngine()).run({"x": 1}) == {"doubled": 2}
 

@@ -13,7 +13,7 @@ import networkx as nx
 from ..cache.item import prepare_call
 from ..engines.base import engine_settings, is_tolerant
 from ..engines.hypernodes import HypernodesEngine, bridge, default_engine
-from ..exceptions import UNNAMED, HyperNodesError, InvalidNodeError, MapError, pipeline_phrase
+from ..exceptions import UNNAMED, HyperNodesError, InvalidNodeError, MapError
 from ..execution.context import RunContext
 from ..execution.failure import add_failure_note
 from ..execution.plan import Plan, compile_plan
@@ -212,12 +212,13 @@ class Pipeline:
         return self._copy(_bound={**self._bound, **values})
 
     def unbind(self, *names: str) -> Pipeline:
-        """A copy with the bound values of ``names`` removed (all of them when none are named)."""
-        unknown = [n for n in names if n not in self._bound]
+        """A copy with the bound values of ``names`` removed (all of them when none are named).
+
+        An input that is not bound is left as it is (as in the original HyperNodes); a name
+        that is no input of the pipeline raises ``UnknownInputError`` (a typo)."""
+        unknown = [n for n in names if n not in self._bound and n not in self.root_args]
         if unknown:
-            raise HyperNodesError(
-                f"{pipeline_phrase(self.name)} has no bound input(s) {unknown}; bound: {sorted(self._bound)}"
-            )
+            raise unknown_input_error(self.label, unknown, self.root_args)
         keep = {k: v for k, v in self._bound.items() if names and k not in names}
         return self._copy(_bound=keep)
 
@@ -228,10 +229,13 @@ class Pipeline:
         map_over: str | Sequence[str] | None = None,
         map_mode: Literal["zip", "product"] = "zip",
         name: str | None = None,
+        expose: Literal["all", "mapped"] | Sequence[str] = "all",
     ) -> PipelineNode:
         """Use this pipeline as a node: rename inputs (``{outer: inner}``) and outputs
-        (``{inner: outer}``), and optionally map it over outer lists (``map_over``)."""
-        return PipelineNode(self, input_mapping, output_mapping, map_over, map_mode, name)
+        (``{inner: outer}``), and optionally map it over outer lists (``map_over``).
+        ``expose`` picks the inner outputs the parent sees: ``"all"``, ``"mapped"`` (those in
+        ``output_mapping``, the original HyperNodes 0.4's behaviour) or a list of names."""
+        return PipelineNode(self, input_mapping, output_mapping, map_over, map_mode, name, expose)
 
     # -- running -----------------------------------------------------------------------------
 
