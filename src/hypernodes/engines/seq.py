@@ -12,6 +12,7 @@ pipeline, inputs, map_over)``.  :func:`run_pipeline` and :func:`map_pipeline` ar
 
 from __future__ import annotations
 
+import warnings
 from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
@@ -20,7 +21,7 @@ from ..model.checks import check_cache
 from ..observe.callbacks import check_callbacks
 from .hypernodes import HypernodesEngine
 
-__all__ = ["SeqEngine", "SequentialEngine", "map_pipeline", "run_pipeline"]
+__all__ = ["SeqEngine", "SequentialEngine", "map_pipeline", "original_batch_size", "run_pipeline"]
 
 
 def run_pipeline(
@@ -48,6 +49,27 @@ def map_pipeline(
     return pipeline.with_engine(engine).map(
         inputs, map_over=map_over, map_mode=map_mode, output_name=output_name, **options
     )
+
+
+def original_batch_size(
+    batch_size: int | None, use_batch_udf: bool, config: Mapping[str, Any]
+) -> int | None:
+    """The batch size of a DaftEngine given 0.4's options: ``use_batch_udf=False`` is one item
+    per UDF call; ``default_daft_config["batch_size"]`` applies when ``batch_size`` is not set.
+    Other ``default_daft_config`` keys are warned about (nothing reads them here)."""
+    ignored = sorted(set(config) - {"batch_size"})
+    if ignored:
+        warnings.warn(
+            f"DaftEngine(default_daft_config=...) keys {ignored} have no effect here; "
+            "set per-node Daft options with @node(resources={...}) (see docs/migrating.md)",
+            UserWarning,
+            stacklevel=3,
+        )
+    if not use_batch_udf:
+        return 1
+    if batch_size is None:
+        batch_size = config.get("batch_size")
+    return batch_size
 
 
 class SeqEngine(HypernodesEngine):

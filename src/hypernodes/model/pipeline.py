@@ -29,6 +29,7 @@ from .checks import (
     nesting_cycle,
     unknown_input_error,
 )
+from .formats import as_frame, check_return_format
 from .gc import gc_paused
 from .graph import PipelineGraph
 from .mapspec import MapSpec
@@ -265,21 +266,22 @@ class Pipeline:
         map_over: str | Sequence[str] | None = None,
         map_mode: Literal["zip", "product"] = "zip",
         output_name: OutputName = None,
-        return_format: Literal["list", "columns"] = "list",
+        return_format: Literal["list", "columns", "daft", "arrow"] = "list",
         on_error: Literal["raise", "continue"] = "raise",
-    ) -> list[dict[str, Any]] | dict[str, list[Any]]:
+    ) -> Any:
         """Run once per item of the ``map_over`` inputs; other inputs go whole to every item.
 
         ``map_mode="zip"`` pairs the lists element by element (they must have one length);
         ``"product"`` runs every combination.  Returns a list of per-item output dicts in input
-        order, or with ``return_format="columns"`` one list per output.
+        order, or with ``return_format="columns"`` one list per output (``"daft"``: those
+        columns as a ``daft.DataFrame``, ``"arrow"``: as a ``pyarrow.Table``).
 
         ``on_error="raise"`` stops at the first failing item and raises its exception (a note names
         the node and the item index).  ``"continue"`` attempts every item; an output that a failed
         node kept from being computed holds an :class:`~hypernodes.ItemError` instead.
         """
         if return_format not in ("list", "columns"):
-            raise MapError(f"return_format must be 'list' or 'columns', got {return_format!r}")
+            check_return_format(return_format)
         _check_on_error(on_error)
         if inputs.__class__ is not dict:
             check_inputs_mapping(inputs, "map")
@@ -297,6 +299,8 @@ class Pipeline:
             return rows
         if return_format == "columns":
             return _columns(plan, rows)
+        if return_format != "list":
+            return as_frame(_columns(plan, rows), return_format)
         return rows
 
     def imap(
