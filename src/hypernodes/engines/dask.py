@@ -33,6 +33,7 @@ from ..execution.loops import ObservedItems
 from ..execution.plan import Plan, chunk_size_for
 from ..execution.remote import PlanSpec, in_worker, run_chunk
 from .base import is_tolerant
+from .dask_local import DaskLocalEngine, wants_local
 from .hypernodes import HypernodesEngine, make_executor
 
 _WHERE = "a Dask worker of DaskEngine"
@@ -82,6 +83,13 @@ class DaskEngine:
     ``run`` runs in the calling process; maps nested in it are distributed.  A map nested inside a
     distributed item runs in that worker, on a ``HypernodesEngine`` with the same node executor.
     """
+
+    def __new__(cls, *args: Any, **kwargs: Any) -> Any:
+        # 0.4's DaskEngine(scheduler=..., num_workers=..., workload_type=...): Dask's local
+        # schedulers on one machine, without a cluster (engines/dask_local.py)
+        if not args and wants_local(kwargs):
+            return DaskLocalEngine(**kwargs)
+        return super().__new__(cls)
 
     def __init__(
         self,
