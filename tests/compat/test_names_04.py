@@ -285,3 +285,15 @@ def test_original_style_names_and_visualize_options():
         pipeline.visualize(colour="red")
     with pytest.raises(HyperNodesError, match="interactive=True"):
         pipeline.visualize(interactive=True)
+
+
+def test_callback_context_answers_the_original_names():
+    seen = []
+
+    class Where(PipelineCallback):
+        def on_node_start(self, node_id, inputs, ctx):
+            seen.append((ctx.current_pipeline_id, ctx.parent_pipeline_id, ctx.hierarchy_path))
+
+    inner = Pipeline([double], name="inner")
+    Pipeline([inner.as_node()], callbacks=[Where()], name="outer").run({"x": 1})
+    assert seen == [("inner", "outer", ["outer", "inner"])]

@@ -73,6 +73,21 @@ class CallbackContext:
         return self.path[-1]
 
     @property
+    def current_pipeline_id(self) -> str:
+        """The original HyperNodes' name of :attr:`pipeline`."""
+        return self.path[-1]
+
+    @property
+    def parent_pipeline_id(self) -> str | None:
+        """The pipeline this one is nested in (None at the top), the original's name."""
+        return self.path[-2] if len(self.path) > 1 else None
+
+    @property
+    def hierarchy_path(self) -> list[str]:
+        """:attr:`path` as a list, the original's name."""
+        return list(self.path)
+
+    @property
     def item_index(self) -> int | None:
         """The map item index at this level, or ``None`` outside a map item."""
         return self.items[-1] if self.items else None
