@@ -40,6 +40,7 @@ from ..model.node import Node
 from ..model.resources import close_resources
 from ..observe.callbacks import check_callbacks
 from .base import is_tolerant
+from .daft_codegen import generate_code
 from .hypernodes import HypernodesEngine, make_executor
 from .seq import map_pipeline, original_batch_size, run_pipeline
 
@@ -200,6 +201,17 @@ class DaftEngine:
         yield from enumerate(rows)
         if error is not None:
             raise error
+
+    @staticmethod
+    def generate_code(
+        pipeline: Any,
+        inputs: Mapping[str, Any] | None = None,
+        mode: str = "run",
+        map_over: str | Sequence[str] | None = None,
+    ) -> str:
+        """The source of a standalone Daft script computing ``pipeline`` on ``inputs`` (0.4's
+        code generation; see :mod:`hypernodes.engines.daft_codegen` for what it covers)."""
+        return generate_code(pipeline, inputs, mode, map_over)
 
     def shutdown(self, wait: bool = True) -> None:
         """Stop the local Ray this engine started, if any (Daft's native runner holds nothing),
