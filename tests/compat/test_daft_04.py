@@ -55,3 +55,25 @@ def test_return_format_daft_and_arrow(engine):
     assert frame.to_pydict() == {"doubled": [2, 4]}
     table = pipeline.map({"x": [1, 2]}, map_over="x", return_format="arrow")
     assert isinstance(table, pa.Table) and table.to_pydict() == {"doubled": [2, 4]}
+
+
+def test_dual_node_and_stateful_run_on_daft():
+    import pyarrow.compute as pc
+    from stateful_models import Scaler
+
+    from hypernodes import DualNode
+
+    def one(x: int) -> int:
+        return x * 2
+
+    def many(x: pa.Array) -> pa.Array:
+        assert isinstance(x, pa.Array)
+        return pc.multiply(x, 2)
+
+    @node(output_name="y")
+    def apply(d: int, model: Scaler) -> int:
+        return model.scale(d)
+
+    pipeline = Pipeline([DualNode("d", singular=one, batch=many), apply], engine=DaftEngine())
+    rows = pipeline.map({"x": [1, 2, 3], "model": Scaler(10)}, map_over="x")
+    assert rows == [{"d": 2, "y": 20}, {"d": 4, "y": 40}, {"d": 6, "y": 60}]

@@ -297,3 +297,11 @@ def test_callback_context_answers_the_original_names():
     inner = Pipeline([double], name="inner")
     Pipeline([inner.as_node()], callbacks=[Where()], name="outer").run({"x": 1})
     assert seen == [("inner", "outer", ["outer", "inner"])]
+
+
+def test_unfulfilled_args_is_unbound_args():
+    @node(output_name="s")
+    def add(a: int, b: int) -> int:
+        return a + b
+
+    assert Pipeline([add]).bind(a=1).unfulfilled_args == ("b",)

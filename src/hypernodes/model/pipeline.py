@@ -133,6 +133,11 @@ class Pipeline:
         """Root inputs that are not bound: what a caller may still pass."""
         return tuple(a for a in self.root_args if a not in self._bound)
 
+    @property
+    def unfulfilled_args(self) -> tuple[str, ...]:
+        """The original HyperNodes 0.4's name of :attr:`unbound_args`."""
+        return self.unbound_args
+
     def __repr__(self) -> str:
         shown = ", ".join(repr(n) for n in self.pgraph.nodes[:8])
         more = f", ... {len(self.pgraph.nodes) - 8} more" if len(self.pgraph.nodes) > 8 else ""
