@@ -275,7 +275,7 @@ def test_original_style_names_and_visualize_options():
     from hypernodes import DESIGN_STYLES, GraphvizTheme, visualize
 
     pipeline = Pipeline([double])
-    for name in ("dark_neon", "sunrise", "professional", "vibrant", "legacy"):
+    for name in ("dark_neon", "sunrise", "professional", "vibrant", "legacy", "modern", "kedro"):
         assert isinstance(DESIGN_STYLES[name], GraphvizTheme)
         svg = pipeline.visualize(style=name, return_type="svg")
         assert "<svg" in svg

@@ -93,12 +93,13 @@ _FIELDS = frozenset(f.name for f in fields(Style))
 #: the original HyperNodes' theme names (seed era and 0.4), drawn with the closest theme here
 ORIGINAL_STYLES: dict[str, str] = {
     **dict.fromkeys(
-        ("dark_neon_solid", "dark_neon_wire", "dark_neon", "dark_soft", "dark_deep"), "dark"
+        ("dark_neon_solid", "dark_neon_wire", "dark_neon", "dark_soft", "dark_deep", "kedro"),
+        "dark",
     ),
-    **dict.fromkeys(("monochrome", "legacy", "professional"), "minimal"),
+    **dict.fromkeys(("monochrome", "legacy", "professional", "simple"), "minimal"),
     **dict.fromkeys(
         (
-            "vibrant", "pastel", "bright_mint", "sunny", "coral_sunset", "tailwind_pastel",
+            "auto", "light", "modern", "tailwind_soft", "vibrant", "pastel", "bright_mint", "sunny", "coral_sunset", "tailwind_pastel",
             "cool_breeze", "warm_glow", "lavender_fields", "vivid_pastel", "nord_soft",
             "soft_candy", "warm_flow", "tropical_ocean", "sunrise",
         ),
