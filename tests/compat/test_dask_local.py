@@ -37,6 +37,7 @@ class Items(PipelineCallback):
         ({"scheduler": "synchronous"}, "synchronous"),
         ({"workload_type": "cpu", "num_workers": 2}, "processes"),
         ({"workload_type": "io"}, "threads"),
+        ({}, "threads"),  # 0.4's default: DaskEngine(callbacks=...) alone is local threads
     ],
 )
 def test_local_schedulers_run_maps_without_a_cluster(options, scheduler):

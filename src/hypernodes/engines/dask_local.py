@@ -32,8 +32,8 @@ SCHEDULERS = {
 }
 #: 0.4's workload types, each with the scheduler it picks
 WORKLOADS = {"io": "threads", "mixed": "threads", "cpu": "processes"}
-#: the options that ask for the local engine
-LOCAL_OPTIONS = ("scheduler", "num_workers", "workload_type", "npartitions")
+#: the options that ask for the local engine (0.4's; the cluster engine takes none of them)
+LOCAL_OPTIONS = ("scheduler", "num_workers", "workload_type", "npartitions", "cache", "callbacks")
 
 
 def wants_local(kwargs: dict[str, Any]) -> bool:
