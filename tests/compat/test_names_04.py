@@ -281,6 +281,9 @@ def test_original_style_names_and_visualize_options():
         assert "<svg" in svg
     picture = visualize(pipeline, separate_outputs=True, group_inputs=False, engine="graphviz")
     assert "double" in picture.source
+    # separate: the output is an ellipse of its own fed by the function, drawn once
+    assert picture.source.count("doubled") == 1 and "fn1 -> val2" in picture.source
+    assert "val" not in pipeline.visualize(separate_outputs=False).source
     with pytest.raises(HyperNodesError, match="unknown option 'colour'"):
         pipeline.visualize(colour="red")
     with pytest.raises(HyperNodesError, match="interactive=True"):

@@ -178,7 +178,16 @@ class Pipeline:
         if loop is not None:
             raise loop
         return visualize(
-            self, filename, orient, depth, show_types, flatten, style, show_legend, return_type
+            self,
+            filename,
+            orient,
+            depth,
+            show_types,
+            flatten,
+            style,
+            show_legend,
+            return_type,
+            separate_outputs=original.get("separate_outputs", False),
         )
 
     def _repr_svg_(self) -> str | None:

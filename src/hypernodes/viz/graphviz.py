@@ -64,8 +64,11 @@ def visualize(
     style: str | Style | Mapping[str, Any] | None = "default",
     show_legend: bool = False,
     return_type: str = "auto",
+    separate_outputs: bool = False,
 ) -> Any:
-    """Draw ``pipeline``; see :meth:`hypernodes.Pipeline.visualize` for the options."""
+    """Draw ``pipeline``; see :meth:`hypernodes.Pipeline.visualize` for the options
+    (``separate_outputs``: each function's outputs as shapes of their own, the original
+    HyperNodes' option)."""
     if orient not in ORIENTATIONS:
         raise HyperNodesError(f"orient must be one of {list(ORIENTATIONS)}, got {orient!r}")
     if depth is not None and (isinstance(depth, bool) or not isinstance(depth, int) or depth < 1):
@@ -76,6 +79,7 @@ def visualize(
         )
     gv = import_graphviz()
     builder = _Builder(gv, resolve_style(style), orient, depth, show_types, flatten)
+    builder.separate_outputs = separate_outputs
     digraph = builder.draw(pipeline)
     if show_legend:
         builder.legend(digraph)
@@ -171,6 +175,10 @@ class _Builder:
         self.edges: list[tuple[str, str, dict[str, str]]] = []
         #: the kinds of element drawn, for the legend
         self.kinds: set[str] = set()
+        #: draw each function's outputs as shapes of their own (the original's separate_outputs)
+        self.separate_outputs = False
+        #: ids of the output shapes drawn that way (not drawn again as final outputs)
+        self.drawn_outputs: set[str] = set()
 
     # -- the whole picture -----------------------------------------------------------------
 
@@ -206,7 +214,7 @@ class _Builder:
         produced = self._scope(pipeline, graph, env, level=1)
         read = {name for item in pipeline.pgraph.nodes for name in item.inputs}
         for name in pipeline.output_names:
-            if name not in read:
+            if name not in read and produced[name].node not in self.drawn_outputs:
                 self._output(graph, name, produced[name])
         for tail, head, attrs in self.edges:
             graph.edge(tail, head, **attrs)
@@ -300,11 +308,39 @@ class _Builder:
             label = self._box(
                 f"<B>{escape(node.name)}</B>", [], outs, s.function_fill, s.function_border, 1
             )
+        if self.separate_outputs:  # the name only: the outputs get shapes of their own
+            label = self._table(
+                [[f"<TD><B>{escape(node.name)}</B></TD>"]], s.function_fill, s.function_border, 1
+            )
         graph.node(node_id, label=label, shape="plain")
         for wire, param in zip(node.inputs, node.parameters):
             note = f"{wire} → {param}" if wire != param else None
             self._edge(local[wire].but(note), node_id)
+        if self.separate_outputs:
+            return self._separate(graph, node_id, outs)
         return self._sources(node_id, outs)
+
+    def _separate(
+        self, graph: Any, node_id: str, outs: list[tuple[str, str | None]]
+    ) -> dict[str, _Source]:
+        """A function's outputs as ellipses of their own, each fed by the function."""
+        s = self.style
+        sources = {}
+        for name, type_ in outs:
+            self.kinds.add("output")
+            out_id = self._id("val")
+            graph.node(
+                out_id,
+                label=self._value_label(name, type_, None),
+                shape="ellipse",
+                style=_styles("solid", s.filled),
+                fillcolor=s.output_fill,
+                color=s.output_border,
+            )
+            self.edges.append((node_id, out_id, {}))
+            self.drawn_outputs.add(out_id)
+            sources[name] = _Source(out_id, None, type_)
+        return sources
 
     def _collapsed(
         self, pn: PipelineNode, graph: Any, local: dict[str, _Source]
