@@ -308,3 +308,24 @@ def test_unfulfilled_args_is_unbound_args():
         return a + b
 
     assert Pipeline([add]).bind(a=1).unfulfilled_args == ("b",)
+
+
+def test_group_inputs_draws_the_inputs_one_node_alone_reads_in_one_box():
+    @node(output_name="s")
+    def add(a: int, b: int, c: int = 1) -> int:
+        return a + b + c
+
+    @node(output_name="t")
+    def times(s: int, k: int, j: int) -> int:
+        return s * k * j
+
+    pipeline = Pipeline([add, times])
+    grouped = pipeline.visualize(group_inputs=True).source
+    # a and b (read by add alone) share a box, k and j (by times alone) another; c is optional
+    assert grouped.count("shape=plain") == 4  # two input boxes, two functions
+    assert 'PORT="o0">a<' in grouped and 'PORT="o1">b<' in grouped
+    assert 'PORT="o0">k<' in grouped and 'PORT="o1">j<' in grouped
+    assert "c<FONT" in grouped and "dashed" in grouped  # drawn on its own
+    plain = pipeline.visualize().source
+    assert plain.count("shape=plain") == 2
+    assert "<svg" in pipeline.visualize(group_inputs=True, return_type="svg")

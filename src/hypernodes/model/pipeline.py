@@ -188,6 +188,7 @@ class Pipeline:
             show_legend,
             return_type,
             separate_outputs=original.get("separate_outputs", False),
+            group_inputs=original.get("group_inputs", False),
         )
 
     def _repr_svg_(self) -> str | None:

@@ -29,9 +29,9 @@ ORIGINAL_OPTIONS = {
 
 def check_original_viz_options(options: dict[str, Any]) -> None:
     """Accept the original's ``visualize`` options: ``separate_outputs=True`` draws each
-    function's outputs as shapes of their own; ``group_inputs``, ``engine="graphviz"`` and
-    ``interactive=False`` do not change our picture (each input is drawn once).  Raise for any
-    other name, or a value we cannot draw."""
+    function's outputs as shapes of their own, ``group_inputs=True`` the required inputs that
+    only one node reads in one box per node; ``engine="graphviz"`` and ``interactive=False``
+    change nothing.  Raise for any other name, or a value we cannot draw."""
     for name, value in options.items():
         allowed = ORIGINAL_OPTIONS.get(name)
         if allowed is None:

@@ -65,10 +65,11 @@ def visualize(
     show_legend: bool = False,
     return_type: str = "auto",
     separate_outputs: bool = False,
+    group_inputs: bool = False,
 ) -> Any:
     """Draw ``pipeline``; see :meth:`hypernodes.Pipeline.visualize` for the options
-    (``separate_outputs``: each function's outputs as shapes of their own, the original
-    HyperNodes' option)."""
+    (the original HyperNodes' ``separate_outputs``: each function's outputs as shapes of their
+    own; ``group_inputs``: the required inputs only one node reads, in one box per node)."""
     if orient not in ORIENTATIONS:
         raise HyperNodesError(f"orient must be one of {list(ORIENTATIONS)}, got {orient!r}")
     if depth is not None and (isinstance(depth, bool) or not isinstance(depth, int) or depth < 1):
@@ -80,6 +81,7 @@ def visualize(
     gv = import_graphviz()
     builder = _Builder(gv, resolve_style(style), orient, depth, show_types, flatten)
     builder.separate_outputs = separate_outputs
+    builder.group_inputs = group_inputs
     digraph = builder.draw(pipeline)
     if show_legend:
         builder.legend(digraph)
@@ -179,6 +181,8 @@ class _Builder:
         self.separate_outputs = False
         #: ids of the output shapes drawn that way (not drawn again as final outputs)
         self.drawn_outputs: set[str] = set()
+        #: draw the required inputs only one node reads in one box (the original's group_inputs)
+        self.group_inputs = False
 
     # -- the whole picture -----------------------------------------------------------------
 
@@ -203,10 +207,12 @@ class _Builder:
                 "fontcolor": s.muted,
             },
         )
-        env: dict[str, _Source] = {}
         bound = pipeline.bound_inputs
+        env = self._grouped(graph, pipeline) if self.group_inputs else {}
         for name in pipeline.root_args:
             type_ = self.types.pipeline_input(pipeline, name)
+            if name in env:
+                continue
             if name in bound:
                 env[name] = self._bound_input(graph, name, type_, bound[name])
             else:
@@ -259,6 +265,30 @@ class _Builder:
             color=s.input_border,
         )
         return _Source(node_id, type=type_)
+
+    def _grouped(self, graph: Any, pipeline: Pipeline) -> dict[str, _Source]:
+        """One box per node for the required, unbound inputs that node alone reads (where it
+        reads two or more of them): each input a row of the box."""
+        groups: dict[int, list[str]] = {}
+        for name in pipeline.unbound_args:
+            readers = [item for item in pipeline.pgraph.order if name in item.inputs]
+            if len(readers) == 1 and name not in readers[0].defaults:
+                groups.setdefault(id(readers[0]), []).append(name)
+        s = self.style
+        sources: dict[str, _Source] = {}
+        for names in groups.values():
+            if len(names) < 2:
+                continue
+            self.kinds.add("input")
+            node_id = self._id("in")
+            rows = []
+            for i, name in enumerate(names):
+                type_ = self.types.pipeline_input(pipeline, name)
+                rows.append([f'<TD PORT="o{i}">{self._typed(name, type_)}</TD>'])
+                sources[name] = _Source(node_id, f"o{i}", type_)
+            label = self._table(rows, s.input_fill, s.input_border, 1)
+            graph.node(node_id, label=label, shape="plain")
+        return sources
 
     def _bound_input(self, graph: Any, name: str, type_: str | None, value: Any) -> _Source:
         s = self.style
