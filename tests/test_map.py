@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from hypernodes import Pipeline, node
+from hypernodes import MemoryCache, Pipeline, node
 from hypernodes.exceptions import MapError, MissingInputError
 
 
@@ -124,3 +124,31 @@ def test_map_does_not_change_callers_inputs(pipeline):
 def test_map_with_bound_inputs(pipeline):
     bound = pipeline.bind(prefix=">", factor=3)
     assert [r["label"] for r in bound.map({"x": [1, 2]}, map_over="x")] == [">3", ">6"]
+
+
+def test_a_bound_input_can_be_mapped_over():
+    @node(output_name="scaled")
+    def scale(value: int, factor: int) -> int:
+        return value * factor
+
+    bound = Pipeline([scale]).bind(value=[1, 2, 3], factor=10)
+    expected = [{"scaled": 10}, {"scaled": 20}, {"scaled": 30}]
+    assert bound.map(map_over="value") == expected
+    assert bound.map(inputs={}, map_over="value") == expected
+    assert list(bound.imap(map_over="value")) == list(enumerate(expected))
+    # a value passed to map still wins over the bound one
+    assert bound.map(inputs={"value": [5]}, map_over="value") == [{"scaled": 50}]
+
+
+def test_a_bound_mapped_input_with_a_cache_keys_each_item():
+    calls = []
+
+    @node(output_name="scaled")
+    def scale(value: int, factor: int) -> int:
+        calls.append(value)
+        return value * factor
+
+    bound = Pipeline([scale], cache=MemoryCache()).bind(value=[1, 2], factor=10)
+    assert bound.map(map_over="value") == [{"scaled": 10}, {"scaled": 20}]
+    assert bound.bind(value=[1, 2, 3]).map(map_over="value")[-1] == {"scaled": 30}
+    assert calls == [1, 2, 3]

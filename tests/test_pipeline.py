@@ -160,8 +160,11 @@ def test_bind_and_unbind_return_new_pipelines(text_pipeline):
     assert bound.unbind().bound_inputs == {}
     with pytest.raises(HyperNodesError, match="no input"):
         text_pipeline.bind(nope=1)
-    with pytest.raises(HyperNodesError, match="no bound input"):
-        text_pipeline.unbind("text")
+    # an input that is not bound is left as it is (the original's behaviour); a typo raises
+    assert text_pipeline.unbind("text").bound_inputs == {}
+    assert bound.unbind("suffix").bound_inputs == {"text": "A B C"}
+    with pytest.raises(HyperNodesError, match="no input"):
+        text_pipeline.unbind("txet")
 
 
 def test_with_methods_return_new_pipelines(text_pipeline):

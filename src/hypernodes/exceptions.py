@@ -139,6 +139,10 @@ class CallbackSignatureError(HyperNodesError, TypeError):
     the original HyperNodes' positional arguments) can give it."""
 
 
+class UnsupportedEngineError(HyperNodesError, TypeError):
+    """A callback's ``supported_engines`` does not name the engine a pipeline runs on."""
+
+
 class GraphvizNotFoundError(HyperNodesError, RuntimeError):
     """Drawing a pipeline needs the ``graphviz`` Python package or the ``dot`` program, and it is
     missing; the message says how to install it."""

@@ -25,8 +25,17 @@ def test_legacy_hooks_get_the_same_events_as_ours(engines, pair, tmp_path):
         ours, legacy = Recorder(), LegacyRecorder()
         pipeline = build(engines[pair], [ours, legacy], cache)
         assert pipeline.map({"x": XS}, map_over="x", output_name="total") == EXPECTED
-        assert legacy.multiset() == ours.multiset(), run
-        assert len(legacy.events) == len(ours.events) > 0
+        # the original sequence: an item the cache serves whole gets on_map_item_cached
+        # instead of start/end; every other event is the same as ours
+        served = {(e[1], e[2]) for e in ours.events if e[0] == "on_map_item_cached"}
+        expected = [
+            e
+            for e in ours.events
+            if not (e[0] in ("on_map_item_start", "on_map_item_end") and (e[1], e[2]) in served)
+        ]
+        assert bool(served) == (run == "warm")
+        assert sorted(legacy.events, key=repr) == sorted(expected, key=repr), run
+        assert len(legacy.events) == len(expected) > 0
         assert all(isinstance(d, float) and d >= 0 for d in legacy.durations)
     hooks = {event[0] for event in legacy.events}
     assert {"on_map_item_cached", "on_node_cached", "on_map_start", "on_map_end"} <= hooks

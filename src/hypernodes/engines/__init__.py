@@ -17,6 +17,7 @@ from ..execution.executors import (
 from .base import Engine
 from .hypernodes import HypernodesEngine
 from .parallel import ParallelExecutor
+from .seq import SeqEngine, SequentialEngine
 
 if TYPE_CHECKING:  # type checkers see the classes; at run time __getattr__ imports them
     from .daft import DaftEngine
@@ -32,6 +33,8 @@ __all__ = [
     "HypernodesEngine",
     "ParallelExecutor",
     "RayEngine",
+    "SeqEngine",
+    "SequentialEngine",
     "SequentialExecutor",
     "ThreadedExecutor",
 ]

@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Iterable
 from typing import Any, Protocol, runtime_checkable
 
-from ..exceptions import MapError
+from ..exceptions import MapError, UnsupportedEngineError
 from ..execution.context import RunContext
 from ..execution.plan import Plan
 
@@ -16,6 +16,27 @@ def is_tolerant(on_error: str) -> bool:
     if on_error not in ("raise", "continue"):
         raise MapError(f"on_error must be 'raise' or 'continue', got {on_error!r}")
     return on_error == "continue"
+
+
+def engine_settings(engine: Any, cache: Any, callbacks: Any) -> tuple[Any, Any]:
+    """The cache and callbacks of a top-level call on ``engine``: the pipeline's, else those the
+    engine holds (0.4's ``SeqEngine(cache=, callbacks=)``); checks that every callback's
+    ``supported_engines`` (0.4: a list of engine class names, None for all) names the engine."""
+    if cache is None:
+        cache = getattr(engine, "cache", None)
+    if callbacks is None:
+        callbacks = getattr(engine, "callbacks", None) or None
+    for callback in callbacks or ():
+        supported = getattr(callback, "supported_engines", None)
+        if supported:
+            names = {cls.__name__ for cls in type(engine).__mro__}
+            if not names.intersection(supported):
+                raise UnsupportedEngineError(
+                    f"callback {type(callback).__name__} supports the engines "
+                    f"{list(supported)}, not {type(engine).__name__}; run the pipeline on one "
+                    "of those, or leave the callback out"
+                )
+    return cache, callbacks
 
 
 @runtime_checkable

@@ -33,12 +33,16 @@ from ..execution.executors import Executor
 from ..execution.item_error import ItemError
 from ..execution.plan import DEFAULT_BATCH_SIZE, Plan, compile_plan
 from ..execution.step import Step
+from ..model.checks import check_cache
 from ..model.graph import PipelineGraph
 from ..model.mapspec import MapItems
 from ..model.node import Node
 from ..model.resources import release_resources
+from ..observe.callbacks import check_callbacks
 from .base import is_tolerant
+from .daft_codegen import generate_code
 from .hypernodes import HypernodesEngine, make_executor
+from .seq import map_pipeline, original_batch_size, run_pipeline
 
 _WHERE = "a Daft UDF of DaftEngine"
 #: the column that numbers the items of a map
@@ -77,6 +81,10 @@ class DaftEngine:
     - ``batch_size``: items per UDF call (Daft's choice by default); on Ray it also sets the number
       of partitions.
     - ``node_executor`` runs the nodes of each item inside the UDF, as in ``HypernodesEngine``.
+    - 0.4's options: ``use_batch_udf=False`` gives every UDF call one item;
+      ``default_daft_config={"batch_size": n}`` sets ``batch_size`` (other keys are kept on the
+      engine and warned about: nothing here reads them); ``cache``/``callbacks`` are used by
+      pipelines that set none, as with ``SeqEngine``.
 
     ``run`` is a one-row map.  Nodes declaring ``resources`` (``num_gpus``, ``num_cpus``,
     ``max_concurrency``, ``batch_size``) become stages of their own with those Daft options.
@@ -90,6 +98,10 @@ class DaftEngine:
         batch_size: int | None = None,
         ray_address: str | None = None,
         node_executor: str | Any = "sequential",
+        use_batch_udf: bool = True,
+        default_daft_config: Mapping[str, Any] | None = None,
+        cache: Any = None,
+        callbacks: Iterable[Any] | None = None,
     ) -> None:
         require_daft()
         if runner not in RUNNERS:
@@ -105,7 +117,13 @@ class DaftEngine:
         self.collect = collect
         self.show_plan = show_plan
         self.runner = runner
-        self.batch_size = batch_size
+        #: 0.4's options: no batching (one item per UDF call), and Daft settings (batch_size)
+        self.use_batch_udf = use_batch_udf
+        self.default_daft_config = dict(default_daft_config or {})
+        self.batch_size = original_batch_size(batch_size, use_batch_udf, self.default_daft_config)
+        #: 0.4's engine-held cache and callbacks, used by pipelines that set none
+        self.cache = check_cache(cache)
+        self.callbacks: list[Any] = check_callbacks(callbacks or [])
         self.ray_address = ray_address
         self.node_executor = node_executor
         self._node: Executor = make_executor(node_executor, "node_executor", None)
@@ -115,8 +133,13 @@ class DaftEngine:
 
     # -- the Engine protocol -----------------------------------------------------------------
 
-    def run(self, plan: Plan, values: dict[str, Any], ctx: RunContext) -> dict[str, Any]:
-        """Run one item (a one-row DataFrame)."""
+    def run(self, plan: Any, *args: Any, **kwargs: Any) -> Any:
+        """Run one item of ``plan`` (a one-row DataFrame), or 0.4's ``run(pipeline, inputs)``."""
+        if not isinstance(plan, Plan):
+            return run_pipeline(self, plan, *args, **kwargs)
+        return self._run_plan(plan, *args, **kwargs)
+
+    def _run_plan(self, plan: Plan, values: dict[str, Any], ctx: RunContext) -> dict[str, Any]:
         if remote.in_worker():
             return self._local().run(plan, values, ctx)
         source = _Source(values, {}, 1)
@@ -125,7 +148,14 @@ class DaftEngine:
             raise error
         return rows[0]
 
-    def map(
+    def map(self, plan: Any, *args: Any, **kwargs: Any) -> Any:
+        """Every item's outputs in input order, or (``collect=False``) the lazy DataFrame; or
+        0.4's ``map(pipeline, inputs, map_over, map_mode="zip", output_name=None)``."""
+        if not isinstance(plan, Plan):
+            return map_pipeline(self, plan, *args, **kwargs)
+        return self._map_plan(plan, *args, **kwargs)
+
+    def _map_plan(
         self,
         plan: Plan,
         items: Iterable[dict[str, Any]],
@@ -133,7 +163,6 @@ class DaftEngine:
         ctx: RunContext,
         on_error: str = "raise",
     ) -> Any:
-        """Every item's outputs in input order, or (``collect=False``) the lazy DataFrame."""
         tolerant = is_tolerant(on_error)
         if remote.in_worker():
             extra = {"on_error": on_error} if tolerant else {}
@@ -173,6 +202,17 @@ class DaftEngine:
         if error is not None:
             raise error
 
+    @staticmethod
+    def generate_code(
+        pipeline: Any,
+        inputs: Mapping[str, Any] | None = None,
+        mode: str = "run",
+        map_over: str | Sequence[str] | None = None,
+    ) -> str:
+        """The source of a standalone Daft script computing ``pipeline`` on ``inputs`` (0.4's
+        code generation; see :mod:`hypernodes.engines.daft_codegen` for what it covers)."""
+        return generate_code(pipeline, inputs, mode, map_over)
+
     def shutdown(self, wait: bool = True) -> None:
         """Stop the local Ray this engine started, if any (Daft's native runner holds nothing),
         and tear down the resources built in this process (hypernodes.model.resources)."""
@@ -195,6 +235,10 @@ class DaftEngine:
             self.batch_size,
             self.ray_address,
             self.node_executor,
+            self.use_batch_udf,
+            self.default_daft_config,
+            self.cache,
+            self.callbacks,
         )
 
     def __deepcopy__(self, memo: dict[int, Any]) -> DaftEngine:

@@ -42,6 +42,7 @@ from ..execution.plan import Plan, chunk_size_for
 from ..execution.remote import PlanSpec, in_worker, run_chunk
 from ..model.checks import check_seconds, check_whole
 from .base import is_tolerant
+from .dask_local import DaskLocalEngine, wants_local
 from .hypernodes import HypernodesEngine, make_executor
 
 _WHERE = "a Dask worker of DaskEngine"
@@ -108,6 +109,13 @@ class DaskEngine:
     that no worker can run (every worker gone, or none offering the ``num_gpus`` they need) for
     ``no_worker_timeout`` seconds raise :class:`~hypernodes.exceptions.NoWorkersError`.
     """
+
+    def __new__(cls, *args: Any, **kwargs: Any) -> Any:
+        # 0.4's DaskEngine(scheduler=..., num_workers=..., workload_type=...): Dask's local
+        # schedulers on one machine, without a cluster (engines/dask_local.py)
+        if not args and wants_local(kwargs):
+            return DaskLocalEngine(**kwargs)
+        return super().__new__(cls)
 
     def __init__(
         self,

@@ -33,6 +33,8 @@ from .parallel import ParallelExecutor
 
 #: the executors named by string
 NAMES = ("sequential", "async", "threaded", "parallel")
+#: the seed era's ``async_strategy`` names (None: not given); all run async nodes the same way
+ASYNC_STRATEGIES = (None, "auto", "per_call", "thread_local", "async_native")
 
 
 class HypernodesEngine:
@@ -60,7 +62,17 @@ class HypernodesEngine:
         map_executor: str | Any = "sequential",
         max_workers: int | None = None,
         batch_size: int | None = None,
+        async_strategy: str | None = None,
+        loky_timeout: float | None = None,
     ) -> None:
+        if async_strategy not in ASYNC_STRATEGIES:
+            raise ExecutorError(
+                f"async_strategy must be one of {list(ASYNC_STRATEGIES[1:])} (or None), got "
+                f"{async_strategy!r}; it has no effect here: async nodes always run on a "
+                "reused event loop (see docs/migrating.md)"
+            )
+        #: the seed era's async_strategy, accepted and kept; it changes nothing here
+        self.async_strategy = async_strategy
         if batch_size is not None and (
             isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1
         ):
@@ -69,6 +81,8 @@ class HypernodesEngine:
         check_workers(max_workers, "HypernodesEngine")
         self._node: Executor = make_executor(node_executor, "node_executor", max_workers)
         self._map: Executor = make_executor(map_executor, "map_executor", max_workers)
+        if loky_timeout is not None and isinstance(self._map, ParallelExecutor):
+            self._map.idle_timeout = loky_timeout  # the seed era's name of the idle timeout
         self.node_executor = node_executor
         self.map_executor = map_executor
         self.max_workers = max_workers

@@ -16,7 +16,7 @@ import os
 import signal
 import threading
 import time
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import FIRST_COMPLETED, Future, wait
 from concurrent.futures import Executor as FuturesExecutor
 from concurrent.futures.process import BrokenProcessPool
@@ -93,6 +93,11 @@ class ParallelExecutor(Executor):
         return 2 * self.workers
 
     # -- processes ---------------------------------------------------------------------------
+
+    def submit(self, fn: Callable[..., Any], /, *args: Any, **kwargs: Any) -> Future[Any]:
+        """Run ``fn(*args, **kwargs)`` in one of the worker processes (``fn`` and the arguments
+        must pickle); its ``Future``."""
+        return self._get_pool().submit(fn, *args, **kwargs)
 
     def _get_pool(self) -> FuturesExecutor:
         with self._pool_lock:

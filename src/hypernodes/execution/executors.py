@@ -18,6 +18,8 @@ level, so work that would be handed to it from one of its own tasks runs in that
 from __future__ import annotations
 
 import asyncio
+import concurrent.futures
+import inspect
 import os
 import threading
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Iterator
@@ -76,8 +78,12 @@ def _carry(inside: frozenset[int], fn: Callable[..., Any], *args: Any) -> Any:
         _state.inside = previous
 
 
-class Executor:
+class Executor(concurrent.futures.Executor):
     """Base of the built-in executors: how one item's steps run, and how a map's items run.
+
+    Each is also a :class:`concurrent.futures.Executor` (``submit(fn, *args, **kwargs)`` returns
+    a ``Future``, with ``map`` and ``with`` blocks), so code written for the original HyperNodes'
+    executors, or for the standard library's, can use it directly.
 
     Subclasses override :meth:`run_item` and :meth:`arun_item` (node role) and :meth:`map_items`
     (map role).  ``lease()`` marks a call in progress: :meth:`shutdown` waits for the last call
@@ -153,6 +159,15 @@ class Executor:
         """Run every item; rows in input order."""
         return [row for _, row in self.iter_items(call, items, count)]
 
+    # -- as a concurrent.futures executor ---------------------------------------------------
+
+    def submit(self, fn: Callable[..., Any], /, *args: Any, **kwargs: Any) -> Future:
+        """Run ``fn(*args, **kwargs)`` as a task of this executor; its ``Future``.  The base
+        (and the sequential executor) runs it now, in the calling thread."""
+        if kwargs:
+            return _done(partial(fn, *args, **kwargs))
+        return _done(fn, *args)
+
     # -- lifetime ----------------------------------------------------------------------------
 
     @contextmanager
@@ -171,7 +186,7 @@ class Executor:
             if close:
                 self._release(wait=False)
 
-    def shutdown(self, wait: bool = True) -> None:
+    def shutdown(self, wait: bool = True, *, cancel_futures: bool = False) -> None:
         """Stop this executor's workers now, or when the calls still running end.
 
         The executor stays usable: the next call starts new workers.
@@ -307,6 +322,12 @@ class ThreadedExecutor(Executor):
         self.workers = max_workers or min(32, (os.cpu_count() or 1) + 4)
         self._pools = LevelPools(self.workers, "hypernodes-threaded")
 
+    def submit(self, fn: Callable[..., Any], /, *args: Any, **kwargs: Any) -> Future:
+        """Run ``fn(*args, **kwargs)`` in one of this executor's threads."""
+        if kwargs:
+            return self._pools.submit(partial(fn, *args, **kwargs))
+        return self._pools.submit(fn, *args)
+
     def run_item(
         self, plan: Plan, values: dict[str, Any], ctx: RunContext, tolerant: bool, index: int
     ) -> dict[str, Any]:
@@ -374,6 +395,11 @@ class AsyncExecutor(Executor):
         super().__init__(max_workers)
         self.limit = max_workers or 100
         self._pools = LevelPools(self.limit, "hypernodes-async")
+
+    def submit(self, fn: Callable[..., Any], /, *args: Any, **kwargs: Any) -> Future:
+        """Run ``fn(*args, **kwargs)`` in this executor's thread pool; an ``async def`` function
+        (or one returning an awaitable) is run to completion on an event loop there."""
+        return self._pools.submit(_awaited, partial(fn, *args, **kwargs))
 
     def _offload(self) -> Offload:
         """Run sync callables in this executor's pool for the loop thread's level."""
@@ -514,7 +540,9 @@ class CustomExecutor(Executor):
         self.workers = workers or getattr(target, "_max_workers", None) or os.cpu_count() or 1
         self._remote: bool | None = None
 
-    def submit(self, fn: Callable[..., Any], *args: Any) -> Future:
+    def submit(self, fn: Callable[..., Any], /, *args: Any, **kwargs: Any) -> Future:
+        if kwargs:
+            fn, args = partial(fn, *args, **kwargs), ()
         token = id(self.target)
         inside = _inside_of()
         if token in inside:
@@ -588,6 +616,20 @@ def _inside(inside: frozenset[int], level: int, fn: Callable[..., Any], *args: A
         return fn(*args)
     finally:
         _state.level, _state.inside = previous
+
+
+def _awaited(call: Callable[[], Any]) -> Any:
+    """``call()``, run to completion when it gives a coroutine or other awaitable."""
+    result = call()
+    if inspect.iscoroutine(result):
+        return run_sync(result)
+    if inspect.isawaitable(result):
+        return run_sync(_await(result))
+    return result
+
+
+async def _await(awaitable: Awaitable[Any]) -> Any:
+    return await awaitable
 
 
 def _done(fn: Callable[..., Any], *args: Any) -> Future:

@@ -21,8 +21,8 @@ import networkx as nx
 from ..cache.base import Cache
 from ..cache.explain import CacheReport, explain
 from ..cache.item import prepare_call
-from ..engines.base import Engine, is_tolerant
-from ..engines.hypernodes import bridge, default_engine
+from ..engines.base import Engine, engine_settings, is_tolerant
+from ..engines.hypernodes import HypernodesEngine, bridge, default_engine
 from ..exceptions import (
     UNNAMED,
     HyperNodesError,
@@ -38,7 +38,7 @@ from ..execution.plan import Plan, compile_plan
 from ..observe import events
 from ..observe.callbacks import RunOrigin, dispatcher_for
 from ..telemetry import env as run_log_env
-from ..viz import repr_svg, visualize
+from ..viz import check_original_viz_options, repr_svg, visualize
 from ..viz.widget import ENGINES as WIDGET_ENGINES
 from ..viz.widget import GraphWidget
 from . import lineage, patching
@@ -55,6 +55,7 @@ from .checks import (
     unknown_input_error,
 )
 from .failures import Budget, awithin_budget, collect, read_budget, within_budget
+from .formats import as_frame, check_return_format
 from .gc import gc_paused
 from .graph import PipelineGraph
 from .lineage import Lineage
@@ -165,6 +166,11 @@ class Pipeline:
         """Root inputs that are not bound: what a caller may still pass."""
         return tuple(a for a in self.root_args if a not in self._bound)
 
+    @property
+    def unfulfilled_args(self) -> tuple[str, ...]:
+        """The original HyperNodes 0.4's name of :attr:`unbound_args`."""
+        return self.unbound_args
+
     def __repr__(self) -> str:
         shown = ", ".join(repr(n) for n in self.pgraph.nodes[:8])
         more = f", ... {len(self.pgraph.nodes) - 8} more" if len(self.pgraph.nodes) > 8 else ""
@@ -182,6 +188,7 @@ class Pipeline:
         show_legend: bool = False,
         return_type: Literal["auto", "graphviz", "svg", "html"] = "auto",
         engine: Literal["graphviz", "widget", "js"] = "graphviz",
+        **original: Any,
     ) -> Any:
         """Draw the pipeline with graphviz, or as an interactive widget.
 
@@ -202,6 +209,8 @@ class Pipeline:
         (pan, zoom, expand nested pipelines, a node's details on click, light/dark theme), shown
         as HTML in Jupyter; ``depth=None`` (or above 1) opens nested pipelines, ``style="dark"``
         starts it dark, and a ``filename`` ending in ``.html`` saves it.  It needs no graphviz.
+        The original HyperNodes' options ``separate_outputs``, ``group_inputs`` and
+        ``interactive=False`` are accepted (see ``docs/migrating.md``).
         """
         if engine in WIDGET_ENGINES:
             widget = GraphWidget(
@@ -215,11 +224,22 @@ class Pipeline:
         if engine != "graphviz":
             raise HyperNodesError(f"engine must be 'graphviz', 'widget' or 'js', got {engine!r}")
 
+        check_original_viz_options(original)
         loop = nesting_cycle(self.label, self.pgraph)
         if loop is not None:
             raise loop
         return visualize(
-            self, filename, orient, depth, show_types, flatten, style, show_legend, return_type
+            self,
+            filename,
+            orient,
+            depth,
+            show_types,
+            flatten,
+            style,
+            show_legend,
+            return_type,
+            separate_outputs=original.get("separate_outputs", False),
+            group_inputs=original.get("group_inputs", False),
         )
 
     def _repr_svg_(self) -> str | None:
@@ -263,12 +283,13 @@ class Pipeline:
         return self._copy(_bound={**self._bound, **values})
 
     def unbind(self, *names: str) -> Pipeline:
-        """A copy with the bound values of ``names`` removed (all of them when none are named)."""
-        unknown = [n for n in names if n not in self._bound]
+        """A copy with the bound values of ``names`` removed (all of them when none are named).
+
+        An input that is not bound is left as it is (as in the original HyperNodes); a name
+        that is no input of the pipeline raises ``UnknownInputError`` (a typo)."""
+        unknown = [n for n in names if n not in self._bound and n not in self.root_args]
         if unknown:
-            raise HyperNodesError(
-                f"{pipeline_phrase(self.name)} has no bound input(s) {unknown}; bound: {sorted(self._bound)}"
-            )
+            raise unknown_input_error(self.label, unknown, self.root_args)
         keep = {k: v for k, v in self._bound.items() if names and k not in names}
         return self._copy(_bound=keep)
 
@@ -280,6 +301,7 @@ class Pipeline:
         map_mode: Literal["zip", "product"] = "zip",
         name: str | None = None,
         namespace: str | None = None,
+        expose: Literal["all", "mapped"] | Sequence[str] = "all",
     ) -> PipelineNode:
         """Use this pipeline as a node: rename inputs (``{outer: inner}``) and outputs
         (``{inner: outer}``), and optionally map it over outer lists (``map_over``).
@@ -287,13 +309,15 @@ class Pipeline:
         ``namespace="train"`` shows every input and output outside as ``train_<name>`` (names
         the mappings rename keep theirs; ``map_over`` uses the outer names) and names the node
         ``train``, so one pipeline can be used twice in a parent (see ``docs/nesting.md``).
+        ``expose`` picks the inner outputs the parent sees: ``"all"``, ``"mapped"`` (those in
+        ``output_mapping``, the original HyperNodes 0.4's behaviour) or a list of names.
         """
         if namespace is not None:
             input_mapping, output_mapping = namespaced(
                 self, namespace, input_mapping, output_mapping
             )
             name = name or namespace
-        return PipelineNode(self, input_mapping, output_mapping, map_over, map_mode, name)
+        return PipelineNode(self, input_mapping, output_mapping, map_over, map_mode, name, expose)
 
     # -- lineage, slicing and patching (model/lineage.py, model/patching.py) -----------------
 
@@ -421,59 +445,76 @@ class Pipeline:
     @overload
     def map(
         self,
-        inputs: Mapping[str, Any],
+        inputs: Mapping[str, Any] | None,
         map_over: str | Sequence[str],
         map_mode: Literal["zip", "product"] = ...,
         output_name: OutputName = ...,
         return_format: Literal["list"] = ...,
         on_error: Literal["raise", "continue"] = ...,
+        max_failures: int | float | None = ...,
     ) -> list[dict[str, Any]]: ...
     @overload
     def map(
         self,
-        inputs: Mapping[str, Any],
+        inputs: Mapping[str, Any] | None,
         map_over: str | Sequence[str],
         map_mode: Literal["zip", "product"] = ...,
         output_name: OutputName = ...,
         *,
         return_format: Literal["columns"],
         on_error: Literal["raise", "continue"] = ...,
+        max_failures: int | float | None = ...,
     ) -> dict[str, list[Any]]: ...
     @overload
     def map(
         self,
-        inputs: Mapping[str, Any],
+        inputs: Mapping[str, Any] | None,
         map_over: str | Sequence[str],
         map_mode: Literal["zip", "product"],
         output_name: OutputName,
         return_format: Literal["columns"],
         on_error: Literal["raise", "continue"] = ...,
+        max_failures: int | float | None = ...,
     ) -> dict[str, list[Any]]: ...
     @overload
     def map(
         self,
-        inputs: Mapping[str, Any],
+        inputs: Mapping[str, Any] | None,
         map_over: str | Sequence[str],
         map_mode: Literal["zip", "product"] = ...,
         output_name: OutputName = ...,
         return_format: Literal["list", "columns"] = ...,
         on_error: Literal["raise", "continue"] = ...,
+        max_failures: int | float | None = ...,
     ) -> list[dict[str, Any]] | dict[str, list[Any]]: ...
+    @overload
     def map(
         self,
-        inputs: Mapping[str, Any],
+        inputs: Mapping[str, Any] | None,
         map_over: str | Sequence[str],
+        map_mode: Literal["zip", "product"] = ...,
+        output_name: OutputName = ...,
+        *,
+        return_format: Literal["daft", "arrow"],
+        on_error: Literal["raise", "continue"] = ...,
+        max_failures: int | float | None = ...,
+    ) -> Any: ...
+    def map(
+        self,
+        inputs: Mapping[str, Any] | None = None,
+        map_over: str | Sequence[str] | None = None,
         map_mode: Literal["zip", "product"] = "zip",
         output_name: OutputName = None,
-        return_format: Literal["list", "columns"] = "list",
+        return_format: Literal["list", "columns", "daft", "arrow"] = "list",
         on_error: Literal["raise", "continue"] = "raise",
         max_failures: int | float | None = None,
-    ) -> list[dict[str, Any]] | dict[str, list[Any]]:
+    ) -> Any:
         """Run once per item of the ``map_over`` inputs; other inputs go whole to every item.
 
         ``map_mode="zip"`` pairs the lists element by element (they must have one length);
         ``"product"`` runs every combination.  Returns a list of per-item output dicts in input
-        order, or with ``return_format="columns"`` one list per output.
+        order, or with ``return_format="columns"`` one list per output (``"daft"``: those
+        columns as a ``daft.DataFrame``, ``"arrow"``: as a ``pyarrow.Table``).
 
         ``on_error="raise"`` stops at the first failing item and raises its exception (a note names
         the node and the item index).  ``"continue"`` attempts every item; an output that a failed
@@ -482,7 +523,7 @@ class Pipeline:
         with :class:`~hypernodes.exceptions.FailureBudgetError` once more items have failed.
         """
         if return_format not in ("list", "columns"):
-            raise MapError(f"return_format must be 'list' or 'columns', got {return_format!r}")
+            check_return_format(return_format)
         _check_on_error(on_error)
         budget = read_budget(max_failures, on_error)
         if inputs.__class__ is not dict:
@@ -505,12 +546,14 @@ class Pipeline:
             return rows
         if return_format == "columns":
             return _columns(plan, rows)
+        if return_format != "list":
+            return as_frame(_columns(plan, rows), return_format)
         return rows
 
     def imap(
         self,
-        inputs: Mapping[str, Any],
-        map_over: str | Sequence[str],
+        inputs: Mapping[str, Any] | None = None,
+        map_over: str | Sequence[str] | None = None,
         map_mode: Literal["zip", "product"] = "zip",
         output_name: OutputName = None,
         on_error: Literal["raise", "continue"] = "raise",
@@ -577,48 +620,52 @@ class Pipeline:
     @overload
     async def amap(
         self,
-        inputs: Mapping[str, Any],
+        inputs: Mapping[str, Any] | None,
         map_over: str | Sequence[str],
         map_mode: Literal["zip", "product"] = ...,
         output_name: OutputName = ...,
         return_format: Literal["list"] = ...,
         on_error: Literal["raise", "continue"] = ...,
+        max_failures: int | float | None = ...,
     ) -> list[dict[str, Any]]: ...
     @overload
     async def amap(
         self,
-        inputs: Mapping[str, Any],
+        inputs: Mapping[str, Any] | None,
         map_over: str | Sequence[str],
         map_mode: Literal["zip", "product"] = ...,
         output_name: OutputName = ...,
         *,
         return_format: Literal["columns"],
         on_error: Literal["raise", "continue"] = ...,
+        max_failures: int | float | None = ...,
     ) -> dict[str, list[Any]]: ...
     @overload
     async def amap(
         self,
-        inputs: Mapping[str, Any],
+        inputs: Mapping[str, Any] | None,
         map_over: str | Sequence[str],
         map_mode: Literal["zip", "product"],
         output_name: OutputName,
         return_format: Literal["columns"],
         on_error: Literal["raise", "continue"] = ...,
+        max_failures: int | float | None = ...,
     ) -> dict[str, list[Any]]: ...
     @overload
     async def amap(
         self,
-        inputs: Mapping[str, Any],
+        inputs: Mapping[str, Any] | None,
         map_over: str | Sequence[str],
         map_mode: Literal["zip", "product"] = ...,
         output_name: OutputName = ...,
         return_format: Literal["list", "columns"] = ...,
         on_error: Literal["raise", "continue"] = ...,
+        max_failures: int | float | None = ...,
     ) -> list[dict[str, Any]] | dict[str, list[Any]]: ...
     async def amap(
         self,
-        inputs: Mapping[str, Any],
-        map_over: str | Sequence[str],
+        inputs: Mapping[str, Any] | None = None,
+        map_over: str | Sequence[str] | None = None,
         map_mode: Literal["zip", "product"] = "zip",
         output_name: OutputName = None,
         return_format: Literal["list", "columns"] = "list",
@@ -639,8 +686,8 @@ class Pipeline:
 
     async def aimap(
         self,
-        inputs: Mapping[str, Any],
-        map_over: str | Sequence[str],
+        inputs: Mapping[str, Any] | None = None,
+        map_over: str | Sequence[str] | None = None,
         map_mode: Literal["zip", "product"] = "zip",
         output_name: OutputName = None,
         on_error: Literal["raise", "continue"] = "raise",
@@ -687,12 +734,14 @@ class Pipeline:
 
     def _root_context(self) -> RunContext:
         engine = self.engine if self.engine is not None else default_engine()
-        callbacks = self.callbacks
+        cache, callbacks = self.cache, self.callbacks
+        if callbacks or engine.__class__ is not HypernodesEngine:  # 0.4's SeqEngine holds both
+            cache, callbacks = engine_settings(engine, cache, callbacks)
         if run_log_env.PATH is not None:  # HYPERNODES_RUN_LOG: every call goes to the run log
             callbacks = run_log_env.with_run_log(callbacks)
         return RunContext(
             engine=engine,
-            cache=self.cache,
+            cache=cache,
             dispatcher=dispatcher_for(callbacks, RunOrigin(self, engine)) if callbacks else None,
             path=(self.label,),
             items=(None,),
@@ -755,6 +804,9 @@ class Pipeline:
     ) -> tuple[Plan, MapItems, int | None, RunContext]:
         """The plan, the item value dicts (made lazily), their count (None if unknown) and the
         context of this map call (with a cache: what it derives once for every item)."""
+        for name in spec.names:  # a bound input may be mapped over (a passed one wins)
+            if name not in inputs and name in self._bound:
+                inputs[name] = self._bound[name]
         try:
             spec.check_inputs(inputs, self.root_args, self.name)
         except MapError as exc:
@@ -768,6 +820,9 @@ class Pipeline:
         for name in spec.names:
             del inputs[name]
         base = {**self._bound, **inputs} if self._bound else inputs
+        if self._bound:
+            for name in spec.names:
+                base.pop(name, None)
         plan = self.plan(outputs, frozenset(base).union(spec.names), resource_names(base))
         seeded = plan.seed(base)
         if ctx.cache is not None:

@@ -6,7 +6,7 @@ from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
 from ..exceptions import MappingError
-from ..execution.context import RunContext
+from ..execution.context import RanFlag, RunContext
 from ..execution.plan import analyze
 from ..execution.step import Runner
 from .checks import name_mapping, name_tuple
@@ -25,6 +25,11 @@ class PipelineNode:
     names), the inner pipeline maps over those lists and each output reaches the outer pipeline as
     one list.  Inputs the inner pipeline has bound stay bound and are not asked of the outer
     pipeline, unless ``input_mapping`` names them explicitly.
+
+    ``expose`` chooses which inner outputs the outer pipeline sees: ``"all"`` (the default),
+    ``"mapped"`` (only those ``output_mapping`` names, as the original HyperNodes 0.4 did) or a
+    list of inner output names.  An inner output that is not exposed, and that no exposed one
+    needs, is never computed.
     """
 
     def __init__(
@@ -35,6 +40,7 @@ class PipelineNode:
         map_over: str | Sequence[str] | None = None,
         map_mode: str = "zip",
         name: str | None = None,
+        expose: str | Sequence[str] = "all",
     ) -> None:
         if not isinstance(getattr(pipeline, "pgraph", None), PipelineGraph):
             raise MappingError(f"as_node needs a Pipeline, got {pipeline!r}")
@@ -55,7 +61,8 @@ class PipelineNode:
         self.input_to_outer = _supplied_inputs(inner_inputs, bound, to_outer)
         _check_unique_outer(label, "input", self.input_to_outer, input_mapping)
         #: inner output name -> outer name
-        self.output_to_outer = {o: output_mapping.get(o, o) for o in pipeline.output_names}
+        exposed = _exposed(label, expose, output_mapping, pipeline.output_names)
+        self.output_to_outer = {o: output_mapping.get(o, o) for o in exposed}
         _check_unique_outer(label, "output", self.output_to_outer, output_mapping)
         self.output_to_inner = {o: i for i, o in self.output_to_outer.items()}
         self.input_mapping = input_mapping
@@ -107,24 +114,65 @@ class PipelineNode:
 
             def run(values: dict[str, Any], ctx: RunContext) -> None:
                 inputs = {inner: values[key] for inner, key in reads}
-                child = ctx.child(pipeline, name)
+                child = _observed_child(ctx, pipeline, name)
                 columns = pipeline.map_columns(inputs, spec, inner_outputs, child)
                 for inner, outer in pairs:
                     values[outer] = columns[inner]
+                if child.flag is not None and any(columns.values()):
+                    _report_cached(ctx, child, name)
 
         else:
 
             def run(values: dict[str, Any], ctx: RunContext) -> None:
                 inputs = {inner: values[key] for inner, key in reads}
-                result = pipeline.execute(inputs, inner_outputs, ctx.child(pipeline, name))
+                child = _observed_child(ctx, pipeline, name)
+                result = pipeline.execute(inputs, inner_outputs, child)
                 for inner, outer in pairs:
                     values[outer] = result[inner]
+                if child.flag is not None:
+                    _report_cached(ctx, child, name)
 
         return run
 
     def __repr__(self) -> str:
         mapped = f" map_over={list(self.map_over)}" if self.map_over else ""
         return f"{self.name}[pipeline]({', '.join(self.inputs)}) -> ({', '.join(self.outputs)}){mapped}"
+
+
+def _exposed(
+    label: str, expose: Any, output_mapping: Mapping[str, str], inner: Sequence[str]
+) -> tuple[str, ...]:
+    """The inner outputs the step gives its parent: all of them (``"all"``), the ones
+    ``output_mapping`` names (``"mapped"``, the original HyperNodes 0.4's choice), or a list."""
+    if expose == "all":
+        return tuple(inner)
+    if expose == "mapped":
+        if not output_mapping:
+            raise MappingError(f"{label}: expose='mapped' needs an output_mapping to expose")
+        return tuple(o for o in inner if o in output_mapping)
+    names = (expose,) if isinstance(expose, str) else tuple(expose)
+    unknown = [n for n in names if n not in inner]
+    if unknown or not names:
+        raise MappingError(
+            f"{label}: expose takes 'all', 'mapped' or a list of the inner pipeline's outputs "
+            f"{list(inner)}; got {expose!r}"
+        )
+    return tuple(o for o in inner if o in names)
+
+
+def _observed_child(ctx: RunContext, pipeline: Pipeline, name: str) -> RunContext:
+    """The context of the nested step ``name``; with callbacks and a cache in the caller, it
+    gets its own ran-flag, so the step can tell whether every inner node came from the cache."""
+    child = ctx.child(pipeline, name)
+    if ctx.dispatcher is not None and child.cache is not None:
+        child.flag = RanFlag(ctx.flag)
+    return child
+
+
+def _report_cached(ctx: RunContext, child: RunContext, name: str) -> None:
+    """``on_node_cached`` for the nested step ``name`` itself when none of its nodes ran."""
+    if not child.flag.ran:  # type: ignore[union-attr]
+        ctx.dispatcher.emit("on_node_cached", node=name, signature="", context=ctx.cb)
 
 
 def _inner_to_outer(

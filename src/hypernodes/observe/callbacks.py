@@ -21,6 +21,7 @@ from typing import Any
 
 from .hook_calls import hook_caller
 from .hooks import HOOKS
+from .original import ITEM_HOOKS, OriginalItems, wants_original_items
 
 #: an event recorded in a worker: (hook, path, items, time.time(), keyword arguments)
 Event = tuple[str, tuple[str, ...], tuple[int | None, ...], float, dict[str, Any]]
@@ -84,6 +85,21 @@ class CallbackContext:
         return self.path[-1]
 
     @property
+    def current_pipeline_id(self) -> str:
+        """The original HyperNodes' name of :attr:`pipeline`."""
+        return self.path[-1]
+
+    @property
+    def parent_pipeline_id(self) -> str | None:
+        """The pipeline this one is nested in (None at the top), the original's name."""
+        return self.path[-2] if len(self.path) > 1 else None
+
+    @property
+    def hierarchy_path(self) -> list[str]:
+        """:attr:`path` as a list, the original's name."""
+        return list(self.path)
+
+    @property
     def item_index(self) -> int | None:
         """The map item index at this level, or ``None`` outside a map item."""
         return self.items[-1] if self.items else None
@@ -101,6 +117,17 @@ class PipelineCallback:
 
     #: False: the callback is left out of runs (no hook of it is called, no event is built for it)
     enabled: bool = True
+    #: how a map item the cache serves whole reaches this callback: False gives our sequence
+    #: (``on_map_item_start``, ``on_map_item_cached``, ``on_map_item_end``), True the original
+    #: HyperNodes' (``on_map_item_cached`` alone); None (the default) picks the original's when
+    #: any hook is written positionally, the original way
+    original_item_events: bool | None = None
+
+    @property
+    def supported_engines(self) -> list[str] | None:
+        """The engine class names this callback works with (0.4's contract); None: every engine.
+        A pipeline run on an engine it does not name raises ``UnsupportedEngineError``."""
+        return None
 
     def on_pipeline_start(
         self, *, pipeline: str, inputs: Mapping[str, Any], context: CallbackContext, **kwargs: Any
@@ -234,6 +261,8 @@ class Dispatcher:
         self.origin = origin
         self._lock = threading.RLock()
         self.listeners: dict[str, list[tuple[Any, Any]]] = {}
+        #: per callback written the original way (by id): its held map item events
+        self._original: dict[int, OriginalItems] = {}
         self._listen(self.callbacks)
 
     def _listen(self, callbacks: Sequence[Any]) -> None:
@@ -241,8 +270,29 @@ class Dispatcher:
             hook: [(cb, hook_caller(cb, hook)) for cb in callbacks if _handles(cb, hook)]
             for hook in HOOKS
         }
+        if any(wants_original_items(cb, _handles) for cb in callbacks):
+            self._route_original(callbacks)
         #: whether any callback handles any event at all
         self.active = any(self.listeners.values())
+
+    def _route_original(self, callbacks: Sequence[Any]) -> None:
+        """Send every event of the callbacks written the original way through their
+        :class:`~hypernodes.observe.original.OriginalItems` (kept across re-listens), so a map item
+        the cache serves whole reaches them as ``on_map_item_cached`` alone."""
+        held = self._original
+        for cb in callbacks:
+            if not wants_original_items(cb, _handles):
+                continue
+            items = held.setdefault(id(cb), OriginalItems())
+            for hook, pairs in self.listeners.items():
+                call = next((c for owner, c in pairs if owner is cb), None)
+                if call is None and hook not in ITEM_HOOKS:
+                    continue
+                routed = (cb, items.route(hook, call))
+                if call is None:
+                    pairs.append(routed)
+                else:
+                    pairs[:] = [routed if owner is cb else (owner, c) for owner, c in pairs]
 
     def context(
         self, path: tuple[str, ...], items: tuple[int | None, ...], timestamp: float | None = None

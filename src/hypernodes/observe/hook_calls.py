@@ -54,6 +54,18 @@ def hook_caller(callback: Any, hook: str) -> Callable[..., Any]:
     return by_position
 
 
+def written_positionally(callback: Any, hook: str) -> bool:
+    """Whether ``callback``'s override of ``hook`` is written the original HyperNodes way
+    (positional arguments such as ``node_id, inputs, ctx``), not with our keywords."""
+    method = getattr(callback, hook)
+    function = getattr(method, "__func__", method)
+    try:
+        style = _STYLES[function]
+    except (KeyError, TypeError):
+        style = _style(callback, hook, method)
+    return style[0] == "positional"
+
+
 def _style(callback: Any, hook: str, method: Any) -> tuple[str, Any]:
     """How to call the override ``method`` of ``hook``: as it is, by keyword or by position."""
     fields = FIELDS[hook]
@@ -121,4 +133,4 @@ def _fitting_shape(
     return None
 
 
-__all__ = ["FIELDS", "POSITIONAL", "CallbackSignatureError", "hook_caller"]
+__all__ = ["FIELDS", "POSITIONAL", "CallbackSignatureError", "hook_caller", "written_positionally"]

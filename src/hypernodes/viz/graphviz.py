@@ -65,8 +65,12 @@ def visualize(
     style: str | Style | Mapping[str, Any] | None = "default",
     show_legend: bool = False,
     return_type: str = "auto",
+    separate_outputs: bool = False,
+    group_inputs: bool = False,
 ) -> Any:
-    """Draw ``pipeline``; see :meth:`hypernodes.Pipeline.visualize` for the options."""
+    """Draw ``pipeline``; see :meth:`hypernodes.Pipeline.visualize` for the options
+    (the original HyperNodes' ``separate_outputs``: each function's outputs as shapes of their
+    own; ``group_inputs``: the required inputs only one node reads, in one box per node)."""
     if orient not in ORIENTATIONS:
         raise HyperNodesError(f"orient must be one of {list(ORIENTATIONS)}, got {orient!r}")
     if depth is not None and (isinstance(depth, bool) or not isinstance(depth, int) or depth < 1):
@@ -77,6 +81,8 @@ def visualize(
         )
     gv = _graphviz_for(filename, return_type)
     builder = _Builder(gv, resolve_style(style), orient, depth, show_types, flatten)
+    builder.separate_outputs = separate_outputs
+    builder.group_inputs = group_inputs
     digraph = builder.draw(pipeline)
     if show_legend:
         builder.legend(digraph)
@@ -184,6 +190,12 @@ class _Builder:
         self.edges: list[tuple[str, str, dict[str, str]]] = []
         #: the kinds of element drawn, for the legend
         self.kinds: set[str] = set()
+        #: draw each function's outputs as shapes of their own (the original's separate_outputs)
+        self.separate_outputs = False
+        #: ids of the output shapes drawn that way (not drawn again as final outputs)
+        self.drawn_outputs: set[str] = set()
+        #: draw the required inputs only one node reads in one box (the original's group_inputs)
+        self.group_inputs = False
 
     # -- the whole picture -----------------------------------------------------------------
 
@@ -208,10 +220,12 @@ class _Builder:
                 "fontcolor": s.muted,
             },
         )
-        env: dict[str, _Source] = {}
         bound = pipeline.bound_inputs
+        env = self._grouped(graph, pipeline) if self.group_inputs else {}
         for name in pipeline.root_args:
             type_ = self.types.pipeline_input(pipeline, name)
+            if name in env:
+                continue
             if name in bound:
                 env[name] = self._bound_input(graph, name, type_, bound[name])
             else:
@@ -219,7 +233,7 @@ class _Builder:
         produced = self._scope(pipeline, graph, env, level=1)
         read = {name for item in pipeline.pgraph.nodes for name in item.inputs}
         for name in pipeline.output_names:
-            if name not in read:
+            if name not in read and produced[name].node not in self.drawn_outputs:
                 self._output(graph, name, produced[name])
         for tail, head, attrs in self.edges:
             graph.edge(tail, head, **attrs)
@@ -264,6 +278,30 @@ class _Builder:
             color=s.input_border,
         )
         return _Source(node_id, type=type_)
+
+    def _grouped(self, graph: Any, pipeline: Pipeline) -> dict[str, _Source]:
+        """One box per node for the required, unbound inputs that node alone reads (where it
+        reads two or more of them): each input a row of the box."""
+        groups: dict[int, list[str]] = {}
+        for name in pipeline.unbound_args:
+            readers = [item for item in pipeline.pgraph.order if name in item.inputs]
+            if len(readers) == 1 and name not in readers[0].defaults:
+                groups.setdefault(id(readers[0]), []).append(name)
+        s = self.style
+        sources: dict[str, _Source] = {}
+        for names in groups.values():
+            if len(names) < 2:
+                continue
+            self.kinds.add("input")
+            node_id = self._id("in")
+            rows = []
+            for i, name in enumerate(names):
+                type_ = self.types.pipeline_input(pipeline, name)
+                rows.append([f'<TD PORT="o{i}">{self._typed(name, type_)}</TD>'])
+                sources[name] = _Source(node_id, f"o{i}", type_)
+            label = self._table(rows, s.input_fill, s.input_border, 1)
+            graph.node(node_id, label=label, shape="plain")
+        return sources
 
     def _bound_input(self, graph: Any, name: str, type_: str | None, value: Any) -> _Source:
         s = self.style
@@ -313,11 +351,39 @@ class _Builder:
             label = self._box(
                 f"<B>{escape(node.name)}</B>", [], outs, s.function_fill, s.function_border, 1
             )
+        if self.separate_outputs:  # the name only: the outputs get shapes of their own
+            label = self._table(
+                [[f"<TD><B>{escape(node.name)}</B></TD>"]], s.function_fill, s.function_border, 1
+            )
         graph.node(node_id, label=label, shape="plain")
         for wire, param in zip(node.inputs, node.parameters):
             note = f"{wire} → {param}" if wire != param else None
             self._edge(local[wire].but(note), node_id)
+        if self.separate_outputs:
+            return self._separate(graph, node_id, outs)
         return self._sources(node_id, outs)
+
+    def _separate(
+        self, graph: Any, node_id: str, outs: list[tuple[str, str | None]]
+    ) -> dict[str, _Source]:
+        """A function's outputs as ellipses of their own, each fed by the function."""
+        s = self.style
+        sources = {}
+        for name, type_ in outs:
+            self.kinds.add("output")
+            out_id = self._id("val")
+            graph.node(
+                out_id,
+                label=self._value_label(name, type_, None),
+                shape="ellipse",
+                style=_styles("solid", s.filled),
+                fillcolor=s.output_fill,
+                color=s.output_border,
+            )
+            self.edges.append((node_id, out_id, {}))
+            self.drawn_outputs.add(out_id)
+            sources[name] = _Source(out_id, None, type_)
+        return sources
 
     def _collapsed(
         self, pn: PipelineNode, graph: Any, local: dict[str, _Source]

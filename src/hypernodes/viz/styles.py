@@ -90,6 +90,23 @@ STYLES: dict[str, Style] = {
 
 _FIELDS = frozenset(f.name for f in fields(Style))
 
+#: the original HyperNodes' theme names (seed era and 0.4), drawn with the closest theme here
+ORIGINAL_STYLES: dict[str, str] = {
+    **dict.fromkeys(
+        ("dark_neon_solid", "dark_neon_wire", "dark_neon", "dark_soft", "dark_deep", "kedro"),
+        "dark",
+    ),
+    **dict.fromkeys(("monochrome", "legacy", "professional", "simple"), "minimal"),
+    **dict.fromkeys(
+        (
+            "auto", "light", "modern", "tailwind_soft", "vibrant", "pastel", "bright_mint", "sunny", "coral_sunset", "tailwind_pastel",
+            "cool_breeze", "warm_glow", "lavender_fields", "vivid_pastel", "nord_soft",
+            "soft_candy", "warm_flow", "tropical_ocean", "sunrise",
+        ),
+        "default",
+    ),
+}  # fmt: skip
+
 
 def resolve_style(style: str | Style | Mapping[str, Any] | None) -> Style:
     """The :class:`Style` for ``style``: a theme name, a ``Style``, or a dict of overrides."""
@@ -115,7 +132,7 @@ def resolve_style(style: str | Style | Mapping[str, Any] | None) -> Style:
 
 
 def _theme(name: str) -> Style:
-    found = STYLES.get(name)
+    found = STYLES.get(name) or STYLES.get(ORIGINAL_STYLES.get(name, ""))
     if found is None:
         raise HyperNodesError(f"unknown style {name!r}; the themes are {sorted(STYLES)}")
     return found
