@@ -217,7 +217,9 @@ def test_stateful_is_built_in_each_worker_process_once():
         rows = pipeline.map({"x": list(range(8)), "model": Scaler(2)}, map_over="x")
     for row in rows:
         pid, built = row["pids"]
-        assert pid != os.getpid() and built == [pid]  # built once, in that worker
+        # built once in that worker (the list also holds what this process built before: the
+        # test module travels by value, its module state with it)
+        assert pid != os.getpid() and built.count(pid) == 1
 
 
 def test_stateful_cache_key_method_leaves_the_token_out():

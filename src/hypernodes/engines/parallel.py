@@ -84,6 +84,7 @@ class ParallelExecutor(Executor):
             count,
             workers=self.workers,
             backend=_Chunks(self),
+            local=True,  # worker processes of this machine: they import what this one can
             chunk_size=_chunk_size(call.plan, count, self.workers, call.ctx),
             window=self.window,
         )

@@ -29,8 +29,9 @@ from ..exceptions import WorkerImportError
 _OWN = __name__.split(".")[0]
 
 _LOCK = threading.RLock()
-#: (number of loaded modules, the user's module names among them): recomputed when it changes
-_FOUND: list[Any] = [-1, ()]
+#: per kind of worker (local or not): (number of loaded modules, the user's module names among
+#: them), recomputed when the number changes
+_FOUND: dict[bool, tuple[int, tuple[str, ...]]] = {}
 
 
 def library_dirs() -> tuple[str, ...]:
@@ -47,26 +48,51 @@ def library_dirs() -> tuple[str, ...]:
 LIBRARY_DIRS = library_dirs()
 
 
-def user_modules() -> tuple[str, ...]:
-    """The names of the loaded modules that are the user's own (not installed, not ours)."""
+def user_modules(local: bool = False) -> tuple[str, ...]:
+    """The names of the loaded modules that are the user's own (not installed, not ours).
+
+    ``local``: the workers run on this machine with this ``sys.path`` and working directory
+    (``"parallel"``), so they import by name every module this process can find by name; only
+    the others (a module loaded from a file outside ``sys.path``) are the ones to send."""
     modules = sys.modules
-    if _FOUND[0] == len(modules):
-        return _FOUND[1]
+    known = _FOUND.get(local)
+    if known is not None and known[0] == len(modules):
+        return known[1]
     found = []
     for name, module in list(modules.items()):
         file = getattr(module, "__file__", None)
         if not file or not file.endswith(".py") or name in ("__main__", "__mp_main__"):
             continue
-        if name.split(".")[0] == _OWN:
+        if name.split(".")[0] == _OWN or os.path.realpath(file).startswith(LIBRARY_DIRS):
             continue
-        if not os.path.realpath(file).startswith(LIBRARY_DIRS):
+        if not (local and _found_by_name(name, file)):
             found.append(name)
-    _FOUND[:] = [len(modules), tuple(found)]
-    return _FOUND[1]
+    _FOUND[local] = (len(modules), tuple(found))
+    return _FOUND[local][1]
+
+
+def _found_by_name(name: str, file: str) -> bool:
+    """Whether a fresh process importing ``name`` from ``sys.path`` gets the module loaded
+    from ``file`` (not asked of ``sys.modules``: a module loaded from a file outside
+    ``sys.path`` is there too)."""
+    from importlib.machinery import PathFinder
+
+    top = name.partition(".")[0]
+    try:
+        spec = PathFinder.find_spec(top)
+    except (ImportError, ValueError):
+        return False
+    if spec is None or not spec.origin:
+        return False
+    real = os.path.realpath(file)
+    if top == name:
+        return os.path.realpath(spec.origin) == real
+    places = spec.submodule_search_locations or []
+    return any(real.startswith(os.path.realpath(place) + os.sep) for place in places)
 
 
 @contextmanager
-def shipped_by_value() -> Any:
+def shipped_by_value(local: bool = False) -> Any:
     """While in the block, cloudpickle pickles the user's modules (:func:`user_modules`) by
     value; the registrations are undone after it (other pickling in this process is
     unaffected once it ends)."""
@@ -74,7 +100,7 @@ def shipped_by_value() -> Any:
 
     with _LOCK:
         added = []
-        for name in user_modules():
+        for name in user_modules(local):
             module = sys.modules.get(name)
             if module is None or _registered(cloudpickle, name):
                 continue
@@ -109,13 +135,14 @@ def shipped(module: str | None) -> bool:
     return any(module == name or module.startswith(name + ".") for name in registered)
 
 
-def dumps(obj: Any) -> bytes:
-    """cloudpickle ``obj`` with the user's modules by value (see the module), or by reference
-    when something in it cannot be pickled by value."""
+def dumps(obj: Any, local: bool = False) -> bytes:
+    """cloudpickle ``obj`` with the user's modules by value (see the module; ``local``: for
+    workers on this machine, see :func:`user_modules`), or by reference when something in it
+    cannot be pickled by value."""
     import cloudpickle
 
     try:
-        with shipped_by_value():
+        with shipped_by_value(local):
             return cloudpickle.dumps(obj, protocol=pickle.HIGHEST_PROTOCOL)
     except Exception:
         return cloudpickle.dumps(obj, protocol=pickle.HIGHEST_PROTOCOL)

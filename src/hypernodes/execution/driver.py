@@ -110,9 +110,11 @@ def remote_map(
     submit: Any = None,
     chunk_size: int | Iterator[int] | None = None,
     window: int | None = None,
+    local: bool = False,
 ) -> Rows:
     """Run the items of ``call`` on a :class:`Backend` (or through a plain ``submit``) in chunks
-    and yield ``(index, row)``.
+    and yield ``(index, row)``.  ``local``: the workers run on this machine with this
+    ``sys.path``, so only the user's modules they could not import travel by value.
 
     ``where`` names the destination in error messages (``"a worker process of
     map_executor='parallel'"``).  Inside a worker (a map nested in a remote item), or for no
@@ -127,7 +129,7 @@ def remote_map(
     if rest is None:
         return  # every item was a cache hit: no worker was needed
     on_error = "continue" if call.tolerant else "raise"
-    spec = PlanSpec.for_call(call.plan, call.ctx, call.node.inner, on_error, where)
+    spec = PlanSpec.for_call(call.plan, call.ctx, call.node.inner, on_error, where, local)
     left = None if count is None else count - first
     ctx, ordered = call.ctx, call.ordered
     if backend is None:

@@ -9,6 +9,7 @@ of pipeline outer[item 2] > inner[item 0]; inputs: x=1``.
 from __future__ import annotations
 
 import inspect
+import sys
 from typing import TYPE_CHECKING, Any
 
 from ..cache.base import CacheTimeout
@@ -185,13 +186,32 @@ class ErrorSnapshot:
                 "or its inputs were not recorded (a nested pipeline's own step, or values that "
                 "could not come back from a worker process); see the note on the error instead"
             )
-        return call_again(node, self._where.inputs)
+        return call_again(own_node(node), self._where.inputs)
 
     def __reduce__(self) -> tuple[Any, ...]:
         return (ErrorSnapshot, (self._where,))
 
     def __repr__(self) -> str:
         return f"ErrorSnapshot({describe(self._where).removeprefix('hypernodes: raised by ')})"
+
+
+def own_node(node: Node) -> Node:
+    """This process's own copy of ``node``: a node that failed in a worker comes back with the
+    error as a copy (its module travelled by value), whose function's globals are not the ones
+    of the module here.  The node of the same module, name and code is the user's own, so a
+    breakpoint set in it, or module state it reads, is the one the user sees."""
+    module = sys.modules.get(getattr(node, "__module__", None) or "")
+    found: Any = module
+    for part in (getattr(node, "__qualname__", "") or "<locals>").split("."):
+        found = getattr(found, part, None)
+    if (
+        isinstance(found, Node)
+        and found is not node
+        and found.name == node.name
+        and getattr(found.func, "__code__", None) == getattr(node.func, "__code__", False)
+    ):
+        return found
+    return node
 
 
 def call_again(node: Node, inputs: dict[str, Any]) -> Any:

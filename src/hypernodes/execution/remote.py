@@ -102,14 +102,22 @@ class PlanSpec:
     error messages (``"a worker process of map_executor='parallel'"``).
     """
 
-    __slots__ = ("token", "blob", "outputs", "tolerant", "where", "_refs", "__weakref__")
+    __slots__ = ("token", "blob", "outputs", "tolerant", "where", "local", "_refs", "__weakref__")
 
     def __init__(
-        self, plan: Plan, ctx: RunContext, node_executor: Any, on_error: str, where: str
+        self,
+        plan: Plan,
+        ctx: RunContext,
+        node_executor: Any,
+        on_error: str,
+        where: str,
+        local: bool = False,
     ) -> None:
         self.outputs = plan.output_names
         self.tolerant = on_error == "continue"
         self.where = where
+        #: the workers run on this machine, with this sys.path (see byvalue.user_modules)
+        self.local = local
         nodes = [step.node for step in plan.steps]
         label = ctx.path[-1] if ctx.path else "pipeline"
         hooks = recorded_hooks(ctx)
@@ -127,7 +135,7 @@ class PlanSpec:
             _statics(plan, ctx),
         )
         try:
-            self.blob = byvalue.dumps((payload, on_error == "continue", _process_id()))
+            self.blob = byvalue.dumps((payload, on_error == "continue", _process_id()), local)
         except Exception as exc:
             raise unpicklable_payload(nodes, worker_ctx, exc, where) from exc
         self.token = uuid.uuid4().hex
@@ -149,7 +157,13 @@ class PlanSpec:
 
     @classmethod
     def for_call(
-        cls, plan: Plan, ctx: RunContext, node_executor: Any, on_error: str, where: str
+        cls,
+        plan: Plan,
+        ctx: RunContext,
+        node_executor: Any,
+        on_error: str,
+        where: str,
+        local: bool = False,
     ) -> PlanSpec:
         """The spec for ``plan`` in ``ctx``, kept on the plan and reused while the engine, cache,
         node executor, path, recorded hooks and error policy stay the same."""
@@ -159,6 +173,7 @@ class PlanSpec:
             recorded_hooks(ctx),
             on_error,
             where,
+            local,
             _statics(plan, ctx),
             _EPOCH[0],
         )
@@ -168,7 +183,7 @@ class PlanSpec:
         refs = found._refs if found is not None else None
         if refs is not None and all(ref() is obj for ref, obj in zip(refs, objects)):
             return found  # type: ignore[return-value]
-        spec = cls(plan, ctx, node_executor, on_error, where)
+        spec = cls(plan, ctx, node_executor, on_error, where, local)
         if len(specs) >= _KEEP:
             specs.clear()
         specs[key] = spec
@@ -195,7 +210,7 @@ class PlanSpec:
         """The pickled values of ``chunk`` (with the ``tokens`` of its shared inputs, so that
         a worker need not hash them again); an unpicklable input is named with its item index."""
         try:
-            return byvalue.dumps((chunk, tokens))
+            return byvalue.dumps((chunk, tokens), self.local)
         except Exception as exc:
             raise unpicklable_values(chunk, start, exc, "input", f"sent to {self.where}") from exc
 
