@@ -4,37 +4,15 @@ from __future__ import annotations
 
 import pytest
 from engine_cases import add_one, double, join, left, minus_three, right
+from engine_kinds import LOCAL_AND_DASK
 
-from hypernodes import HypernodesEngine, MemoryCache, Pipeline
-from hypernodes.engines import AsyncExecutor, ThreadedExecutor
+from hypernodes import MemoryCache, Pipeline
 from hypernodes.testing import patch
 
 pytestmark = pytest.mark.timeout(120)
 
-KINDS = ["sequential", "threaded", "async", "parallel", "dask"]
+KINDS = LOCAL_AND_DASK
 XS = list(range(6))
-
-
-@pytest.fixture(scope="module")
-def local_engines():
-    made = {
-        "sequential": HypernodesEngine(),
-        "threaded": HypernodesEngine(map_executor=ThreadedExecutor(max_workers=2)),
-        "async": HypernodesEngine(map_executor=AsyncExecutor(max_workers=2)),
-        "parallel": HypernodesEngine(map_executor="parallel", max_workers=2),
-    }
-    yield made
-    for engine in made.values():
-        engine.shutdown()
-
-
-@pytest.fixture
-def engine(request, local_engines, kind):
-    if kind == "dask":
-        from hypernodes.engines import DaskEngine
-
-        return DaskEngine(client=request.getfixturevalue("dask_client"), chunk_size=2)
-    return local_engines[kind]
 
 
 def negative_double(a: int) -> int:

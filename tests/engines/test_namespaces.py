@@ -5,14 +5,13 @@ from __future__ import annotations
 
 import pytest
 from engine_cases import add_one, double
+from engine_kinds import KINDS
 
-from hypernodes import HypernodesEngine, MemoryCache, Pipeline, node
-from hypernodes.engines import AsyncExecutor, ThreadedExecutor
+from hypernodes import MemoryCache, Pipeline, node
 from hypernodes.exceptions import DuplicateOutputError, MappingError, NamespaceError
 
 pytestmark = pytest.mark.timeout(180)
 
-KINDS = ["sequential", "threaded", "async", "parallel", "dask", "daft"]
 XS = [0, 1, 2, 3]
 
 
@@ -28,35 +27,6 @@ def sum_b(train_b: list[int]) -> int:
 
 def inner() -> Pipeline:
     return Pipeline([add_one, double], name="steps")
-
-
-@pytest.fixture(scope="module")
-def local_engines():
-    made = {
-        "sequential": HypernodesEngine(),
-        "threaded": HypernodesEngine(map_executor=ThreadedExecutor(max_workers=2)),
-        "async": HypernodesEngine(map_executor=AsyncExecutor(max_workers=2)),
-        "parallel": HypernodesEngine(map_executor="parallel", max_workers=2),
-    }
-    yield made
-    for engine in made.values():
-        engine.shutdown()
-
-
-@pytest.fixture
-def engine(request, local_engines, kind):
-    if kind == "dask":
-        from hypernodes.engines import DaskEngine
-
-        return DaskEngine(client=request.getfixturevalue("dask_client"), chunk_size=2)
-    if kind == "daft":
-        pytest.importorskip("daft", reason="DaftEngine needs the daft extra")
-        from hypernodes.engines import DaftEngine
-
-        made = DaftEngine(runner="native")
-        request.addfinalizer(made.shutdown)
-        return made
-    return local_engines[kind]
 
 
 @pytest.mark.parametrize("kind", KINDS)

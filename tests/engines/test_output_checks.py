@@ -9,15 +9,14 @@ from pathlib import Path
 import pandas as pd
 import pydantic
 import pytest
+from engine_kinds import KINDS
 
-from hypernodes import DiskCache, HypernodesEngine, ItemError, Pipeline, node
-from hypernodes.engines import AsyncExecutor, ThreadedExecutor
+from hypernodes import DiskCache, ItemError, Pipeline, node
 from hypernodes.exceptions import InvalidNodeError, OutputCheckError
 from hypernodes.execution.layers import call_layers
 
 pytestmark = pytest.mark.timeout(180)
 
-KINDS = ["sequential", "threaded", "async", "parallel", "dask", "daft"]
 XS = [0, 1, 2, 3, 4, 5]
 
 
@@ -46,35 +45,6 @@ async def async_square(x: int) -> int:
 
 def calls(log: Path) -> list[int]:
     return [int(line) for line in log.read_text().split()] if log.exists() else []
-
-
-@pytest.fixture(scope="module")
-def local_engines():
-    made = {
-        "sequential": HypernodesEngine(),
-        "threaded": HypernodesEngine(map_executor=ThreadedExecutor(max_workers=2)),
-        "async": HypernodesEngine(map_executor=AsyncExecutor(max_workers=2)),
-        "parallel": HypernodesEngine(map_executor="parallel", max_workers=2),
-    }
-    yield made
-    for engine in made.values():
-        engine.shutdown()
-
-
-@pytest.fixture
-def engine(request, local_engines, kind):
-    if kind == "dask":
-        from hypernodes.engines import DaskEngine
-
-        return DaskEngine(client=request.getfixturevalue("dask_client"), chunk_size=2)
-    if kind == "daft":
-        pytest.importorskip("daft", reason="DaftEngine needs the daft extra")
-        from hypernodes.engines import DaftEngine
-
-        made = DaftEngine(runner="native")
-        request.addfinalizer(made.shutdown)
-        return made
-    return local_engines[kind]
 
 
 @pytest.mark.parametrize("kind", KINDS)

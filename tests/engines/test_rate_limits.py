@@ -10,15 +10,17 @@ import time
 from pathlib import Path
 
 import pytest
+from engine_kinds import LOCAL_AND_DASK
 
-from hypernodes import HypernodesEngine, Pipeline, node
-from hypernodes.engines import AsyncExecutor, ThreadedExecutor
+from hypernodes import Pipeline, node
 from hypernodes.exceptions import InvalidNodeError
 from hypernodes.execution.layers import call_layers
 
 pytestmark = pytest.mark.timeout(180)
 
-KINDS = ["sequential", "threaded", "async", "parallel", "dask"]
+KINDS = LOCAL_AND_DASK
+#: threads of the threaded and async executors (conftest.local_engines)
+LOCAL_WORKERS = 4
 #: a lower bound with room for clocks: N+1 starts never fit in less than the period
 SLACK = 0.05
 
@@ -52,28 +54,6 @@ def assert_within(times: list[float], count: int, period: float) -> None:
     """No ``count + 1`` starts within ``period`` seconds."""
     for first, later in zip(times, times[count:]):
         assert later - first >= period - SLACK, (times, count, period)
-
-
-@pytest.fixture(scope="module")
-def local_engines():
-    made = {
-        "sequential": HypernodesEngine(),
-        "threaded": HypernodesEngine(map_executor=ThreadedExecutor(max_workers=4)),
-        "async": HypernodesEngine(map_executor=AsyncExecutor(max_workers=4)),
-        "parallel": HypernodesEngine(map_executor="parallel", max_workers=2),
-    }
-    yield made
-    for engine in made.values():
-        engine.shutdown()
-
-
-@pytest.fixture
-def engine(request, local_engines, kind):
-    if kind == "dask":
-        from hypernodes.engines import DaskEngine
-
-        return DaskEngine(client=request.getfixturevalue("dask_client"), chunk_size=2)
-    return local_engines[kind]
 
 
 @pytest.mark.parametrize("kind", KINDS)

@@ -7,14 +7,13 @@ import os
 
 import pytest
 from engine_cases import neighbours, picky
+from engine_kinds import KINDS
 
-from hypernodes import HypernodesEngine, ItemError, Pipeline, Resource, node
-from hypernodes.engines import AsyncExecutor, ThreadedExecutor
+from hypernodes import ItemError, Pipeline, Resource, node
 from hypernodes.exceptions import HyperNodesError, WorkerCrashedError
 
 pytestmark = pytest.mark.timeout(180)
 
-KINDS = ["sequential", "threaded", "async", "parallel", "dask", "daft"]
 
 called_in: list[int] = []
 
@@ -23,35 +22,6 @@ called_in: list[int] = []
 def divide(a: int, b: int = 0) -> float:
     called_in.append(os.getpid())
     return a / b
-
-
-@pytest.fixture(scope="module")
-def local_engines():
-    made = {
-        "sequential": HypernodesEngine(),
-        "threaded": HypernodesEngine(map_executor=ThreadedExecutor(max_workers=2)),
-        "async": HypernodesEngine(map_executor=AsyncExecutor(max_workers=2)),
-        "parallel": HypernodesEngine(map_executor="parallel", max_workers=2),
-    }
-    yield made
-    for engine in made.values():
-        engine.shutdown()
-
-
-@pytest.fixture
-def engine(request, local_engines, kind):
-    if kind == "dask":
-        from hypernodes.engines import DaskEngine
-
-        return DaskEngine(client=request.getfixturevalue("dask_client"), chunk_size=2)
-    if kind == "daft":
-        pytest.importorskip("daft", reason="DaftEngine needs the daft extra")
-        from hypernodes.engines import DaftEngine
-
-        made = DaftEngine(runner="native")
-        request.addfinalizer(made.shutdown)
-        return made
-    return local_engines[kind]
 
 
 @pytest.mark.parametrize("kind", KINDS)

@@ -9,14 +9,13 @@ import sys
 from pathlib import Path
 
 import pytest
+from engine_kinds import KINDS
 
-from hypernodes import DiskCache, HypernodesEngine, Pipeline, node
-from hypernodes.engines import AsyncExecutor, ThreadedExecutor
+from hypernodes import DiskCache, Pipeline, node
 from hypernodes.exceptions import InvalidNodeError, VariantError
 
 pytestmark = pytest.mark.timeout(180)
 
-KINDS = ["sequential", "threaded", "async", "parallel", "dask", "daft"]
 XS = [1, 2, 3]
 
 
@@ -47,35 +46,6 @@ def narrow(x: int) -> tuple[int, int]:
 @node(output_name=("lo", "hi"), variant="wide")
 def wide(x: int) -> tuple[int, int]:
     return x - 10, x + 10
-
-
-@pytest.fixture(scope="module")
-def local_engines():
-    made = {
-        "sequential": HypernodesEngine(),
-        "threaded": HypernodesEngine(map_executor=ThreadedExecutor(max_workers=2)),
-        "async": HypernodesEngine(map_executor=AsyncExecutor(max_workers=2)),
-        "parallel": HypernodesEngine(map_executor="parallel", max_workers=2),
-    }
-    yield made
-    for engine in made.values():
-        engine.shutdown()
-
-
-@pytest.fixture
-def engine(request, local_engines, kind):
-    if kind == "dask":
-        from hypernodes.engines import DaskEngine
-
-        return DaskEngine(client=request.getfixturevalue("dask_client"), chunk_size=2)
-    if kind == "daft":
-        pytest.importorskip("daft", reason="DaftEngine needs the daft extra")
-        from hypernodes.engines import DaftEngine
-
-        made = DaftEngine(runner="native")
-        request.addfinalizer(made.shutdown)
-        return made
-    return local_engines[kind]
 
 
 def calls(log: Path) -> list[str]:

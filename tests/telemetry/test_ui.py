@@ -14,6 +14,7 @@ import shutil
 import subprocess
 import sys
 import textwrap
+import time
 from pathlib import Path
 
 import pytest
@@ -162,14 +163,15 @@ def test_the_run_page_follows_a_running_map(tmp_path, serve, browser):
     try:
         url = serve(folder)
         page = None
-        for _ in range(200):  # the run appears once the map has started
+        deadline = time.monotonic() + 90  # the run appears once the map has started
+        while page is None and time.monotonic() < deadline:
+            assert runner.poll() is None, runner.stderr.read()  # the map's process is alive
             browser.get(url)
-            links = WebDriverWait(browser, 5).until(
-                lambda d: d.find_elements(By.CSS_SELECTOR, "#runs a") or [None]
-            )
-            if links[0] is not None:
+            links = browser.find_elements(By.CSS_SELECTOR, "#runs a")
+            if links:
                 page = links[0].get_attribute("href")
-                break
+            else:
+                time.sleep(0.2)
         assert page is not None, "the running map never showed in the list"
         browser.get(page)
 
