@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 from typing import Any, Protocol, runtime_checkable
 
 from ..exceptions import MapError, UnsupportedEngineError
@@ -83,3 +83,39 @@ class Engine(Protocol):
         """Release what the engine started (threads, worker processes, a cluster); with
         ``wait`` until they are gone.  Using the engine again afterwards starts them anew."""
         ...
+
+
+class ClusterEngine:
+    """What the engines whose maps run on a cluster (Dask, Ray) share: one item (``run``) runs
+    in this process on ``self._local`` (the maps nested in it are distributed), and ``map`` is
+    ``imap`` collected in input order.  Subclasses set ``_local`` and define ``imap``."""
+
+    _local: Any
+
+    def run(self, plan: Plan, values: dict[str, Any], ctx: RunContext) -> dict[str, Any]:
+        """Run one item in this process (the maps nested in it are distributed)."""
+        result: dict[str, Any] = self._local.run(plan, values, ctx)
+        return result
+
+    def map(
+        self,
+        plan: Plan,
+        items: Iterable[dict[str, Any]],
+        count: int | None,
+        ctx: RunContext,
+        on_error: str = "raise",
+    ) -> list[dict[str, Any]]:
+        """Run every item on the cluster; rows in input order (see ``Pipeline.map``)."""
+        return [row for _, row in self.imap(plan, items, count, ctx, on_error)]
+
+    def imap(
+        self,
+        plan: Plan,
+        items: Iterable[dict[str, Any]],
+        count: int | None,
+        ctx: RunContext,
+        on_error: str = "raise",
+        ordered: bool = True,
+    ) -> Iterator[tuple[int, dict[str, Any]]]:
+        """``(item index, row)`` pairs as the cluster returns them."""
+        raise NotImplementedError

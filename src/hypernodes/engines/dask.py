@@ -41,7 +41,7 @@ from ..execution.loops import ObservedItems
 from ..execution.plan import Plan, chunk_size_for
 from ..execution.remote import PlanSpec, in_worker, run_chunk
 from ..model.checks import check_seconds, check_whole
-from .base import is_tolerant
+from .base import ClusterEngine, is_tolerant
 from .dask_local import DaskLocalEngine, wants_local
 from .hypernodes import HypernodesEngine, make_executor
 
@@ -83,7 +83,7 @@ def _distributed() -> Any:
     return distributed
 
 
-class DaskEngine:
+class DaskEngine(ClusterEngine):
     """Runs the items of ``Pipeline.map`` on a ``dask.distributed`` cluster, in chunks.
 
     - ``client``: your ``distributed.Client``; the engine uses it and never closes it.
@@ -151,21 +151,6 @@ class DaskEngine:
         self._finalizer = weakref.finalize(self, self._cluster.close)
 
     # -- the Engine protocol -----------------------------------------------------------------
-
-    def run(self, plan: Plan, values: dict[str, Any], ctx: RunContext) -> dict[str, Any]:
-        """Run one item in this process (the maps nested in it are distributed)."""
-        return self._local.run(plan, values, ctx)
-
-    def map(
-        self,
-        plan: Plan,
-        items: Iterable[dict[str, Any]],
-        count: int | None,
-        ctx: RunContext,
-        on_error: str = "raise",
-    ) -> list[dict[str, Any]]:
-        """Run every item on the cluster; rows in input order (see ``Pipeline.map``)."""
-        return [row for _, row in self.imap(plan, items, count, ctx, on_error)]
 
     def imap(
         self,

@@ -23,7 +23,7 @@ from ..execution.executors import Executor
 from ..execution.loops import ObservedItems
 from ..execution.plan import Plan, chunk_size_for
 from ..execution.remote import run_chunk
-from .base import is_tolerant
+from .base import ClusterEngine, is_tolerant
 from .hypernodes import HypernodesEngine, make_executor
 
 _WHERE = "a Ray worker of RayEngine"
@@ -32,7 +32,7 @@ _WHERE = "a Ray worker of RayEngine"
 MAX_CHUNK = 10_000
 
 
-class RayEngine:
+class RayEngine(ClusterEngine):
     """Runs the items of ``Pipeline.map`` as Ray tasks, in chunks (``pip install
     'hypernodes[ray]'``).
 
@@ -75,21 +75,6 @@ class RayEngine:
         self._isolating = threading.Lock()
         self._started = False
         self._lock = threading.Lock()
-
-    def run(self, plan: Plan, values: dict[str, Any], ctx: RunContext) -> dict[str, Any]:
-        """Run one item in this process (the maps nested in it are distributed)."""
-        return self._local.run(plan, values, ctx)
-
-    def map(
-        self,
-        plan: Plan,
-        items: Iterable[dict[str, Any]],
-        count: int,
-        ctx: RunContext,
-        on_error: str = "raise",
-    ) -> list[dict[str, Any]]:
-        """Run every item on Ray; rows in input order (see ``Pipeline.map``)."""
-        return [row for _, row in self.imap(plan, items, count, ctx, on_error)]
 
     def imap(
         self,
